@@ -1,0 +1,3 @@
+from pfswatchd.cli import main
+
+raise SystemExit(main())
