@@ -1,0 +1,202 @@
+"""Classify a FITS file: its data ID and visit-level values, from name and header.
+
+Pure: a function of the file name (:mod:`pfswatchd.names`) and the headers read
+by :mod:`pfswatchd.fitsheader`.  It derives values exactly as the PFS ingest
+does (pfs-datamodel.md §2.3-§2.4, obs_pfs translator.py and gen3.py):
+
+- instrument from W_SITE (S -> PFS, any other letter L -> PFS-L);
+- visit W_VISIT, arm from W_ARM (1 b, 2 r, 3 n, 4 m), spectrograph W_SPMOD;
+- pfs_design_id W_PFDSGN, dither ``int(W_ENFCAZ * 1e4 + 0.5)``.
+
+Like obs_base, the cards are taken from the primary HDU, with the first
+extension's cards merged on top when the primary is not a PFS header (the
+simulator writes everything into the compressed image HDU).
+
+The name and the header must agree on site, visit, spectrograph and arm (and on
+visit and design id for pfsConfigs); a file where they disagree is rejected
+with both values in the reason.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pfswatchd.errors import BadHeaderError, NameMismatchError, PfsWatchError
+from pfswatchd.fitsheader import FitsScan, Header
+from pfswatchd.model import FileKind, NameInfo, PfsConfigFile, RawFile, Skipped
+from pfswatchd.names import ARM_BY_NUMBER, instrument_for_site
+
+RAW_REQUIRED = ("W_SITE", "W_VISIT", "W_ARM", "W_SPMOD", "W_PFDSGN", "W_ENFCAZ", "MJD-STR")
+PFSCONFIG_REQUIRED = ("W_VISIT", "W_PFDSGN")
+MAX_VISIT = 21474800  # PrimeFocusSpectrograph's visit_max (exclusive)
+MAX_DESIGN_ID = 2**63  # pfsDesignId is a 63-bit hash
+
+_NOT_INGESTED = {
+    FileKind.METROLOGY: "metrology camera (MCS) frames are recognised but not ingested",
+    FileKind.GUIDER: "auto-guider frames are recognised but not ingested",
+    FileKind.PFSDESIGN: "pfsDesign files describe a design, not a visit; they are not ingested",
+}
+
+
+def not_ingested(path: Path, name: NameInfo) -> Skipped | None:
+    """A :class:`Skipped` for kinds pfswatchd recognises but does not ingest."""
+    reason = _NOT_INGESTED.get(name.kind)
+    return Skipped(path, name.kind, reason) if reason else None
+
+
+def quantize_dither(dither_mm: float) -> int:
+    """obs_pfs's quantisation: units of 1e-4 of the card (0.1 um if mm), truncating."""
+    return int(dither_mm * 1e4 + 0.5)
+
+
+def classify(path: Path, name: NameInfo, scan: FitsScan) -> RawFile | PfsConfigFile:
+    """Classify a complete raw or pfsConfig file.
+
+    Raises:
+        BadHeaderError: a required card is missing or has an invalid value.
+        NameMismatchError: the name and the header disagree.
+    """
+    if name.kind in (FileKind.RAW_CCD, FileKind.RAW_NIR):
+        return _classify_raw(path, name, raw_header(scan))
+    if name.kind is FileKind.PFSCONFIG:
+        return _classify_pfsconfig(path, name, scan)
+    raise PfsWatchError(f"{path.name}: {name.kind} files are not classified for ingest")
+
+
+def raw_header(scan: FitsScan) -> Header:
+    """The cards of a raw: the primary, with HDU 1 merged on top if the primary is not PFS."""
+    primary = scan.primary
+    if _get(primary, "INSTRUME") != "PFS" and len(scan.hdus) > 1:
+        return primary.merged(scan.hdus[1].header)
+    return primary
+
+
+def _classify_raw(path: Path, name: NameInfo, header: Header) -> RawFile:
+    where = path.name
+    instrume = _get(header, "INSTRUME")
+    if instrume != "PFS":
+        raise BadHeaderError(f"{where}: INSTRUME is {instrume!r}; expected 'PFS' in a PFS raw frame")
+    _require(where, header, RAW_REQUIRED)
+    site = _string(where, header, "W_SITE")
+    if len(site) != 1 or not site.isalpha() or not site.isupper():
+        raise BadHeaderError(f"{where}: W_SITE is {site!r}; expected one upper-case site letter such as 'S'")
+    visit = _integer(where, header, "W_VISIT", 0, MAX_VISIT)
+    arm_number = _integer(where, header, "W_ARM", 1, 5)
+    arm = ARM_BY_NUMBER[arm_number]
+    spectrograph = _integer(where, header, "W_SPMOD", 1, 5)
+    design = _integer(where, header, "W_PFDSGN", 0, MAX_DESIGN_ID)
+    dither_mm = _real(where, header, "W_ENFCAZ")
+    _real(where, header, "MJD-STR")
+    if "EXPTIME" in header:
+        _real(where, header, "EXPTIME")
+
+    mismatches = []
+    if name.site != site:
+        mismatches.append(f"site {name.site} but W_SITE {site}")
+    if name.visit != visit:
+        mismatches.append(f"visit {name.visit} but W_VISIT {visit}")
+    if name.spectrograph != spectrograph:
+        mismatches.append(f"spectrograph {name.spectrograph} but W_SPMOD {spectrograph}")
+    if name.arm != arm:
+        mismatches.append(f"arm {name.arm} but W_ARM {arm_number} ({arm})")
+    if not mismatches and (arm == "n") != (name.kind is FileKind.RAW_NIR):
+        category = "B (NIR ramp)" if name.kind is FileKind.RAW_NIR else "A (CCD)"
+        mismatches.append(f"category {category} but arm {arm}")
+    if mismatches:
+        raise NameMismatchError(
+            f"{where}: the name says {'; '.join(mismatches)}; expected the name and header to agree"
+        )
+    return RawFile(
+        path=path,
+        kind=name.kind,
+        instrument=instrument_for_site(site),
+        visit=visit,
+        arm=arm,
+        spectrograph=spectrograph,
+        pfs_design_id=design,
+        dither=quantize_dither(dither_mm),
+        header=header,
+    )
+
+
+def _classify_pfsconfig(path: Path, name: NameInfo, scan: FitsScan) -> PfsConfigFile:
+    where = path.name
+    if scan.find("CONFIG") is None:
+        found = [hdu.extname or "PRIMARY" for hdu in scan.hdus]
+        raise BadHeaderError(
+            f"{where}: has HDUs {found}; expected a CONFIG table (PRIMARY, CONFIG, PHOTOMETRY, GUIDESTARS)"
+        )
+    header = scan.primary
+    missing = [key for key in PFSCONFIG_REQUIRED if key not in header]
+    if missing:
+        raise BadHeaderError(
+            f"{where}: missing header cards {', '.join(missing)}; the butler reads a pfsConfig by them "
+            "(fix with checkPfsConfigHeaders.py --fix)"
+        )
+    visit = _integer(where, header, "W_VISIT", 0, MAX_VISIT)
+    design = _integer(where, header, "W_PFDSGN", 0, MAX_DESIGN_ID)
+    mismatches = []
+    if name.visit is not None and name.visit != visit:
+        mismatches.append(f"visit {name.visit} but W_VISIT {visit}")
+    if name.pfs_design_id is not None and name.pfs_design_id != design:
+        mismatches.append(f"design 0x{name.pfs_design_id:016x} but W_PFDSGN 0x{design:016x}")
+    if mismatches:
+        raise NameMismatchError(
+            f"{where}: the name says {'; '.join(mismatches)}; expected the name and header to agree"
+        )
+    instrument = instrument_for_site(name.site) if name.site else None
+    if instrument is None and isinstance(_get(header, "W_SITE"), str):
+        instrument = instrument_for_site(header["W_SITE"])
+    return PfsConfigFile(
+        path=path, instrument=instrument, visit=visit, pfs_design_id=design, subset=name.subset or 0
+    )
+
+
+def _get(header: Mapping[str, Any], key: str) -> Any:
+    try:
+        return header.get(key)
+    except ValueError:
+        return None
+
+
+def _require(where: str, header: Mapping[str, Any], keys: tuple[str, ...]) -> None:
+    missing = [key for key in keys if key not in header]
+    if missing:
+        raise BadHeaderError(
+            f"{where}: missing required header cards {', '.join(missing)}; "
+            "expected them in the primary header (or the image HDU)"
+        )
+
+
+def _value(where: str, header: Mapping[str, Any], key: str) -> Any:
+    try:
+        return header[key]
+    except ValueError as exc:
+        raise BadHeaderError(f"{where}: {exc}") from None
+
+
+def _string(where: str, header: Mapping[str, Any], key: str) -> str:
+    value = _value(where, header, key)
+    if not isinstance(value, str):
+        raise BadHeaderError(f"{where}: {key} is {value!r}; expected a string")
+    return value.strip()
+
+
+def _integer(where: str, header: Mapping[str, Any], key: str, low: int, high: int) -> int:
+    """The integer value of ``key`` in ``[low, high)``."""
+    value = _value(where, header, key)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value < high:
+        raise BadHeaderError(f"{where}: {key} is {value!r}; expected an integer from {low} to {high - 1}")
+    return value
+
+
+def _real(where: str, header: Mapping[str, Any], key: str) -> float:
+    value = _value(where, header, key)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise BadHeaderError(f"{where}: {key} is {value!r}; expected a finite number")
+    return float(value)

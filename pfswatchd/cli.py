@@ -1,0 +1,137 @@
+"""Command line: ``pfswatchd <command> ...``.  The only module that exits.
+
+Exit status: 0 success; 1 some files failed or a runtime error; 2 usage error;
+78 (EX_CONFIG) bad configuration, so that systemd does not restart-loop on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from pfswatchd import __version__
+from pfswatchd.errors import ConfigError, PfsWatchError
+from pfswatchd.model import FileKind
+from pfswatchd.transfer import TRANSFER_MODES
+
+EX_OK = 0
+EX_FAILED = 1
+EX_USAGE = 2
+EX_CONFIG = 78
+
+
+def _create(args: argparse.Namespace) -> int:
+    from pfswatchd import repo
+
+    instruments = args.instrument or list(repo.DEFAULT_INSTRUMENTS)
+    repo.create(args.repo, instruments=instruments)
+    print(f"{args.repo}: PFS repository ready with instruments {', '.join(instruments)}")
+    for instrument in instruments:
+        print(f"  {repo.defaults_chain(instrument)} -> {repo.default_raw_run(instrument)}, "
+              f"{repo.default_pfsconfig_run(instrument)}")
+    return EX_OK
+
+
+def _ingest_raws(args: argparse.Namespace) -> int:
+    from pfswatchd.ingest import IngestSettings
+    from pfswatchd.oneshot import run_ingest
+
+    settings = IngestSettings(transfer=args.transfer, raw_run=args.output_run, fail_fast=args.fail_fast)
+    return run_ingest(
+        args.repo, args.paths, accept=frozenset({FileKind.RAW_CCD, FileKind.RAW_NIR}), settings=settings
+    )
+
+
+def _ingest_pfsconfig(args: argparse.Namespace) -> int:
+    from pfswatchd import repo
+    from pfswatchd.ingest import IngestSettings
+    from pfswatchd.oneshot import run_ingest
+
+    by_class = {cls: name for name, cls in repo.INSTRUMENT_CLASSES.items()}
+    instrument = by_class.get(args.instrument, args.instrument)
+    settings = IngestSettings(transfer=args.transfer, pfsconfig_run=args.run, fail_fast=args.fail_fast)
+    return run_ingest(
+        args.repo,
+        args.paths,
+        accept=frozenset({FileKind.PFSCONFIG}),
+        settings=settings,
+        instrument=instrument,
+    )
+
+
+def _fake_data(args: argparse.Namespace) -> int:
+    from pfswatchd.fakedata import make_visits
+
+    paths = make_visits(
+        args.dir, visits=args.visits, first_visit=args.first_visit, full_size=args.full_size, pfsf=args.pfsf
+    )
+    print(f"{args.dir}: wrote {len(paths)} files for {args.visits} visits")
+    return EX_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pfswatchd", description="Ingest Subaru PFS raw frames and pfsConfigs into a butler repository."
+    )
+    parser.add_argument("--version", action="version", version=f"pfswatchd {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    create = commands.add_parser("create", help="create a butler repository with the PFS universe")
+    create.add_argument("repo", metavar="REPO")
+    create.add_argument("--instrument", action="append", help="instrument to register (repeatable)")
+    create.set_defaults(func=_create)
+
+    raws = commands.add_parser("ingest-raws", help="ingest PFSA/PFSB raw frames (like butler ingest-raws)")
+    raws.add_argument("repo", metavar="REPO")
+    raws.add_argument("paths", metavar="PATH", nargs="+", help="file, directory (recursive) or glob")
+    raws.add_argument("--transfer", choices=TRANSFER_MODES, default="auto")
+    raws.add_argument("--fail-fast", action="store_true", help="stop at the first bad file")
+    raws.add_argument("--output-run", metavar="RUN", help="RUN collection (default <instrument>/raw/all)")
+    raws.set_defaults(func=_ingest_raws)
+
+    configs = commands.add_parser(
+        "ingest-pfsconfig", help="ingest pfsConfig/PFSF files (like ingestPfsConfig.py)"
+    )
+    configs.add_argument("repo", metavar="REPO")
+    configs.add_argument("instrument", metavar="INSTRUMENT", help="instrument name (PFS) or class")
+    configs.add_argument("run", metavar="RUN", help="RUN collection, e.g. PFS/raw/pfsConfig")
+    configs.add_argument("paths", metavar="PATH", nargs="+", help="file, directory (recursive) or glob")
+    configs.add_argument("--transfer", choices=TRANSFER_MODES, default="auto")
+    configs.add_argument("--fail-fast", action="store_true", help="stop at the first bad file")
+    configs.add_argument("--no-update", action="store_true", help="accepted for compatibility; records "
+                         "are never updated")
+    configs.set_defaults(func=_ingest_pfsconfig)
+
+    fake = commands.add_parser("fake-data", help="write realistic synthetic PFS files for trying pfswatchd")
+    fake.add_argument("dir", metavar="DIR")
+    fake.add_argument("--visits", type=int, default=2)
+    fake.add_argument("--first-visit", type=int, default=100)
+    fake.add_argument("--full-size", action="store_true", help="full-size 4300x4416 CCD / 4096^2 NIR images")
+    fake.add_argument("--pfsf", action="store_true", help="also write STARS-style PFSF files (00, 01, 02)")
+    fake.set_defaults(func=_fake_data)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"pfswatchd: configuration error: {exc}", file=sys.stderr)
+        return EX_CONFIG
+    except (PfsWatchError, OSError) as exc:
+        print(f"pfswatchd: {exc}", file=sys.stderr)
+        return EX_FAILED
+    except KeyboardInterrupt:
+        print("pfswatchd: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the one catch-all: a bug, reported in one line
+        from pfswatchd.oneshot import PathError
+
+        if isinstance(exc, PathError):
+            print(f"pfswatchd: {exc}", file=sys.stderr)
+            return EX_FAILED
+        print(f"pfswatchd: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EX_FAILED

@@ -1,0 +1,59 @@
+"""Is a file whole?  Structural completeness plus what each PFS kind must hold.
+
+Structure alone is not enough: a FITS file is structurally whole at every HDU
+boundary, and the DAQs write HDU by HDU (a NIR ramp gains two HDUs per read).
+So each kind also states how many HDUs a finished file has:
+
+- PFSA: the primary plus the compressed ``image`` HDU (or a primary that
+  holds the image itself, as very old files do);
+- PFSB: ``1 + 2 * W_H4NRED`` HDUs, plus the RESET pair when ``W_4FMTVR >= 3``
+  (the DAQ patches W_H4NRED when a ramp stops early);
+- pfsConfig: PRIMARY, CONFIG, PHOTOMETRY, and GUIDESTARS when DAMD_VER >= 2.
+
+This module is pure: it looks at a :class:`~pfswatchd.fitsheader.FitsScan`.
+"""
+
+from __future__ import annotations
+
+from pfswatchd.fitsheader import FitsScan, Header
+from pfswatchd.model import FileKind
+
+
+def incomplete_reason(kind: FileKind, scan: FitsScan) -> str | None:
+    """None when ``scan`` is a whole file of ``kind``, else why it is not (one line)."""
+    if not scan.complete:
+        return scan.problem or "is not a whole FITS file"
+    hdus = len(scan.hdus)
+    primary = scan.primary
+    if kind is FileKind.RAW_CCD:
+        has_image = hdus >= 2 or _int(primary, "NAXIS") > 0
+        if not has_image:
+            return "has only its primary HDU; a PFSA frame also needs its image HDU"
+        return None
+    if kind is FileKind.RAW_NIR:
+        reads = _int(primary, "W_H4NRED")
+        if reads <= 0:
+            return None  # the header check reports the missing card
+        expected = 1 + 2 * reads + (2 if _int(primary, "W_4FMTVR") >= 3 else 0)
+        if hdus < expected:
+            return f"has {hdus} HDUs; W_H4NRED={reads} means {expected} when the ramp is finished"
+        return None
+    if kind is FileKind.PFSCONFIG:
+        expected = 4 if _int(primary, "DAMD_VER", 2) >= 2 else 3
+        if hdus < expected:
+            return f"has {hdus} HDUs; a pfsConfig needs {expected} (PRIMARY, CONFIG, PHOTOMETRY, GUIDESTARS)"
+        return None
+    return None
+
+
+def _int(header: Header, key: str, default: int = 0) -> int:
+    """The integer value of ``key``, or ``default`` when absent or not an integer."""
+    try:
+        value = header.get(key)
+    except ValueError:
+        return default
+    if isinstance(value, bool):
+        return default
+    if isinstance(value, int):
+        return value
+    return default

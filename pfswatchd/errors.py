@@ -1,0 +1,179 @@
+"""Error kinds that pfswatchd records, and the exceptions that carry them.
+
+Every failure that reaches the ledger has one ``ErrorKind`` from the fixed list
+below.  The kinds are part of the operator interface (``status --json``, the
+log, README "Error kinds"), so never rename one; add new ones at the end.
+
+``retryable`` kinds are transient: the file stays queued and is retried with
+backoff.  The others are permanent: the file is failed (and quarantined when
+the policy says so) until an operator runs ``pfswatchd retry``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import ClassVar
+
+
+class ErrorKind(StrEnum):
+    # Permanent: something is wrong with the file itself.
+    NOT_FITS = "not_fits"
+    TRUNCATED = "truncated"
+    BAD_HEADER = "bad_header"
+    NAME_MISMATCH = "name_mismatch"
+    DESIGN_MISMATCH = "design_mismatch"
+    VISIT_MISMATCH = "visit_mismatch"
+    CONFLICT = "conflict"
+    UNSAFE_ARCHIVE = "unsafe_archive"
+    CORRUPT_ARCHIVE = "corrupt_archive"
+    ARCHIVE_LIMIT = "archive_limit"
+    CHECKSUM_MISMATCH = "checksum_mismatch"
+    UNPACK_SCRIPT = "unpack_script"
+    NOT_PFS_REPOSITORY = "not_pfs_repository"
+    INTERNAL = "internal"
+    # Transient: the environment, not the file.
+    DATABASE_UNAVAILABLE = "database_unavailable"
+    DISK_FULL = "disk_full"
+    PERMISSION_DENIED = "permission_denied"
+    IO_ERROR = "io_error"
+    DATASTORE_BUSY = "datastore_busy"
+
+
+RETRYABLE_KINDS = frozenset(
+    {
+        ErrorKind.DATABASE_UNAVAILABLE,
+        ErrorKind.DISK_FULL,
+        ErrorKind.PERMISSION_DENIED,
+        ErrorKind.IO_ERROR,
+        ErrorKind.DATASTORE_BUSY,
+    }
+)
+
+
+class PfsWatchError(Exception):
+    """Base of pfswatchd's errors; ``str(error)`` is a one-line reason.
+
+    The message names the file, what was wrong and what was expected, so it can
+    be shown to an operator as it is.
+    """
+
+    kind: ClassVar[ErrorKind] = ErrorKind.INTERNAL
+
+    def __init__(self, message: str, *, kind: ErrorKind | None = None) -> None:
+        super().__init__(" ".join(message.split()))
+        if kind is not None:
+            self.kind = kind  # type: ignore[misc]
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind in RETRYABLE_KINDS
+
+
+class NotFitsError(PfsWatchError):
+    kind = ErrorKind.NOT_FITS
+
+
+class TruncatedError(PfsWatchError):
+    kind = ErrorKind.TRUNCATED
+
+
+class BadHeaderError(PfsWatchError):
+    kind = ErrorKind.BAD_HEADER
+
+
+class NameMismatchError(PfsWatchError):
+    kind = ErrorKind.NAME_MISMATCH
+
+
+class DesignMismatchError(PfsWatchError):
+    kind = ErrorKind.DESIGN_MISMATCH
+
+
+class VisitMismatchError(PfsWatchError):
+    kind = ErrorKind.VISIT_MISMATCH
+
+
+class ConflictError(PfsWatchError):
+    kind = ErrorKind.CONFLICT
+
+
+class UnsafeArchiveError(PfsWatchError):
+    kind = ErrorKind.UNSAFE_ARCHIVE
+
+
+class CorruptArchiveError(PfsWatchError):
+    kind = ErrorKind.CORRUPT_ARCHIVE
+
+
+class ArchiveLimitError(PfsWatchError):
+    kind = ErrorKind.ARCHIVE_LIMIT
+
+
+class ChecksumMismatchError(PfsWatchError):
+    kind = ErrorKind.CHECKSUM_MISMATCH
+
+
+class UnpackScriptError(PfsWatchError):
+    kind = ErrorKind.UNPACK_SCRIPT
+
+
+class NotPfsRepositoryError(PfsWatchError):
+    kind = ErrorKind.NOT_PFS_REPOSITORY
+
+
+class TransientError(PfsWatchError):
+    """The environment failed (database, disk, permissions); try again later."""
+
+    kind = ErrorKind.IO_ERROR
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; the message names the key and why."""
+
+
+def describe(kind: ErrorKind) -> str:
+    """One line for operators: what causes ``kind`` and what to do."""
+    return ERROR_HELP[kind]
+
+
+ERROR_HELP: dict[ErrorKind, str] = {
+    ErrorKind.NOT_FITS: "The file is not FITS (no SIMPLE card, or a malformed header). "
+    "Re-download it; if it is not a PFS frame, move it out of the watched folder.",
+    ErrorKind.TRUNCATED: "The file is shorter than its headers declare and stopped growing. "
+    "Re-download it, then `pfswatchd retry`.",
+    ErrorKind.BAD_HEADER: "A required header card is missing or has an invalid value. "
+    "Fix the header (e.g. checkPfsRawHeaders.py --fix) and retry.",
+    ErrorKind.NAME_MISMATCH: "The file name and the header disagree (visit, arm, spectrograph, "
+    "site or design). Find out which is right; rename or fix the header.",
+    ErrorKind.DESIGN_MISMATCH: "The pfsDesignId differs from the one already recorded for the visit. "
+    "The file belongs to another visit or the header needs a fix.",
+    ErrorKind.VISIT_MISMATCH: "A visit-level value (dither) differs from the one already recorded "
+    "for the visit by its other raws.",
+    ErrorKind.CONFLICT: "A different file with the same data ID is already in the repository. "
+    "Nothing was overwritten; remove the old dataset with `butler prune-datasets --unstore` "
+    "first if the new file should replace it.",
+    ErrorKind.UNSAFE_ARCHIVE: "The archive has a member that would escape the extraction folder "
+    "(absolute path, '..', outside link, device or fifo). Nothing was published.",
+    ErrorKind.CORRUPT_ARCHIVE: "The archive cannot be read (bad compression, truncated tar). "
+    "Re-download it.",
+    ErrorKind.ARCHIVE_LIMIT: "The archive exceeds a configured limit (member count, size, "
+    "compression ratio, nesting). Raise [archives] limits if it is genuine.",
+    ErrorKind.CHECKSUM_MISMATCH: "A file does not match its md5/sha256 sidecar. Re-download it.",
+    ErrorKind.UNPACK_SCRIPT: "The STARS2 zadmin/unpack.py script failed or timed out; see the "
+    "message and run it by hand in the staging folder.",
+    ErrorKind.NOT_PFS_REPOSITORY: "The butler repository does not have the PFS dimension universe.",
+    ErrorKind.INTERNAL: "An unexpected error (a bug). The message and log carry the traceback; "
+    "please report it. `pfswatchd retry` re-queues the file.",
+    ErrorKind.DATABASE_UNAVAILABLE: "The registry or ledger database is locked or down. "
+    "Retried automatically with backoff.",
+    ErrorKind.DISK_FULL: "No space left in the datastore or staging folder. Free space; "
+    "retried automatically.",
+    ErrorKind.PERMISSION_DENIED: "pfswatchd may not read the file or write its destination. "
+    "Fix ownership or mode; retried automatically.",
+    ErrorKind.IO_ERROR: "An I/O error that may pass (network filesystem, file vanished while "
+    "read). Retried automatically.",
+    ErrorKind.DATASTORE_BUSY: "The datastore path is being written by another ingest. "
+    "Retried automatically.",
+}
+
+assert set(ERROR_HELP) == set(ErrorKind), "every error kind needs operator help"

@@ -1,0 +1,61 @@
+"""complete -> classify for one file: read its headers once and say what it is.
+
+Shared by the one-shot commands and the service.  Reading is bounded: headers
+only (see :mod:`pfswatchd.fitsheader`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pfswatchd.classify import classify, not_ingested
+from pfswatchd.complete import incomplete_reason
+from pfswatchd.errors import NotFitsError, PfsWatchError
+from pfswatchd.fitsheader import FitsScan, scan
+from pfswatchd.model import INGESTIBLE_KINDS, Classified, FileKind, NameInfo, Skipped
+from pfswatchd.names import parse_name
+from pfswatchd.transfer import transient
+
+
+@dataclass(frozen=True, slots=True)
+class Examination:
+    """What one look at a file found.  Exactly one of the optional fields is set."""
+
+    path: Path
+    name: NameInfo
+    classified: Classified | None = None
+    skipped: Skipped | None = None
+    incomplete: str | None = None  # "ends at byte ..."; maybe still being written
+    error: PfsWatchError | None = None
+    identity: tuple[int, int, int, int] | None = None  # (size, mtime_ns, ctime_ns, inode) when read
+
+    @property
+    def kind(self) -> FileKind:
+        return self.name.kind
+
+
+def examine(path: Path, name: NameInfo | None = None) -> Examination:
+    """Read the headers of ``path`` and classify it (never raises for bad input)."""
+    name = name or parse_name(path)
+    skipped = not_ingested(path, name)
+    if skipped is not None:
+        return Examination(path, name, skipped=skipped)
+    if name.kind not in INGESTIBLE_KINDS:
+        reason = f"{name.kind} files are not ingested"
+        return Examination(path, name, skipped=Skipped(path, name.kind, reason))
+    try:
+        result: FitsScan = scan(path)
+    except NotFitsError as exc:
+        return Examination(path, name, error=exc)
+    except OSError as exc:
+        return Examination(path, name, error=transient(exc, f"reading {path.name}"))
+    identity = result.identity()
+    reason = incomplete_reason(name.kind, result)
+    if reason is not None:
+        return Examination(path, name, incomplete=f"{path.name}: {reason}", identity=identity)
+    try:
+        classified = classify(path, name, result)
+    except PfsWatchError as exc:
+        return Examination(path, name, error=exc, identity=identity)
+    return Examination(path, name, classified=classified, identity=identity)

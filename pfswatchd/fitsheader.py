@@ -1,0 +1,322 @@
+"""Read FITS headers and check that a file is structurally whole.
+
+This is the only module that opens FITS files during ingest.  It reads header
+blocks and seeks over data blocks, so a 36 MB frame costs a few kilobytes of
+reads, and a header that declares a 50 GB data block costs nothing: sizes are
+computed, never read.
+
+A file is *complete* when its size equals the sum of its HDUs' padded header
+and data sizes (FITS standard 4.0 §3.3-§4.4), i.e. every header ends in an END
+card and every declared data block is present.
+
+Card values are parsed on demand (a PFSA primary has ~150 cards and ingest needs
+two dozen of them); the grammar follows FITS 4.0 §4.2 for the value types that
+PFS headers use: strings (with '' escapes and CONTINUE), logicals, integers,
+reals (E or D exponents) and complex numbers.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pfswatchd.errors import NotFitsError
+
+BLOCK = 2880
+CARD = 80
+MAX_HEADER_BLOCKS = 1000  # 36,000 cards: far beyond any PFS header
+MAX_HDUS = 2000  # a 999-read NIR ramp has 2,001 HDUs; more is not a PFS file
+_END = b"END" + b" " * 77
+_INT = re.compile(r"^[+-]?\d+$")
+_UNDEFINED = object()
+
+
+class Header(Mapping[str, Any]):
+    """The cards of one HDU: keyword -> value, parsed lazily; read-only.
+
+    Commentary cards (COMMENT, HISTORY, blank) are dropped.  A keyword that
+    appears twice keeps its first value, as astropy's ``header[key]`` does.
+    """
+
+    __slots__ = ("_raw", "_parsed")
+
+    def __init__(self, raw: dict[str, str]) -> None:
+        self._raw = raw
+        self._parsed: dict[str, Any] = {}
+
+    @classmethod
+    def from_cards(cls, cards: Mapping[str, Any]) -> Header:
+        """A header from already-parsed values (merging, tests)."""
+        header = cls({key: "" for key in cards})
+        header._parsed.update(cards)
+        return header
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return self._parsed[key]
+        except KeyError:
+            raw = self._raw[key]  # KeyError for unknown keys, as a Mapping should
+            value = self._parsed[key] = _parse_value(raw, key)
+            return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._raw
+
+    def merged(self, other: Header) -> Header:
+        """A new header: these cards, overridden by ``other``'s."""
+        raw = {**self._raw, **other._raw}
+        merged = Header(raw)
+        merged._parsed = {k: v for k, v in self._parsed.items() if k not in other._raw}
+        merged._parsed.update(other._parsed)
+        return merged
+
+
+@dataclass(frozen=True, slots=True)
+class Hdu:
+    index: int
+    header_offset: int
+    data_offset: int
+    data_size: int  # padded to whole blocks
+    header: Header
+
+    @property
+    def end(self) -> int:
+        return self.data_offset + self.data_size
+
+    @property
+    def extname(self) -> str | None:
+        value = self.header.get("EXTNAME")
+        return value if isinstance(value, str) else None
+
+
+@dataclass(frozen=True, slots=True)
+class FitsScan:
+    """What a scan found: the HDUs read so far and whether the file is whole."""
+
+    path: Path
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    inode: int
+    hdus: tuple[Hdu, ...]
+    complete: bool
+    problem: str | None  # why it is not complete
+
+    @property
+    def primary(self) -> Header:
+        return self.hdus[0].header
+
+    def find(self, extname: str) -> Hdu | None:
+        """The first HDU named ``extname`` (case-insensitive, as FITS readers treat EXTNAME)."""
+        wanted = extname.upper()
+        return next((hdu for hdu in self.hdus if (hdu.extname or "").upper() == wanted), None)
+
+    def identity(self) -> tuple[int, int, int, int]:
+        return (self.size, self.mtime_ns, self.ctime_ns, self.inode)
+
+
+def scan(path: str | os.PathLike[str]) -> FitsScan:
+    """Walk the HDUs of a FITS file and say whether it is complete.
+
+    Raises:
+        NotFitsError: the bytes are not FITS (no SIMPLE card, a header card that
+            breaks the standard, negative or absurd axis values, or bytes after
+            the last HDU that are not an extension).
+        OSError: the file cannot be opened or read.
+    """
+    path = Path(path)
+    with open(path, "rb", buffering=0) as stream:
+        st = os.fstat(stream.fileno())
+        size = st.st_size
+        hdus: list[Hdu] = []
+        offset = 0
+        problem: str | None = None
+        while offset < size:
+            if len(hdus) >= MAX_HDUS:
+                raise NotFitsError(f"{path}: more than {MAX_HDUS} HDUs; expected a PFS frame")
+            header_or_problem = _read_header(stream, path, offset, size, first=not hdus)
+            if isinstance(header_or_problem, str):
+                problem = header_or_problem
+                break
+            header, header_blocks = header_or_problem
+            data_offset = offset + header_blocks * BLOCK
+            data_size = _padded_data_size(header, path, len(hdus))
+            hdus.append(Hdu(len(hdus), offset, data_offset, data_size, header))
+            offset = data_offset + data_size
+            if offset > size:
+                problem = (
+                    f"ends at byte {size} inside the data of HDU {len(hdus) - 1}; "
+                    f"its headers declare at least {offset} bytes"
+                )
+                break
+        if not hdus and problem is None:
+            problem = "is empty"
+    complete = problem is None and offset == size
+    return FitsScan(path, size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, tuple(hdus), complete, problem)
+
+
+def _read_header(
+    stream: Any, path: Path, offset: int, size: int, *, first: bool
+) -> tuple[Header, int] | str:
+    """Read one header starting at ``offset``: (header, blocks) or why it is cut short."""
+    stream.seek(offset)
+    chunks: list[bytes] = []
+    blocks = 0
+    end_at = -1
+    # Read a few blocks at a time: a PFS primary is 2-5 blocks, an extension 1-2.
+    while end_at < 0:
+        if blocks >= MAX_HEADER_BLOCKS:
+            raise NotFitsError(f"{path}: HDU header has no END card within {MAX_HEADER_BLOCKS} blocks")
+        want = min(4, MAX_HEADER_BLOCKS - blocks) * BLOCK
+        chunk = stream.read(want)
+        usable = len(chunk) - len(chunk) % BLOCK
+        if not chunks and not _starts_card(chunk, b"SIMPLE  =" if first else b"XTENSION="):
+            if first:
+                raise NotFitsError(f"{path}: does not start with a SIMPLE card; expected a FITS file")
+            raise NotFitsError(
+                f"{path}: the bytes after the HDU ending at byte {offset} are not an XTENSION header; "
+                "expected FITS extensions only"
+            )
+        for card_start in range(0, usable, CARD):
+            if chunk[card_start : card_start + CARD] == _END:
+                end_at = sum(len(c) for c in chunks) + card_start
+                break
+        chunks.append(chunk[:usable])
+        blocks += usable // BLOCK
+        if end_at < 0 and len(chunk) < want:
+            return f"ends at byte {size} inside the header of the HDU at byte {offset}"
+    raw = b"".join(chunks)[:end_at]
+    header_blocks = end_at // BLOCK + 1
+    return _parse_cards(raw, path), header_blocks
+
+
+def _starts_card(chunk: bytes, keyword: bytes) -> bool:
+    """True if ``chunk`` starts with ``keyword`` (or is a prefix of it: still being written)."""
+    if len(chunk) < len(keyword):
+        return keyword.startswith(chunk)
+    return chunk.startswith(keyword)
+
+
+def _parse_cards(raw: bytes, path: Path) -> Header:
+    try:
+        text = raw.decode("ascii")
+    except UnicodeDecodeError as exc:
+        raise NotFitsError(f"{path}: header has a non-ASCII byte at offset {exc.start}; FITS allows ASCII only")
+    cards: dict[str, str] = {}
+    last_key: str | None = None
+    for start in range(0, len(text), CARD):
+        card = text[start : start + CARD]
+        key = card[:8].rstrip()
+        if key == "CONTINUE" and last_key is not None:
+            previous = cards[last_key]
+            if previous.rstrip().endswith("&'"):
+                cards[last_key] = previous.rstrip()[:-2] + card[10:].lstrip()[1:]
+            continue
+        if key == "HIERARCH":
+            name, sep, value = card[9:].partition("=")
+            if sep:
+                last_key = name.strip()
+                cards.setdefault(last_key, value)
+            continue
+        if card[8:10] != "= " or not key or key in ("COMMENT", "HISTORY"):
+            last_key = None
+            continue
+        last_key = key
+        cards.setdefault(key, card[10:])
+    return Header(cards)
+
+
+def _parse_value(field: str, key: str) -> Any:
+    """Parse the value field (card columns 11-80) of ``key``."""
+    text = field.lstrip()
+    if text.startswith("'"):
+        chars: list[str] = []
+        i = 1
+        while i < len(text):
+            c = text[i]
+            if c == "'":
+                if text[i + 1 : i + 2] == "'":
+                    chars.append("'")
+                    i += 2
+                    continue
+                break
+            chars.append(c)
+            i += 1
+        return "".join(chars).rstrip()
+    value = text.split("/", 1)[0].strip()
+    if value == "":
+        return None
+    if value == "T":
+        return True
+    if value == "F":
+        return False
+    if _INT.match(value):
+        return int(value)
+    if value.startswith("("):
+        real, _, imag = value.strip("()").partition(",")
+        return complex(_float(real, key), _float(imag, key))
+    return _float(value, key)
+
+
+def _float(text: str, key: str) -> float:
+    try:
+        return float(text.strip().replace("D", "E").replace("d", "e"))
+    except ValueError:
+        raise ValueError(f"card {key} has value {text.strip()!r}, which is not a FITS value") from None
+
+
+def _padded_data_size(header: Header, path: Path, index: int) -> int:
+    """Bytes of data after this header, padded to whole blocks (FITS 4.0 §4.4.1)."""
+
+    def integer(key: str, default: int | None = None) -> int:
+        if key not in header:
+            if default is None:
+                raise NotFitsError(f"{path}: HDU {index} has no {key} card; expected by the FITS standard")
+            return default
+        try:
+            value = header[key]
+        except ValueError as exc:
+            raise NotFitsError(f"{path}: HDU {index}: {exc}") from None
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise NotFitsError(f"{path}: HDU {index} card {key} = {value!r}; expected an integer")
+        return value
+
+    bitpix = integer("BITPIX")
+    if bitpix not in (8, 16, 32, 64, -32, -64):
+        raise NotFitsError(f"{path}: HDU {index} has BITPIX = {bitpix}; expected 8, 16, 32, 64, -32 or -64")
+    naxis = integer("NAXIS")
+    if not 0 <= naxis <= 999:
+        raise NotFitsError(f"{path}: HDU {index} has NAXIS = {naxis}; expected 0-999")
+    if naxis == 0:
+        return 0
+    axes = [integer(f"NAXIS{i}") for i in range(1, naxis + 1)]
+    if any(n < 0 for n in axes):
+        raise NotFitsError(f"{path}: HDU {index} has a negative NAXISn ({axes}); expected >= 0")
+    pcount = integer("PCOUNT", 0)
+    gcount = integer("GCOUNT", 1)
+    if pcount < 0 or gcount < 0:
+        raise NotFitsError(f"{path}: HDU {index} has PCOUNT {pcount}, GCOUNT {gcount}; expected >= 0")
+    random_groups = index == 0 and axes[0] == 0 and header.get("GROUPS") is True
+    count = math.prod(axes[1:] if random_groups else axes)
+    bits = abs(bitpix) * gcount * (pcount + count)
+    nbytes = bits // 8
+    return -(-nbytes // BLOCK) * BLOCK
+
+
+def read_column(path: str | os.PathLike[str], extname: str, column: str) -> list[Any]:
+    """One column of a binary-table HDU, read with astropy (small tables only)."""
+    from astropy.io import fits
+
+    with fits.open(path, memmap=False, lazy_load_hdus=True) as hdul:
+        return [value.item() if hasattr(value, "item") else value for value in hdul[extname].data[column]]

@@ -1,0 +1,564 @@
+"""The ingest engine: classified files in, butler datasets out.
+
+One call of :meth:`Ingester.ingest` takes a batch of classified raws and
+pfsConfigs (any mix, any visits, any order) and writes them in ONE registry
+transaction:
+
+1. *plan* (reads only): check each raw against its visit (the record already in
+   the registry, or the first raw of the visit in this batch): one design and
+   one dither per visit.  Compute each dataset's ref with a DATAID_TYPE_RUN id
+   (the id daf_butler computes, so re-ingest is idempotent) and find the refs
+   that already exist: the same bytes again is a DUPLICATE (success, nothing
+   changes), other bytes with that data ID a CONFLICT (never an overwrite).  A
+   pfsConfig whose visit has no raws yet is WAITING.
+2. *write*: place the files (:mod:`pfswatchd.transfer`), then in one
+   transaction insert the dimension records (pfs_design_id, dither, visit with
+   its metadata, cat_id and pfsConfig join records) and ``Butler.ingest`` the
+   datasets.  If the transaction fails, the placed files are removed, and a
+   multi-file batch is split in halves and retried so that one bad file cannot
+   take the others down; transient failures (database locked or down, disk
+   full) fail the whole batch with a retryable error kind instead.
+
+Unlike the official tool, the files of a visit may come in separate calls: the
+visit record is written by the first raw of the visit to arrive and later raws
+are checked against it (obs_pfs uses the first file of a call the same way).
+
+PFSF rule: the full pfsConfig (``pfsConfig-0x...`` or ``PFSF......00``) goes to
+the pfsConfig RUN (default ``<instrument>/raw/pfsConfig``); a customised copy
+``PFSF......NN`` (01-99) goes to ``<pfsConfig RUN>/NN``.  Each run holds one
+pfsConfig per visit, so all of them stay retrievable; ``<instrument>/defaults``
+lists the full RUN first and the customised ones after it, so the pipeline
+finds the full pfsConfig when there is one and a customised one otherwise.
+
+This is the only module that writes to the butler.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy.exc
+from lsst.daf.butler import (
+    Butler,
+    ButlerConfig,
+    CollectionType,
+    DataCoordinate,
+    DatasetIdGenEnum,
+    DatasetRef,
+    DimensionRecord,
+    FileDataset,
+)
+from lsst.daf.butler.datastore.file_templates import FileTemplates
+
+from pfswatchd import repo
+from pfswatchd.errors import (
+    ConflictError,
+    DesignMismatchError,
+    ErrorKind,
+    PfsWatchError,
+    TransientError,
+    VisitMismatchError,
+)
+from pfswatchd.fitsheader import read_column
+from pfswatchd.model import Classified, FileKind, Outcome, PfsConfigFile, RawFile, Status
+from pfswatchd.transfer import TRANSFER_MODES, Placement, place, same_content, transient
+from pfswatchd.visitrecord import visit_values
+
+
+@dataclass(frozen=True, slots=True)
+class IngestSettings:
+    transfer: str = "auto"
+    raw_run: str | None = None  # None: <instrument>/raw/all
+    pfsconfig_run: str | None = None  # None: <instrument>/raw/pfsConfig
+    fail_fast: bool = False
+
+    def __post_init__(self) -> None:
+        if self.transfer not in TRANSFER_MODES:
+            raise ValueError(f"transfer mode {self.transfer!r}; expected one of {', '.join(TRANSFER_MODES)}")
+
+
+@dataclass(frozen=True, slots=True)
+class VisitState:
+    """What the registry (or this batch) says about a visit."""
+
+    design: int
+    dither: int
+    record: DimensionRecord
+    source: str  # the file that defined it, for messages; "registry" when it was already there
+
+
+@dataclass(slots=True)
+class _Item:
+    """One file on its way through a batch."""
+
+    index: int
+    file: Classified
+    ref: DatasetRef | None = None
+    run: str = ""
+    cat_ids: tuple[int, ...] = ()
+    placement: Placement | None = None
+
+
+@dataclass(slots=True)
+class _Plan:
+    new: list[_Item] = field(default_factory=list)
+    new_visits: dict[tuple[str, int], VisitState] = field(default_factory=dict)
+    new_runs: dict[str, tuple[str, bool]] = field(default_factory=dict)  # run -> (instrument, customised)
+
+
+class Ingester:
+    """Ingests classified files into one butler repository."""
+
+    def __init__(self, butler: Butler, root: str | Path, settings: IngestSettings | None = None) -> None:
+        self.butler = butler
+        self.settings = settings or IngestSettings()
+        self.universe = butler.dimensions
+        self.raw_type, self.pfsconfig_type = repo.dataset_types(self.universe)
+        self.datastore_root = Path(next(iter(butler.get_datastore_roots().values())).ospath)  # type: ignore[union-attr]
+        config = ButlerConfig(str(root))
+        self.templates = FileTemplates(config["datastore", "templates"], universe=self.universe)
+        self._formatters = repo.formatter_overrides(config)
+        self._instruments: dict[str, DimensionRecord] = {}
+        self._visits: dict[tuple[str, int], VisitState] = {}
+        self._runs: set[str] = set()
+
+    # -- public ----------------------------------------------------------------------------------
+
+    def ingest(self, files: Sequence[Classified]) -> list[Outcome]:
+        """Ingest a batch; one Outcome per file, in the order given."""
+        outcomes: dict[int, Outcome] = {}
+        items = [_Item(index, file) for index, file in enumerate(files)]
+        self._ingest_items(items, outcomes)
+        return [outcomes[index] for index in range(len(files))]
+
+    def run_for(self, file: Classified, instrument: str) -> str:
+        if isinstance(file, RawFile):
+            return self.settings.raw_run or repo.default_raw_run(instrument)
+        base = self.settings.pfsconfig_run or repo.default_pfsconfig_run(instrument)
+        return base if file.subset == 0 else repo.customised_pfsconfig_run(base, file.subset)
+
+    # -- the two phases --------------------------------------------------------------------------
+
+    def _ingest_items(self, items: list[_Item], outcomes: dict[int, Outcome]) -> None:
+        try:
+            plan = self._plan(items, outcomes)
+        except TransientError as exc:
+            self._fail_all(items, outcomes, exc)
+            return
+        if self.settings.fail_fast and any(not o.ok for o in outcomes.values()):
+            for item in plan.new:
+                outcomes[item.index] = self._outcome(
+                    item, Status.SKIPPED, message="not written: fail-fast stopped at an earlier error"
+                )
+            return
+        if not plan.new:
+            return
+        try:
+            self._write(plan)
+        except TransientError as exc:
+            self._fail_all(plan.new, outcomes, exc)
+            return
+        except Exception as exc:
+            if len(plan.new) == 1 or self.settings.fail_fast:
+                error = _as_error(exc, plan.new[0].file.path)
+                self._fail_all(plan.new, outcomes, error)
+                return
+            # Isolate the bad file(s): re-plan and retry each half on its own.
+            half = len(plan.new) // 2
+            self._ingest_items([_Item(i.index, i.file) for i in plan.new[:half]], outcomes)
+            self._ingest_items([_Item(i.index, i.file) for i in plan.new[half:]], outcomes)
+            return
+        for item in plan.new:
+            outcomes[item.index] = self._outcome(item, Status.INGESTED)
+
+    def _plan(self, items: list[_Item], outcomes: dict[int, Outcome]) -> _Plan:
+        plan = _Plan()
+        raws = [item for item in items if isinstance(item.file, RawFile)]
+        configs = [item for item in items if isinstance(item.file, PfsConfigFile)]
+        for instrument in {item.file.instrument for item in raws}:  # type: ignore[union-attr]
+            self._ensure_instrument(instrument)
+        self._load_visits({(i.file.instrument, i.file.visit) for i in raws})  # type: ignore[misc, union-attr]
+        candidates: list[_Item] = []
+        for item in raws:
+            try:
+                self._check_raw(item, plan)
+            except PfsWatchError as exc:
+                outcomes[item.index] = self._outcome(item, Status.FAILED, exc.kind, str(exc))
+                continue
+            candidates.append(item)
+        for item in configs:
+            try:
+                waiting = self._check_pfsconfig(item, plan)
+            except PfsWatchError as exc:
+                outcomes[item.index] = self._outcome(item, Status.FAILED, exc.kind, str(exc))
+                continue
+            except OSError as exc:
+                error = transient(exc, f"reading {item.file.path.name}")
+                outcomes[item.index] = self._outcome(item, Status.FAILED, error.kind, str(error))
+                continue
+            if waiting:
+                outcomes[item.index] = self._outcome(item, Status.WAITING, message=waiting)
+                continue
+            candidates.append(item)
+        existing = self._existing_refs([item for item in candidates if not self._is_new_visit(item, plan)])
+        for item in candidates:
+            assert item.ref is not None
+            stored = existing.get(item.ref.id)
+            if stored is None:
+                plan.new.append(item)
+                continue
+            try:
+                self._check_duplicate(item, stored)
+            except PfsWatchError as exc:
+                outcomes[item.index] = self._outcome(item, Status.FAILED, exc.kind, str(exc))
+                continue
+            outcomes[item.index] = self._outcome(item, Status.DUPLICATE)
+        return plan
+
+    def _write(self, plan: _Plan) -> None:
+        placed: list[Placement] = []
+        try:
+            datasets = []
+            for item in plan.new:
+                assert item.ref is not None
+                formatter = self._formatters.get(item.ref.datasetType.storageClass_name)
+                if self.settings.transfer == "direct":
+                    path = str(item.file.path.absolute())
+                else:
+                    dest = self._destination(item.ref, plan)
+                    item.placement = place(
+                        item.file.path, dest, self.settings.transfer, datastore_root=self.datastore_root
+                    )
+                    placed.append(item.placement)
+                    path = str(item.placement.dest)
+                datasets.append(FileDataset(path=path, refs=[item.ref], formatter=formatter))
+            with self.butler.transaction():
+                self._register_runs(plan.new_runs)
+                self._insert_records(plan)
+                self.butler.ingest(
+                    *datasets,
+                    transfer="direct" if self.settings.transfer == "direct" else None,
+                    record_validation_info=True,
+                )
+        except BaseException as exc:
+            for placement in placed:
+                placement.undo()
+            if isinstance(exc, OSError):
+                raise transient(exc, "placing files in the datastore") from exc
+            if _is_database_unavailable(exc):
+                raise TransientError(
+                    f"registry database unavailable: {_first_line(exc)}", kind=ErrorKind.DATABASE_UNAVAILABLE
+                ) from exc
+            raise
+        # Committed: the cache may now learn what the registry holds.
+        self._visits.update(plan.new_visits)
+        self._runs.update(plan.new_runs)
+        for placement in placed:
+            placement.finish()
+
+    # -- raws ------------------------------------------------------------------------------------
+
+    def _check_raw(self, item: _Item, plan: _Plan) -> None:
+        raw = item.file
+        assert isinstance(raw, RawFile)
+        key = (raw.instrument, raw.visit)
+        state = self._visits.get(key) or plan.new_visits.get(key)
+        if state is None:
+            values = visit_values(raw)
+            record = self.universe["visit"].RecordClass(**values)
+            state = VisitState(raw.pfs_design_id, raw.dither, record, raw.path.name)
+            plan.new_visits[key] = state
+        if raw.pfs_design_id != state.design:
+            raise DesignMismatchError(
+                f"{raw.path.name}: W_PFDSGN 0x{raw.pfs_design_id:016x} but visit {raw.visit} has "
+                f"pfs_design_id 0x{state.design:016x} (from {state.source}); expected one design per visit"
+            )
+        if raw.dither != state.dither:
+            raise VisitMismatchError(
+                f"{raw.path.name}: dither {raw.dither} (W_ENFCAZ) but visit {raw.visit} has dither "
+                f"{state.dither} (from {state.source}); expected one dither per visit"
+            )
+        item.run = self.run_for(raw, raw.instrument)
+        self._need_run(item.run, raw.instrument, plan)
+        data_id = DataCoordinate.standardize(
+            raw.data_id, dither=state.dither, pfs_design_id=state.design, dimensions=self.raw_type.dimensions
+        )
+        item.ref = DatasetRef(
+            self.raw_type, data_id, run=item.run, id_generation_mode=DatasetIdGenEnum.DATAID_TYPE_RUN
+        )
+
+    def _load_visits(self, keys: Iterable[tuple[str, int]]) -> None:
+        """Fill the visit cache from the registry for visits not cached yet."""
+        by_instrument: dict[str, list[int]] = defaultdict(list)
+        for instrument, visit in keys:
+            if (instrument, visit) not in self._visits:
+                by_instrument[instrument].append(visit)
+        for instrument, visits in by_instrument.items():
+            for start in range(0, len(visits), 500):
+                chunk = sorted(visits[start : start + 500])
+                records = self._query(
+                    lambda chunk=chunk, instrument=instrument: self.butler.query_dimension_records(
+                        "visit",
+                        where="instrument = inst AND visit IN (visits)",
+                        bind={"inst": instrument, "visits": chunk},
+                        limit=None,
+                        explain=False,
+                    )
+                )
+                for record in records:
+                    self._visits[(instrument, record.id)] = VisitState(
+                        record.pfs_design_id, record.dither, record, "registry"
+                    )
+
+    def _is_new_visit(self, item: _Item, plan: _Plan) -> bool:
+        file = item.file
+        return (file.instrument, file.visit) in plan.new_visits and isinstance(file, RawFile)
+
+    # -- pfsConfigs ------------------------------------------------------------------------------
+
+    def _check_pfsconfig(self, item: _Item, plan: _Plan) -> str | None:
+        """Check a pfsConfig against its visit; a reason string when it must wait."""
+        config = item.file
+        assert isinstance(config, PfsConfigFile)
+        instrument = config.instrument or self._instrument_of_visit(config.visit, plan)
+        if instrument is None:
+            return f"waiting for the raws of visit {config.visit}: no instrument has that visit yet"
+        self._ensure_instrument(instrument)
+        key = (instrument, config.visit)
+        self._load_visits([key])
+        state = self._visits.get(key) or plan.new_visits.get(key)
+        if state is None:
+            return f"waiting for the raws of visit {config.visit} ({instrument}): no visit record yet"
+        if config.pfs_design_id != state.design:
+            raise DesignMismatchError(
+                f"{config.path.name}: W_PFDSGN 0x{config.pfs_design_id:016x} but visit {config.visit} has "
+                f"pfs_design_id 0x{state.design:016x} from its raws ({state.source}); expected them to agree"
+            )
+        item.run = self.run_for(config, instrument)
+        self._need_run(item.run, instrument, plan, customised=config.subset > 0)
+        item.cat_ids = tuple(sorted({int(c) for c in read_column(config.path, "CONFIG", "catId")}))
+        data_id = DataCoordinate.standardize(
+            instrument=instrument,
+            visit=config.visit,
+            dither=state.dither,
+            pfs_design_id=state.design,
+            dimensions=self.pfsconfig_type.dimensions,
+        )
+        item.ref = DatasetRef(
+            self.pfsconfig_type, data_id, run=item.run, id_generation_mode=DatasetIdGenEnum.DATAID_TYPE_RUN
+        )
+        return None
+
+    def _instrument_of_visit(self, visit: int, plan: _Plan) -> str | None:
+        known = [inst for (inst, v) in list(self._visits) + list(plan.new_visits) if v == visit]
+        if not known:
+            instruments = self._query(
+                lambda: [r.name for r in self.butler.query_dimension_records("instrument", explain=False)]
+            )
+            self._load_visits((instrument, visit) for instrument in instruments)
+            known = [inst for (inst, v) in self._visits if v == visit]
+        if not known:
+            return None
+        return "PFS" if "PFS" in known else sorted(known)[0]
+
+    # -- shared steps ----------------------------------------------------------------------------
+
+    def _ensure_instrument(self, instrument: str) -> None:
+        if instrument in self._instruments:
+            return
+        records = self._query(
+            lambda: self.butler.query_dimension_records(
+                "instrument", where="instrument = inst", bind={"inst": instrument}, explain=False
+            )
+        )
+        if not records:
+            try:
+                repo.ensure_instrument(self.butler, instrument)
+            except Exception as exc:
+                raise _as_error(exc, Path(instrument)) from exc
+            records = self.butler.query_dimension_records(
+                "instrument", where="instrument = inst", bind={"inst": instrument}, explain=False
+            )
+        self._instruments[instrument] = records[0]
+
+    def _need_run(self, run: str, instrument: str, plan: _Plan, *, customised: bool = False) -> None:
+        if run not in self._runs:
+            plan.new_runs[run] = (instrument, customised)
+
+    def _register_runs(self, runs: dict[str, tuple[str, bool]]) -> None:
+        """Register new RUNs; customised pfsConfig RUNs also join ``<instrument>/defaults``."""
+        registry = self.butler.registry
+        for run, (instrument, customised) in sorted(runs.items()):
+            registry.registerCollection(run, CollectionType.RUN)
+            if customised:
+                base = self.settings.pfsconfig_run or repo.default_pfsconfig_run(instrument)
+                raw = self.settings.raw_run or repo.default_raw_run(instrument)
+                for parent in (raw, base):
+                    registry.registerCollection(parent, CollectionType.RUN)
+                repo.add_to_defaults(self.butler, instrument, [raw, base, run])
+
+    def _insert_records(self, plan: _Plan) -> None:
+        registry = self.butler.registry
+        states = list(plan.new_visits.values())
+        if states:
+            designs = {(s.record.instrument, s.design) for s in states}
+            dithers = {(s.record.instrument, s.dither) for s in states}
+            registry.insertDimensionData(
+                "pfs_design_id", *({"instrument": i, "value": v} for i, v in designs), skip_existing=True
+            )
+            registry.insertDimensionData(
+                "dither", *({"instrument": i, "value": v} for i, v in dithers), skip_existing=True
+            )
+            registry.insertDimensionData("visit", *(s.record for s in states))
+        cat_rows = []
+        join_rows = []
+        for item in plan.new:
+            if isinstance(item.file, PfsConfigFile) and item.ref is not None:
+                instrument = item.ref.dataId["instrument"]
+                for cat_id in item.cat_ids:
+                    cat_rows.append({"instrument": instrument, "id": cat_id})
+                    join_rows.append({"instrument": instrument, "visit": item.file.visit, "cat_id": cat_id})
+        if cat_rows:
+            registry.insertDimensionData("cat_id", *cat_rows, skip_existing=True)
+            registry.insertDimensionData("pfsConfig", *join_rows, skip_existing=True)
+
+    def _destination(self, ref: DatasetRef, plan: _Plan) -> Path:
+        data_id = ref.dataId
+        instrument, visit = data_id["instrument"], data_id["visit"]
+        state = self._visits.get((instrument, visit)) or plan.new_visits[(instrument, visit)]
+        records: dict[str, DimensionRecord | None] = {
+            "instrument": self._instruments[instrument],
+            "visit": state.record,
+        }
+        for element in ref.datasetType.dimensions.elements:
+            if element not in records:
+                records[element] = self.universe[element].RecordClass(**data_id.subset(element).mapping)  # type: ignore[arg-type]
+        expanded = ref.expanded(data_id.expanded(records))
+        relative = self.templates.getTemplate(expanded).format(expanded)
+        return self.datastore_root / f"{relative}.fits"
+
+    def _existing_refs(self, items: list[_Item]) -> dict[Any, DatasetRef]:
+        """Refs already registered for these items, by dataset id (one query per type/run/instrument)."""
+        groups: dict[tuple[str, str, str], set[int]] = defaultdict(set)
+        for item in items:
+            assert item.ref is not None
+            groups[(item.ref.datasetType.name, item.run, item.ref.dataId["instrument"])].add(
+                item.ref.dataId["visit"]  # type: ignore[arg-type]
+            )
+        found: dict[Any, DatasetRef] = {}
+        for (type_name, run, instrument), visits in groups.items():
+            if run not in self._runs and not self._run_exists(run):
+                continue
+            refs = self._query(
+                lambda: self.butler.query_datasets(
+                    type_name,
+                    collections=run,
+                    where="instrument = inst AND visit IN (visits)",
+                    bind={"inst": instrument, "visits": sorted(visits)},
+                    find_first=False,
+                    limit=None,
+                    explain=False,
+                )
+            )
+            found.update((ref.id, ref) for ref in refs)
+        return found
+
+    def _run_exists(self, run: str) -> bool:
+        try:
+            self.butler.registry.getCollectionType(run)
+        except Exception:
+            return False
+        self._runs.add(run)
+        return True
+
+    def _check_duplicate(self, item: _Item, stored: DatasetRef) -> None:
+        """Same bytes: a duplicate (and a move completes); other bytes: a conflict."""
+        stored_path = Path(self.butler.getURI(stored).ospath)
+        source = item.file.path
+        if same_content(source, stored_path):
+            if self.settings.transfer == "move" and stored_path != source:
+                Placement(source, stored_path, created=False, unlink_source_after_commit=True).finish()
+            return
+        data_id = ", ".join(f"{k}={v}" for k, v in stored.dataId.required.items())
+        raise ConflictError(
+            f"{source.name}: {stored.datasetType.name} {data_id} is already in {stored.run} (dataset "
+            f"{stored.id}) from a different file ({stored_path}); expected identical content, "
+            "nothing was overwritten"
+        )
+
+    def _query(self, call: Any) -> Any:
+        try:
+            return call()
+        except Exception as exc:
+            if _is_database_unavailable(exc):
+                raise TransientError(
+                    f"registry database unavailable: {_first_line(exc)}", kind=ErrorKind.DATABASE_UNAVAILABLE
+                ) from exc
+            raise
+
+    # -- outcomes --------------------------------------------------------------------------------
+
+    def _outcome(
+        self, item: _Item, status: Status, kind: ErrorKind | None = None, message: str | None = None
+    ) -> Outcome:
+        file = item.file
+        data_id = dict(item.ref.dataId.required) if item.ref is not None else _data_id(file)
+        return Outcome(
+            path=file.path,
+            status=status,
+            kind=_kind_of(file),
+            data_id=data_id,
+            dataset_id=str(item.ref.id) if item.ref is not None and status is not Status.FAILED else None,
+            run=item.run or None,
+            error_kind=str(kind) if kind is not None else None,
+            message=message,
+        )
+
+    def _fail_all(self, items: Sequence[_Item], outcomes: dict[int, Outcome], error: PfsWatchError) -> None:
+        for item in items:
+            if item.index not in outcomes:
+                outcomes[item.index] = self._outcome(item, Status.FAILED, error.kind, str(error))
+
+
+def _kind_of(file: Classified) -> FileKind:
+    return file.kind if isinstance(file, RawFile) else FileKind.PFSCONFIG
+
+
+def _data_id(file: Classified) -> dict[str, Any]:
+    return {k: v for k, v in file.data_id.items() if v is not None}
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _is_database_unavailable(exc: BaseException) -> bool:
+    """Locked, busy, disconnected or unreachable database: worth retrying later."""
+    chain: BaseException | None = exc
+    while chain is not None:
+        if isinstance(chain, sqlalchemy.exc.OperationalError | sqlalchemy.exc.DisconnectionError):
+            return True
+        if isinstance(chain, sqlalchemy.exc.InterfaceError | sqlalchemy.exc.TimeoutError):
+            return True
+        if isinstance(chain, sqlite3.OperationalError):
+            return True
+        chain = chain.__cause__ or chain.__context__
+    return False
+
+
+def _as_error(exc: BaseException, path: Path) -> PfsWatchError:
+    """A one-line PfsWatchError for an unexpected failure while writing ``path``."""
+    if isinstance(exc, PfsWatchError):
+        return exc
+    if isinstance(exc, OSError):
+        return transient(exc, f"ingesting {path.name}")
+    text = _first_line(exc)
+    if "already contains" in text or "conflict" in text.lower():
+        return ConflictError(f"{path.name}: {text}")
+    return PfsWatchError(f"{path.name}: {type(exc).__name__}: {text}", kind=ErrorKind.INTERNAL)

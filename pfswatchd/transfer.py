@@ -1,0 +1,205 @@
+"""Put a file into the datastore the way a transfer mode says, crash-safely.
+
+pfswatchd places files itself and then registers them with
+``Butler.ingest(..., transfer=None)`` (files already inside the datastore).  It
+does so for two reasons the butler's own transfers do not cover:
+
+- *move never loses a file.*  The butler renames the source into the
+  datastore before the registry commits, so a crash in between leaves the only
+  copy unregistered.  Here ``move`` is a hard link (same filesystem) or a
+  copy + fsync + verify (across filesystems) before the commit, and the source
+  is unlinked only after the commit.
+- *a crash leaves nothing that blocks a retry.*  Every destination is created
+  exclusively and only when whole (copies go to a temporary name first).  A
+  destination left by a killed process is recognised on the next attempt: if it
+  has the source's content it is reused, otherwise it is replaced once it is
+  older than ``ORPHAN_GRACE`` seconds (a younger one may be another instance's
+  ingest in flight).
+
+Modes as ``butler ingest-raws --transfer`` spells them: ``auto`` (link for files
+outside the datastore, in place for files inside), ``link`` (hard link, else
+symbolic), ``symlink``, ``relsymlink``, ``hardlink``, ``copy``, ``move``,
+``direct`` (nothing is placed; the butler records the absolute path).
+"""
+
+from __future__ import annotations
+
+import errno
+import filecmp
+import hashlib
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pfswatchd.errors import ErrorKind, TransientError
+
+TransferMode = Literal["auto", "link", "symlink", "relsymlink", "hardlink", "copy", "move", "direct"]
+TRANSFER_MODES: tuple[str, ...] = ("auto", "link", "symlink", "relsymlink", "hardlink", "copy", "move", "direct")
+ORPHAN_GRACE = 600.0
+_CHUNK = 8 * 2**20
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where a source file now also is, and whether this call created it."""
+
+    source: Path
+    dest: Path
+    created: bool
+    unlink_source_after_commit: bool
+
+    def undo(self) -> None:
+        """Remove what this placement created (after a failed commit)."""
+        if self.created:
+            try:
+                os.unlink(self.dest)
+            except FileNotFoundError:
+                pass
+
+    def finish(self) -> None:
+        """After the commit: complete a move by unlinking the source."""
+        if self.unlink_source_after_commit and self.source != self.dest:
+            try:
+                os.unlink(self.source)
+            except FileNotFoundError:
+                pass
+
+
+def inside(path: Path, root: Path) -> bool:
+    try:
+        Path(os.path.abspath(path)).relative_to(os.path.abspath(root))
+    except ValueError:
+        return False
+    return True
+
+
+def place(source: Path, dest: Path, mode: str, *, datastore_root: Path) -> Placement:
+    """Make ``dest`` hold ``source`` according to ``mode`` (not ``direct``).
+
+    Raises:
+        TransientError: the destination is busy, the disk is full, permission
+            is denied or another I/O error happened; nothing was left behind.
+    """
+    if mode == "auto":
+        if inside(source, datastore_root):
+            return Placement(source, source, created=False, unlink_source_after_commit=False)
+        mode = "link"
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            _create(source, dest, mode)
+            created = True
+        except FileExistsError:
+            created = _adopt_or_replace(source, dest, mode)
+    except OSError as exc:
+        raise transient(exc, f"placing {source.name} at {dest}") from exc
+    return Placement(source, dest, created=created, unlink_source_after_commit=mode == "move")
+
+
+def _create(source: Path, dest: Path, mode: str) -> None:
+    """Create ``dest`` exclusively (FileExistsError when it is already there)."""
+    real = os.path.realpath(source)
+    if mode in ("hardlink", "link", "move"):
+        try:
+            os.link(real, dest)
+            return
+        except FileExistsError:
+            raise
+        except OSError as exc:
+            if mode == "hardlink" or exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+                raise
+        if mode == "link":
+            os.symlink(real, dest)
+            return
+        _copy_exclusive(Path(real), dest, verify=True)  # move across filesystems
+    elif mode == "symlink":
+        os.symlink(real, dest)
+    elif mode == "relsymlink":
+        os.symlink(os.path.relpath(real, dest.parent), dest)
+    elif mode == "copy":
+        _copy_exclusive(Path(real), dest, verify=False)
+    else:
+        raise ValueError(f"transfer mode {mode!r}; expected one of {', '.join(TRANSFER_MODES)}")
+
+
+def _copy_exclusive(source: Path, dest: Path, *, verify: bool) -> None:
+    """Copy to a temporary name, fsync, optionally verify, then link into place."""
+    temp = dest.with_name(f".{dest.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
+    digest = hashlib.blake2b()
+    try:
+        with open(source, "rb") as src, open(temp, "xb") as out:
+            while chunk := src.read(_CHUNK):
+                out.write(chunk)
+                if verify:
+                    digest.update(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        if verify and _hash(temp) != digest.digest():
+            raise OSError(errno.EIO, f"copy of {source} to {temp} does not match its source")
+        os.link(temp, dest)
+        _fsync_dir(dest.parent)
+    finally:
+        try:
+            os.unlink(temp)
+        except FileNotFoundError:
+            pass
+
+
+def _hash(path: Path) -> bytes:
+    digest = hashlib.blake2b()
+    with open(path, "rb") as stream:
+        while chunk := stream.read(_CHUNK):
+            digest.update(chunk)
+    return digest.digest()
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def same_content(source: Path, other: Path) -> bool:
+    """True if ``other`` is ``source`` (same inode, or a link to it) or has identical bytes."""
+    try:
+        if os.path.samefile(source, other):
+            return True
+        return filecmp.cmp(source, other, shallow=False)
+    except OSError:
+        return False
+
+
+def _adopt_or_replace(source: Path, dest: Path, mode: str) -> bool:
+    """``dest`` exists but is not registered: reuse it, or replace stale debris.
+
+    Returns whether this call created the final ``dest``.
+    """
+    if same_content(source, dest):
+        return False
+    age = time.time() - os.lstat(dest).st_mtime
+    if age < ORPHAN_GRACE:
+        raise TransientError(
+            f"{source.name}: {dest} exists with other content and is {age:.0f}s old; another ingest may "
+            "be writing it (retried later)",
+            kind=ErrorKind.DATASTORE_BUSY,
+        )
+    os.unlink(dest)
+    _create(source, dest, mode)
+    return True
+
+
+def transient(exc: OSError, doing: str) -> TransientError:
+    """Map an OSError to the transient error kind an operator can act on."""
+    kind = {
+        errno.ENOSPC: ErrorKind.DISK_FULL,
+        errno.EDQUOT: ErrorKind.DISK_FULL,
+        errno.EACCES: ErrorKind.PERMISSION_DENIED,
+        errno.EPERM: ErrorKind.PERMISSION_DENIED,
+        errno.EROFS: ErrorKind.PERMISSION_DENIED,
+    }.get(exc.errno or 0, ErrorKind.IO_ERROR)
+    reason = exc.strerror or str(exc)
+    return TransientError(f"{doing}: {reason}", kind=kind)
