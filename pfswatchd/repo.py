@@ -106,6 +106,10 @@ def open_butler(root: str | Path, *, writeable: bool = True) -> Butler:
         raise NotPfsRepositoryError(
             f"{root}: no butler repository here (no butler.yaml); expected one made by `pfswatchd create`"
         )
+    if writeable:
+        # Check with a read-only butler first: a foreign repository is not touched at all.
+        with Butler.from_config(str(root), writeable=False) as reader:
+            check_universe(reader.dimensions, root)
     butler = Butler.from_config(str(root), writeable=writeable)
     check_universe(butler.dimensions, root)
     return butler

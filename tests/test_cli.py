@@ -1,0 +1,155 @@
+"""The one-shot commands, run as a user runs them: real subprocesses, real `butler` CLI."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import write_config, write_raw
+from pfswatchd.fakedata import make_visits
+
+BIN = Path(sys.executable).parent
+
+
+def run(*args, check=True, cwd=None):
+    result = subprocess.run([str(BIN / args[0]), *map(str, args[1:])], capture_output=True, text=True, cwd=cwd,
+                            timeout=300)
+    if check:
+        assert result.returncode == 0, result.stderr
+    if args[0] == "pfswatchd":
+        assert "Traceback" not in result.stderr, result.stderr
+    return result
+
+
+def test_create_ingest_and_query_with_the_real_butler(tmp_path):
+    """`pfswatchd ingest-raws` fills a repository that `butler query-datasets` lists with the expected ids."""
+    repo, data = tmp_path / "repo", tmp_path / "data"
+    run("pfswatchd", "create", repo)
+    paths = make_visits(data, visits=2, first_visit=123456, spectrographs=(1,), arms=("b", "r", "n"))
+    result = run("pfswatchd", "ingest-raws", repo, data / "raw", "--transfer", "link")
+    assert "6 ingested" in result.stdout and "0 failed" in result.stdout
+    result = run("pfswatchd", "ingest-pfsconfig", repo, "PFS", "PFS/raw/pfsConfig",
+                 str(data / "raw" / "*" / "pfsConfig" / "pfsConfig-*.fits"))
+    assert "2 ingested" in result.stdout
+    listing = run("butler", "query-datasets", repo, "raw", "--collections", "PFS/raw/all").stdout
+    header = listing.strip().splitlines()[0].split()
+    assert header == ["type", "run", "id", "instrument", "arm", "spectrograph", "visit", "dither", "pfs_design_id"]
+    rows = [line.split() for line in listing.strip().splitlines()[2:]]
+    assert len(rows) == 6
+    row = next(r for r in rows if r[4:7] == ["b", "1", "123456"])
+    assert row[:4] == ["raw", "PFS/raw/all", "f2ce997f-110d-5a7b-885e-2f7fb47ee345", "PFS"]
+    row = next(r for r in rows if r[4:7] == ["b", "1", "123457"])
+    assert row[2] == "5d0d5f18-b1ab-53be-b387-a103bc3a1c50"
+    configs = run("butler", "query-datasets", repo, "pfsConfig", "--collections", "PFS/defaults").stdout
+    assert "0c4d42ab-4422-5d49-a7a8-751782d3fde0" in configs
+    assert len(paths) == 8
+
+
+def test_output_run_and_glob(tmp_path):
+    repo, data = tmp_path / "repo", tmp_path / "data"
+    run("pfswatchd", "create", repo)
+    write_raw(data, visit=123456, arm="b", spectrograph=1)
+    write_raw(data, visit=123456, arm="r", spectrograph=1)
+    run("pfswatchd", "ingest-raws", repo, str(data / "PFSA*1.fits"), "--output-run", "PFS/raw/sps")
+    listing = run("butler", "query-datasets", repo, "raw", "--collections", "PFS/raw/sps").stdout
+    assert "60b3a6bf-e07f-508e-8a44-d72f99c2ae38" in listing and len(listing.strip().splitlines()) == 3
+
+
+def test_bad_files_get_one_line_and_a_nonzero_status(tmp_path):
+    repo, data = tmp_path / "repo", tmp_path / "data"
+    run("pfswatchd", "create", repo)
+    good = write_raw(data, visit=100, arm="b")
+    mismatch = write_raw(data, visit=101, arm="b", extra_cards={"W_VISIT": 999})
+    missing = write_raw(data, visit=102, arm="b", drop_cards=["W_PFDSGN"])
+    truncated = write_raw(data, visit=103, arm="b")
+    truncated.write_bytes(truncated.read_bytes()[:5000])
+    result = run("pfswatchd", "ingest-raws", repo, data, check=False)
+    assert result.returncode == 1
+    failures = [line for line in result.stderr.splitlines() if line.startswith("FAILED")]
+    assert len(failures) == 3
+    assert any(mismatch.name in f and "[name_mismatch]" in f and "W_VISIT 999" in f for f in failures)
+    assert any(missing.name in f and "[bad_header]" in f and "W_PFDSGN" in f for f in failures)
+    assert any(truncated.name in f and "[truncated]" in f and "ends at byte 5000" in f for f in failures)
+    assert "1 ingested" in result.stdout and "3 failed" in result.stdout
+    assert good.exists()
+
+
+def test_fail_fast_stops_before_anything_more_is_written(tmp_path):
+    repo, data = tmp_path / "repo", tmp_path / "data"
+    run("pfswatchd", "create", repo)
+    write_raw(data / "a", visit=100, arm="b", extra_cards={"W_VISIT": 5})  # sorted first: bad
+    write_raw(data / "b", visit=101, arm="b")
+    result = run("pfswatchd", "ingest-raws", repo, data, "--fail-fast", check=False)
+    assert result.returncode == 1 and "0 ingested" in result.stdout
+    listing = run("butler", "query-datasets", repo, "raw", "--collections", "PFS/raw/all", check=False)
+    assert "101" not in listing.stdout and "No datasets of type 'raw'" in listing.stderr
+    result = run("pfswatchd", "ingest-raws", repo, data, check=False)
+    assert "1 ingested" in result.stdout and result.returncode == 1
+
+
+def test_create_refuses_a_repository_without_the_pfs_universe(tmp_path):
+    repo = tmp_path / "lsst"
+    run("butler", "create", repo)
+    before = {p: p.stat().st_mtime_ns for p in repo.rglob("*")}
+    result = run("pfswatchd", "create", repo, check=False)
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert "dimension universe is 'daf_butler'" in line and "expected the PFS universe" in line
+    assert {p: p.stat().st_mtime_ns for p in repo.rglob("*")} == before
+    result = run("pfswatchd", "ingest-raws", repo, tmp_path, check=False)
+    assert result.returncode == 1 and "expected the PFS universe" in result.stderr
+
+
+def test_missing_path_is_a_clear_error(tmp_path):
+    repo = tmp_path / "repo"
+    run("pfswatchd", "create", repo)
+    result = run("pfswatchd", "ingest-raws", repo, tmp_path / "nope", check=False)
+    assert result.returncode == 1 and result.stderr.strip() == f"pfswatchd: {tmp_path / 'nope'}: no such file or directory"
+
+
+def test_ingest_pfsconfig_accepts_an_instrument_class(tmp_path):
+    repo, data = tmp_path / "repo", tmp_path / "data"
+    run("pfswatchd", "create", repo)
+    write_raw(data, visit=55, site="F")
+    write_config(data, visit=55)
+    run("pfswatchd", "ingest-raws", repo, data)
+    result = run("pfswatchd", "ingest-pfsconfig", repo, "lsst.obs.pfs.PfsSimulator", "PFS-F/raw/pfsConfig", data,
+                 "--transfer", "copy")
+    assert "1 ingested" in result.stdout
+    listing = run("butler", "query-datasets", repo, "pfsConfig", "--collections", "PFS-F/defaults").stdout
+    assert re.search(r"PFS-F/raw/pfsConfig\s+\S+\s+PFS-F\s+55", listing)
+
+
+def test_fake_data_writes_the_summit_layout(tmp_path):
+    result = run("pfswatchd", "fake-data", tmp_path / "d", "--visits", "3", "--pfsf")
+    files = sorted(p.relative_to(tmp_path / "d") for p in (tmp_path / "d").rglob("*.fits"))
+    assert "wrote" in result.stdout
+    assert {p.parts[2] for p in files} == {"sps", "ramps", "pfsConfig"}
+    assert all(p.parts[0] == "raw" and re.fullmatch(r"\d{4}-\d\d-\d\d", p.parts[1]) for p in files)
+    assert sum(p.name.startswith("PFSF") for p in files) == 9
+
+
+def test_progress_bar_only_on_a_terminal(tmp_path):
+    import io
+
+    from pfswatchd.oneshot import _Progress
+
+    stream = io.StringIO()
+    bar = _Progress(40, stream, isatty=lambda: True)
+    bar.advance(20)
+    bar.close()
+    assert "[###############---------------] 20/40 files" in stream.getvalue()
+    quiet = io.StringIO()
+    _Progress(40, quiet).advance(20)
+    assert quiet.getvalue() == ""
+
+
+@pytest.mark.parametrize("command", [["--version"], ["ingest-raws", "--help"], ["ingest-pfsconfig", "--help"]])
+def test_help(command):
+    result = run("pfswatchd", *command)
+    assert result.stdout

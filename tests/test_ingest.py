@@ -1,0 +1,241 @@
+"""The ingest engine against a real butler repository."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from lsst.daf.butler import Butler
+
+from conftest import DESIGN, classified, make_ingester, write_config, write_raw
+from pfswatchd.model import Status
+from pfswatchd.transfer import TRANSFER_MODES
+
+
+def _datasets(root, collections="PFS/raw/all", dataset_type="raw"):
+    with Butler.from_config(str(root), collections=collections) as reader:
+        return {
+            (ref.dataId["visit"], ref.dataId.get("arm"), ref.dataId.get("spectrograph")): ref
+            for ref in reader.query_datasets(dataset_type, collections=collections, find_first=False, limit=None,
+                                             explain=False)
+        }
+
+
+def _snapshot(root: Path):
+    """Every file in the repository with its bytes, to prove that nothing changed."""
+    result = {}
+    for folder, _, names in os.walk(root):
+        for name in names:
+            path = Path(folder) / name
+            if name.endswith(".sqlite3") or "-journal" in name or name.endswith("-wal") or name.endswith("-shm"):
+                continue
+            result[path] = path.read_bytes() if not path.is_symlink() else os.readlink(path)
+    return result
+
+
+@pytest.mark.parametrize(
+    ("data_id", "run", "expected"),
+    [
+        (dict(visit=123456, arm="b", spectrograph=1), "PFS/raw/all", "f2ce997f-110d-5a7b-885e-2f7fb47ee345"),
+        (dict(visit=123457, arm="b", spectrograph=1), "PFS/raw/all", "5d0d5f18-b1ab-53be-b387-a103bc3a1c50"),
+        (dict(visit=123456, arm="m", spectrograph=4), "PFS/raw/all", "b7b40472-b7e0-5139-9e2e-199cac93c54e"),
+        (dict(visit=123456, arm="b", spectrograph=1), "PFS/raw/sps", "60b3a6bf-e07f-508e-8a44-d72f99c2ae38"),
+    ],
+)
+def test_raw_ids_equal_the_test_vectors(butler, pfs_repo, tmp_path, data_id, run, expected):
+    raw = write_raw(tmp_path / "in", **data_id)
+    settings = {} if run == "PFS/raw/all" else {"raw_run": run}
+    [outcome] = make_ingester(butler, pfs_repo, **settings).ingest(classified(raw))
+    assert (outcome.status, outcome.dataset_id, outcome.run) == (Status.INGESTED, expected, run)
+    assert str(_datasets(pfs_repo, run)[(data_id["visit"], data_id["arm"], data_id["spectrograph"])].id) == expected
+
+
+def test_pfsconfig_id_equals_the_test_vector(butler, pfs_repo, tmp_path):
+    raw = write_raw(tmp_path / "in", visit=123456)
+    config = write_config(tmp_path / "in", visit=123456)
+    outcomes = make_ingester(butler, pfs_repo).ingest(classified(raw, config))
+    assert [o.status for o in outcomes] == [Status.INGESTED, Status.INGESTED]
+    assert outcomes[1].dataset_id == "0c4d42ab-4422-5d49-a7a8-751782d3fde0"
+    assert outcomes[1].run == "PFS/raw/pfsConfig"
+
+
+@pytest.mark.parametrize("mode", TRANSFER_MODES)
+def test_each_transfer_mode(butler, pfs_repo, tmp_path, mode):
+    """Every mode puts the file where the butler can read it, and the source is treated as the mode says."""
+    source = write_raw(tmp_path / "in", visit=42, arm="r", spectrograph=2)
+    nir = write_raw(tmp_path / "in", visit=42, arm="n", spectrograph=2)
+    content = source.read_bytes()
+    outcomes = make_ingester(butler, pfs_repo, transfer=mode).ingest(classified(source, nir))
+    assert [o.status for o in outcomes] == [Status.INGESTED] * 2
+    with Butler.from_config(str(pfs_repo), collections="PFS/raw/all") as reader:
+        stored = Path(reader.getURI("raw", instrument="PFS", visit=42, arm="r", spectrograph=2).ospath)
+        image = reader.get("raw.image", instrument="PFS", visit=42, arm="r", spectrograph=2)
+    assert image.array.shape == (86, 96)
+    if mode == "direct":
+        assert stored == source.absolute()
+        return
+    assert stored.is_relative_to(pfs_repo) and stored.name == "raw_PFS_42_r2_PFS_raw_all.fits"
+    if mode in ("auto", "link", "hardlink"):
+        assert not stored.is_symlink() and stored.stat().st_ino == source.stat().st_ino
+    elif mode == "symlink":
+        assert stored.is_symlink() and os.path.isabs(os.readlink(stored))
+        assert Path(os.readlink(stored)) == source.resolve()
+    elif mode == "relsymlink":
+        assert stored.is_symlink() and not os.path.isabs(os.readlink(stored))
+        assert stored.resolve() == source.resolve()
+    elif mode == "copy":
+        assert source.exists() and stored.stat().st_ino != source.stat().st_ino
+    elif mode == "move":
+        assert not source.exists() and not nir.exists()
+    assert stored.read_bytes() == content
+
+
+def test_visit_in_three_separate_calls_in_any_order(butler, pfs_repo, tmp_path):
+    """The official tool needs one call per visit; here each arm arrives on its own, NIR first."""
+    folder = tmp_path / "in"
+    files = [write_raw(folder, visit=7, arm=arm, spectrograph=1, mjd=60800.5 + i / 86400)
+             for i, arm in enumerate("nrb")]
+    ingester = make_ingester(butler, pfs_repo)
+    for path in files:
+        [outcome] = ingester.ingest(classified(path))
+        assert outcome.status is Status.INGESTED, outcome.message
+    # A fresh ingester (a new process) sees the visit in the registry, not in its cache.
+    extra = write_raw(folder, visit=7, arm="b", spectrograph=2)
+    [outcome] = make_ingester(butler, pfs_repo).ingest(classified(extra))
+    assert outcome.status is Status.INGESTED
+    assert set(_datasets(pfs_repo)) == {(7, "n", 1), (7, "r", 1), (7, "b", 1), (7, "b", 2)}
+    [visit] = butler.query_dimension_records("visit", instrument="PFS", visit=7)
+    assert visit.pfs_design_id == DESIGN and visit.day_obs == 20250505
+
+
+def test_pfsconfig_before_its_raws_waits(butler, pfs_repo, tmp_path):
+    config = write_config(tmp_path / "in", visit=9)
+    ingester = make_ingester(butler, pfs_repo)
+    [waiting] = ingester.ingest(classified(config))
+    assert waiting.status is Status.WAITING and "visit 9" in waiting.message
+    assert _datasets(pfs_repo, "PFS/raw/pfsConfig", "pfsConfig") == {}
+    ingester.ingest(classified(write_raw(tmp_path / "in", visit=9)))
+    [done] = ingester.ingest(classified(config))
+    assert done.status is Status.INGESTED
+    with Butler.from_config(str(pfs_repo), collections="PFS/defaults") as reader:
+        pfs_config = reader.get("pfsConfig", instrument="PFS", visit=9)
+        cat_ids = {r.cat_id for r in reader.query_dimension_records("pfsConfig", instrument="PFS", visit=9)}
+    assert pfs_config.pfsDesignId == DESIGN and len(pfs_config) == 12
+    assert cat_ids == set(int(c) for c in pfs_config.catId)
+
+
+def test_pfsconfig_with_the_wrong_design_is_rejected(butler, pfs_repo, tmp_path):
+    ingester = make_ingester(butler, pfs_repo)
+    ingester.ingest(classified(write_raw(tmp_path / "in", visit=10)))
+    [outcome] = ingester.ingest(classified(write_config(tmp_path / "in", visit=10, design=DESIGN + 1)))
+    assert outcome.status is Status.FAILED and outcome.error_kind == "design_mismatch"
+    assert f"0x{DESIGN:016x}" in outcome.message and f"0x{DESIGN + 1:016x}" in outcome.message
+
+
+def test_raw_that_disagrees_with_its_visit(butler, pfs_repo, tmp_path):
+    ingester = make_ingester(butler, pfs_repo)
+    ingester.ingest(classified(write_raw(tmp_path / "a", visit=11, arm="b")))
+    other_design = write_raw(tmp_path / "b", visit=11, arm="r", design=DESIGN + 5)
+    other_dither = write_raw(tmp_path / "c", visit=11, arm="n", dither_mm=0.001)
+    design_out, dither_out = make_ingester(butler, pfs_repo).ingest(classified(other_design, other_dither))
+    assert design_out.error_kind == "design_mismatch" and "one design per visit" in design_out.message
+    assert dither_out.error_kind == "visit_mismatch" and "dither 10" in dither_out.message
+    assert set(_datasets(pfs_repo)) == {(11, "b", 1)}
+
+
+def test_same_file_twice_is_a_duplicate_that_changes_nothing(butler, pfs_repo, tmp_path):
+    raw = write_raw(tmp_path / "in", visit=12)
+    ingester = make_ingester(butler, pfs_repo, transfer="copy")
+    [first] = ingester.ingest(classified(raw))
+    before = _snapshot(pfs_repo)
+    [again] = make_ingester(butler, pfs_repo, transfer="copy").ingest(classified(raw))
+    copy = tmp_path / "elsewhere" / raw.name
+    copy.parent.mkdir()
+    copy.write_bytes(raw.read_bytes())
+    [same_bytes] = ingester.ingest(classified(copy))
+    assert first.status is Status.INGESTED
+    assert again.status is Status.DUPLICATE and again.dataset_id == first.dataset_id
+    assert same_bytes.status is Status.DUPLICATE
+    assert _snapshot(pfs_repo) == before
+
+
+def test_conflicting_file_is_never_an_overwrite(butler, pfs_repo, tmp_path):
+    original = write_raw(tmp_path / "a", visit=13, seed=1)
+    make_ingester(butler, pfs_repo, transfer="copy").ingest(classified(original))
+    before = _snapshot(pfs_repo)
+    other = write_raw(tmp_path / "b", visit=13, seed=2)
+    assert other.read_bytes() != original.read_bytes()
+    [outcome] = make_ingester(butler, pfs_repo, transfer="copy").ingest(classified(other))
+    assert outcome.status is Status.FAILED and outcome.error_kind == "conflict"
+    assert "already in PFS/raw/all" in outcome.message and "nothing was overwritten" in outcome.message
+    assert _snapshot(pfs_repo) == before
+
+
+def test_a_bad_file_in_a_batch_does_not_stop_the_good_ones(butler, pfs_repo, tmp_path):
+    good = [write_raw(tmp_path / "in", visit=14, arm=arm) for arm in "br"]
+    conflict_source = write_raw(tmp_path / "old", visit=15, seed=1)
+    make_ingester(butler, pfs_repo).ingest(classified(conflict_source))
+    conflicting = write_raw(tmp_path / "new", visit=15, seed=9)
+    outcomes = make_ingester(butler, pfs_repo).ingest(classified(good[0], conflicting, good[1]))
+    assert [o.status for o in outcomes] == [Status.INGESTED, Status.FAILED, Status.INGESTED]
+
+
+def test_fail_fast_writes_nothing_after_an_error(butler, pfs_repo, tmp_path):
+    make_ingester(butler, pfs_repo).ingest(classified(write_raw(tmp_path / "old", visit=16, seed=1)))
+    before = _snapshot(pfs_repo)
+    conflicting = write_raw(tmp_path / "new", visit=16, seed=3)
+    fine = write_raw(tmp_path / "new", visit=17)
+    outcomes = make_ingester(butler, pfs_repo, fail_fast=True).ingest(classified(conflicting, fine))
+    assert [o.status for o in outcomes] == [Status.FAILED, Status.SKIPPED]
+    assert _snapshot(pfs_repo) == before
+
+
+def test_pfsf_full_and_customised_all_stay_retrievable(butler, pfs_repo, tmp_path):
+    """Rule: full -> PFS/raw/pfsConfig, PFSF..NN -> PFS/raw/pfsConfig/NN; defaults finds the full one first."""
+    folder = tmp_path / "in"
+    ingester = make_ingester(butler, pfs_repo)
+    ingester.ingest(classified(write_raw(folder, visit=18)))
+    custom1 = write_config(folder, visit=18, subset=1)
+    custom2 = write_config(folder, visit=18, subset=2)
+    outcomes = ingester.ingest(classified(custom2, custom1))
+    assert [(o.status, o.run) for o in outcomes] == [
+        (Status.INGESTED, "PFS/raw/pfsConfig/02"), (Status.INGESTED, "PFS/raw/pfsConfig/01")]
+    with Butler.from_config(str(pfs_repo), collections="PFS/defaults") as reader:
+        assert len(reader.get("pfsConfig", instrument="PFS", visit=18)) < 12  # only a customised one yet
+    full = write_config(folder, visit=18, pfsf=True)
+    renamed_full = write_config(folder, visit=18)
+    assert [o.status for o in ingester.ingest(classified(full))] == [Status.INGESTED]
+    assert [o.status for o in ingester.ingest(classified(renamed_full))] == [Status.DUPLICATE]
+    assert butler.registry.getCollectionChain("PFS/defaults") == (
+        "PFS/raw/all", "PFS/raw/pfsConfig", "PFS/raw/pfsConfig/01", "PFS/raw/pfsConfig/02")
+    with Butler.from_config(str(pfs_repo), collections="PFS/defaults") as reader:
+        assert len(reader.get("pfsConfig", instrument="PFS", visit=18)) == 12
+        sizes = {run: len(reader.get("pfsConfig", instrument="PFS", visit=18, collections=run))
+                 for run in ("PFS/raw/pfsConfig/01", "PFS/raw/pfsConfig/02")}
+    assert all(0 < n < 12 for n in sizes.values())
+
+
+def test_ccd_and_nir_read_back(butler, pfs_repo, tmp_path):
+    ccd = write_raw(tmp_path / "in", visit=19, arm="b", spectrograph=3)
+    nir = write_raw(tmp_path / "in", visit=19, arm="n", spectrograph=3, n_reads=4)
+    make_ingester(butler, pfs_repo).ingest(classified(ccd, nir))
+    with Butler.from_config(str(pfs_repo), collections="PFS/raw/all") as reader:
+        raw = reader.get("raw", instrument="PFS", visit=19, arm="b", spectrograph=3)
+        ramp = reader.get("raw", instrument="PFS", visit=19, arm="n", spectrograph=3)
+        metadata = reader.get("raw.metadata", instrument="PFS", visit=19, arm="n", spectrograph=3)
+        exposure = reader.get("raw.exposure", instrument="PFS", visit=19, arm="b", spectrograph=3)
+    assert raw.getImage().array.dtype.name == "uint16" and raw.getNumReads() == 1
+    assert raw.dataId["visit"] == 19 and raw.getMetadata()["W_SPMOD"] == 3
+    cds = ramp.getImage().array
+    assert ramp.getNumReads() == 4 and metadata["W_H4NRED"] == 4
+    assert (cds == ramp.getNirRead(4).array - ramp.getNirRead(1).array).all()
+    assert exposure.getDetector().name == "b3" and exposure.getImage().array.shape == raw.getImage().array.shape
+
+
+def test_metrology_is_not_a_raw(butler, pfs_repo, tmp_path):
+    from pfswatchd import fakedata
+    from pfswatchd.examine import examine
+
+    found = examine(fakedata.write_metrology(tmp_path / "PFSC00002000.fits", visit=20))
+    assert found.classified is None and found.skipped is not None
