@@ -33,20 +33,24 @@ MAX_HEADER_BLOCKS = 1000  # 36,000 cards: far beyond any PFS header
 MAX_HDUS = 2000  # a 999-read NIR ramp has 2,001 HDUs; more is not a PFS file
 _END = b"END" + b" " * 77
 _INT = re.compile(r"^[+-]?\d+$")
-_UNDEFINED = object()
 
 
 class Header(Mapping[str, Any]):
-    """The cards of one HDU: keyword -> value, parsed lazily; read-only.
+    """The cards of one HDU: keyword -> value, parsed on demand; read-only.
 
-    Commentary cards (COMMENT, HISTORY, blank) are dropped.  A keyword that
-    appears twice keeps its first value, as astropy's ``header[key]`` does.
+    Most headers are kept as their raw text and a keyword is found with one
+    ``str.find`` (aligned to a card boundary), so looking up the dozen cards
+    ingest needs does not cost parsing the other hundreds.  Headers with
+    HIERARCH or CONTINUE cards are parsed into a dict at once.  Commentary
+    cards (COMMENT, HISTORY, blank) are dropped.  A keyword that appears twice
+    keeps its first value, as astropy's ``header[key]`` does.
     """
 
-    __slots__ = ("_raw", "_parsed")
+    __slots__ = ("_text", "_fields", "_parsed")
 
-    def __init__(self, raw: dict[str, str]) -> None:
-        self._raw = raw
+    def __init__(self, fields: dict[str, str] | None = None, *, text: str | None = None) -> None:
+        self._text = text
+        self._fields = fields
         self._parsed: dict[str, Any] = {}
 
     @classmethod
@@ -56,28 +60,64 @@ class Header(Mapping[str, Any]):
         header._parsed.update(cards)
         return header
 
+    def _field(self, key: str) -> str | None:
+        """The value field (columns 11-80) of ``key``, or None."""
+        if self._fields is not None:
+            return self._fields.get(key)
+        if len(key) > 8 or self._text is None:
+            return None
+        text = self._text
+        pattern = key.ljust(8) + "= "
+        at = text.find(pattern)
+        while at > 0 and at % CARD:
+            at = text.find(pattern, at + 1)
+        return None if at < 0 else text[at + 10 : at + CARD]
+
+    @property
+    def fields(self) -> dict[str, str]:
+        """Every value card: keyword -> raw value field."""
+        if self._fields is None:
+            text = self._text or ""
+            cards = [text[i : i + CARD] for i in range(0, len(text), CARD)]
+            fields = {card[:8].rstrip(): card[10:] for card in reversed(cards) if card[8:10] == "= "}
+            for commentary in ("", "COMMENT", "HISTORY"):
+                fields.pop(commentary, None)
+            self._fields = fields
+            self._text = None
+        return self._fields
+
+    def leading_fields(self, count: int) -> dict[str, str]:
+        """The first ``count`` value cards (keyword -> raw field), first occurrence wins."""
+        if self._text is None:
+            return {}
+        text = self._text
+        cards = (text[i : i + CARD] for i in range(0, min(len(text), count * CARD), CARD))
+        return {card[:8].rstrip(): card[10:] for card in reversed(list(cards)) if card[8:10] == "= "}
+
     def __getitem__(self, key: str) -> Any:
         try:
             return self._parsed[key]
         except KeyError:
-            raw = self._raw[key]  # KeyError for unknown keys, as a Mapping should
-            value = self._parsed[key] = _parse_value(raw, key)
-            return value
+            pass
+        field = self._field(key)
+        if field is None:
+            raise KeyError(key)
+        value = self._parsed[key] = _parse_value(field, key)
+        return value
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._raw)
+        return iter(self.fields)
 
     def __len__(self) -> int:
-        return len(self._raw)
+        return len(self.fields)
 
     def __contains__(self, key: object) -> bool:
-        return key in self._raw
+        return isinstance(key, str) and (key in self._parsed or self._field(key) is not None)
 
     def merged(self, other: Header) -> Header:
         """A new header: these cards, overridden by ``other``'s."""
-        raw = {**self._raw, **other._raw}
-        merged = Header(raw)
-        merged._parsed = {k: v for k, v in self._parsed.items() if k not in other._raw}
+        merged = Header({**self.fields, **other.fields})
+        merged._parsed = {k: v for k, v in self._parsed.items() if k not in other.fields}
         merged._parsed.update(other._parsed)
         return merged
 
@@ -188,10 +228,11 @@ def _read_header(
                 f"{path}: the bytes after the HDU ending at byte {offset} are not an XTENSION header; "
                 "expected FITS extensions only"
             )
-        for card_start in range(0, usable, CARD):
-            if chunk[card_start : card_start + CARD] == _END:
-                end_at = sum(len(c) for c in chunks) + card_start
-                break
+        found = chunk.find(_END, 0, usable)
+        while found >= 0 and found % CARD:
+            found = chunk.find(_END, found + 1, usable)
+        if found >= 0:
+            end_at = sum(len(c) for c in chunks) + found
         chunks.append(chunk[:usable])
         blocks += usable // BLOCK
         if end_at < 0 and len(chunk) < want:
@@ -213,6 +254,8 @@ def _parse_cards(raw: bytes, path: Path) -> Header:
         text = raw.decode("ascii")
     except UnicodeDecodeError as exc:
         raise NotFitsError(f"{path}: header has a non-ASCII byte at offset {exc.start}; FITS allows ASCII only")
+    if "HIERARCH" not in text and "CONTINUE" not in text:
+        return Header(text=text)
     cards: dict[str, str] = {}
     last_key: str | None = None
     for start in range(0, len(text), CARD):
@@ -279,13 +322,20 @@ def _float(text: str, key: str) -> float:
 def _padded_data_size(header: Header, path: Path, index: int) -> int:
     """Bytes of data after this header, padded to whole blocks (FITS 4.0 §4.4.1)."""
 
+    positional = header.leading_fields(12)
+
     def integer(key: str, default: int | None = None) -> int:
-        if key not in header:
-            if default is None:
-                raise NotFitsError(f"{path}: HDU {index} has no {key} card; expected by the FITS standard")
-            return default
+        # The standard puts BITPIX, NAXIS, NAXISn (and PCOUNT, GCOUNT in extensions) first, in
+        # order; read them from there and look further only for headers that do not.
+        field = positional.get(key)
         try:
-            value = header[key]
+            value = _parse_value(field, key) if field is not None else header[key]
+        except KeyError:
+            if default is None:
+                raise NotFitsError(
+                    f"{path}: HDU {index} has no {key} card; expected by the FITS standard"
+                ) from None
+            return default
         except ValueError as exc:
             raise NotFitsError(f"{path}: HDU {index}: {exc}") from None
         if not isinstance(value, int) or isinstance(value, bool):

@@ -126,6 +126,8 @@ class Ingester:
         self._instruments: dict[str, DimensionRecord] = {}
         self._visits: dict[tuple[str, int], VisitState] = {}
         self._runs: set[str] = set()
+        self._records: dict[tuple[str, tuple[Any, ...]], DimensionRecord] = {}  # arm, spectrograph, ...
+        self._templates: dict[str, Any] = {}
 
     # -- public ----------------------------------------------------------------------------------
 
@@ -437,9 +439,17 @@ class Ingester:
         }
         for element in ref.datasetType.dimensions.elements:
             if element not in records:
-                records[element] = self.universe[element].RecordClass(**data_id.subset(element).mapping)  # type: ignore[arg-type]
+                values = tuple(data_id[name] for name in self.universe[element].required.names)
+                record = self._records.get((element, values))
+                if record is None:
+                    record = self.universe[element].RecordClass(**data_id.subset(element).mapping)  # type: ignore[arg-type]
+                    self._records[(element, values)] = record
+                records[element] = record
         expanded = ref.expanded(data_id.expanded(records))
-        relative = self.templates.getTemplate(expanded).format(expanded)
+        template = self._templates.get(ref.datasetType.name)
+        if template is None:
+            template = self._templates[ref.datasetType.name] = self.templates.getTemplate(expanded)
+        relative = template.format(expanded)
         return self.datastore_root / f"{relative}.fits"
 
     def _existing_refs(self, items: list[_Item]) -> dict[Any, DatasetRef]:

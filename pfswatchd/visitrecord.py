@@ -20,11 +20,13 @@ turns them into a butler record.
 from __future__ import annotations
 
 from collections.abc import Mapping
+import math
 from functools import lru_cache
 from typing import Any
 
 import astropy.units as u
-from astropy.coordinates import FK5, SkyCoord
+import numpy as np
+from astropy.coordinates import FK5, Angle, SkyCoord
 from astropy.time import Time
 
 from pfswatchd.model import RawFile
@@ -95,11 +97,24 @@ def target_name(header: Mapping[str, Any]) -> str:
     return "UNKNOWN"
 
 
-@lru_cache(maxsize=1024)
+@lru_cache(maxsize=1)
+def _fk5_to_icrs_matrix() -> np.ndarray:
+    """The constant rotation from FK5 (equinox J2000) to ICRS, computed once with astropy."""
+    axes = SkyCoord(x=[1, 0, 0], y=[0, 1, 0], z=[0, 0, 1], representation_type="cartesian",
+                    frame=FK5(equinox="J2000"))
+    icrs = axes.icrs.cartesian
+    return np.array([icrs.x.value, icrs.y.value, icrs.z.value])  # column j = image of axis j
+
+
+@lru_cache(maxsize=4096)
 def icrs_from_fk5(ra: str, dec: str) -> tuple[float, float]:
-    """ICRS degrees of a sexagesimal FK5 (J2000) position."""
-    coord = SkyCoord(ra, dec, frame=FK5(equinox="J2000"), unit=(u.hourangle, u.deg)).icrs
-    return float(coord.ra.degree), float(coord.dec.degree)
+    """ICRS degrees of a sexagesimal FK5 (J2000) position (astropy's transform, as a fixed rotation)."""
+    ra_rad = Angle(ra, unit=u.hourangle).radian
+    dec_rad = Angle(dec, unit=u.deg).radian
+    vector = np.array([math.cos(dec_rad) * math.cos(ra_rad), math.cos(dec_rad) * math.sin(ra_rad),
+                       math.sin(dec_rad)])
+    x, y, z = _fk5_to_icrs_matrix() @ vector
+    return math.degrees(math.atan2(y, x)) % 360.0, math.degrees(math.atan2(z, math.hypot(x, y)))
 
 
 def _position(header: Mapping[str, Any]) -> tuple[float, float]:
@@ -115,10 +130,11 @@ def visit_values(raw: RawFile) -> dict[str, Any]:
     """Every field of the visit record of ``raw`` (begin/end as astropy Times)."""
     header = raw.header
     scale = str(_card(header, "TIMESYS", "utc")).strip().lower() or "utc"
-    begin = Time(float(header["MJD-STR"]), format="mjd", scale=scale)
+    start = float(header["MJD-STR"])
     exposure_time = float(_card(header, "EXPTIME", 0.0))
     dark_time = float(_card(header, "DARKTIME", exposure_time))
-    end = begin + exposure_time * u.s
+    begin = Time(start, format="mjd", scale=scale)
+    end = Time(start, exposure_time / 86400.0, format="mjd", scale=scale)
     obs_type = observation_type(header)
     ra, dec = _position(header)
     altitude = _card(header, "ALTITUDE", 0.0)
@@ -135,7 +151,7 @@ def visit_values(raw: RawFile) -> dict[str, Any]:
         "dark_time": dark_time,
         "observation_type": obs_type[:16],
         "observation_reason": observation_reason(obs_type),
-        "day_obs": int(begin.tai.strftime("%Y%m%d")),
+        "day_obs": _day_obs(begin),
         "seq_num": raw.visit,
         "group_name": str(_card(header, "W_PFDSNM", ""))[:64],
         "group_id": raw.visit,
@@ -150,6 +166,12 @@ def visit_values(raw: RawFile) -> dict[str, Any]:
         "lamps": lamps(header)[:64],
         "irp_ratio": irp if isinstance(irp, int) and not isinstance(irp, bool) else None,
     }
+
+
+def _day_obs(begin: Time) -> int:
+    """YYYYMMDD of the TAI date of ``begin`` (no observing-day offset for PFS)."""
+    when = begin.tai.ymdhms
+    return int(when["year"]) * 10000 + int(when["month"]) * 100 + int(when["day"])
 
 
 def _float_or_none(value: Any) -> float | None:

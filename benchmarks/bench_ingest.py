@@ -1,0 +1,135 @@
+"""Benchmark: `pfswatchd ingest-raws` of N small raw files with link transfer, next to ONE plain
+`Butler.ingest` call of the same files with precomputed refs, measured in the same run.
+
+    .venv/bin/python benchmarks/bench_ingest.py [--files 2000] [--keep DIR]
+
+Three figures:
+- `pfswatchd ingest-raws` as a user runs it (a subprocess: interpreter and butler start-up included);
+- the same engine in-process (examine every file's headers, check visits, refs, place, one transaction);
+- the reference: one `Butler.ingest(*datasets, transfer="link")` with refs and dimension records made
+  beforehand (not timed), into a second fresh repository.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from lsst.daf.butler import DatasetIdGenEnum, DatasetRef, FileDataset
+
+from pfswatchd import fakedata, repo
+from pfswatchd.examine import examine
+from pfswatchd.ingest import Ingester, IngestSettings
+from pfswatchd.visitrecord import visit_values
+
+ARMS = ("b", "r", "n")
+
+
+def write_files(folder: Path, count: int) -> list[Path]:
+    paths: list[Path] = []
+    visit = 1000
+    while len(paths) < count:
+        design = 0x1000 + visit
+        for spectrograph in (1, 2, 3, 4):
+            for arm in ARMS:
+                if len(paths) == count:
+                    break
+                category = "B" if arm == "n" else "A"
+                path = folder / fakedata.raw_filename("S", category, visit, spectrograph, arm)
+                if path.exists():  # --keep: reuse files written by an earlier run
+                    paths.append(path)
+                    continue
+                if arm == "n":
+                    fakedata.write_pfsb(path, visit=visit, spectrograph=spectrograph, pfs_design_id=design,
+                                        n_reads=2)
+                else:
+                    fakedata.write_pfsa(path, visit=visit, spectrograph=spectrograph, arm=arm,
+                                        pfs_design_id=design)
+                paths.append(path)
+        visit += 1
+    return paths
+
+
+def plain_butler_ingest(root: Path, paths: list[Path]) -> float:
+    """Seconds for ONE Butler.ingest call; records and refs are prepared outside the timing."""
+    butler = repo.create(root, instruments=["PFS"])
+    raw_type, _ = repo.dataset_types(butler.dimensions)
+    datasets = []
+    visits = {}
+    for path in paths:
+        raw = examine(path).classified
+        visits.setdefault(raw.visit, raw)
+        ref = DatasetRef(raw_type, {**raw.data_id, "dither": raw.dither, "pfs_design_id": raw.pfs_design_id},
+                         run="PFS/raw/all", id_generation_mode=DatasetIdGenEnum.DATAID_TYPE_RUN)
+        datasets.append(FileDataset(path=str(path), refs=[ref]))
+    registry = butler.registry
+    for raw in visits.values():
+        registry.insertDimensionData("pfs_design_id", {"instrument": "PFS", "value": raw.pfs_design_id},
+                                     skip_existing=True)
+        registry.insertDimensionData("dither", {"instrument": "PFS", "value": raw.dither}, skip_existing=True)
+    registry.insertDimensionData("visit", *(butler.dimensions["visit"].RecordClass(**visit_values(raw))
+                                            for raw in visits.values()))
+    start = time.perf_counter()
+    butler.ingest(*datasets, transfer="link")
+    elapsed = time.perf_counter() - start
+    butler.close()
+    return elapsed
+
+
+def engine_in_process(root: Path, paths: list[Path]) -> float:
+    butler = repo.create(root, instruments=["PFS"])
+    ingester = Ingester(butler, root, IngestSettings(transfer="link"))
+    start = time.perf_counter()
+    classified = [examine(path).classified for path in paths]
+    outcomes = ingester.ingest(classified)
+    elapsed = time.perf_counter() - start
+    assert all(o.status == "ingested" for o in outcomes), {o.status for o in outcomes}
+    butler.close()
+    return elapsed
+
+
+def command_line(root: Path, data: Path, count: int) -> float:
+    subprocess.run([sys.executable, "-m", "pfswatchd", "create", str(root), "--instrument", "PFS"], check=True,
+                   capture_output=True)
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", "pfswatchd", "ingest-raws", str(root), str(data),
+                             "--transfer", "link"], capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    assert result.returncode == 0 and f"{count} ingested" in result.stdout, result.stdout + result.stderr
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=2000)
+    parser.add_argument("--keep", type=Path, help="work folder to keep (default: a temporary one)")
+    args = parser.parse_args()
+    work = args.keep or Path(tempfile.mkdtemp(prefix="pfswatchd-bench-"))
+    data = work / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    paths = write_files(data, args.files)
+    size = sum(p.stat().st_size for p in paths)
+    print(f"wrote {len(paths)} files ({size / 2**20:.1f} MiB) in {time.perf_counter() - t0:.1f} s")
+    for name in ("plain", "engine", "cli"):
+        shutil.rmtree(work / name, ignore_errors=True)
+    plain = plain_butler_ingest(work / "plain", paths)
+    engine = engine_in_process(work / "engine", paths)
+    cli = command_line(work / "cli", data, len(paths))
+    n = len(paths)
+    print(f"{'plain Butler.ingest (1 call, refs precomputed)':48s} {plain:7.2f} s  {n / plain:7.0f} files/s")
+    print(f"{'pfswatchd engine in-process (headers+ingest)':48s} {engine:7.2f} s  {n / engine:7.0f} files/s"
+          f"  ({engine / plain:.2f}x plain)")
+    print(f"{'pfswatchd ingest-raws (subprocess, with start-up)':48s} {cli:7.2f} s  {n / cli:7.0f} files/s"
+          f"  ({cli / plain:.2f}x plain)")
+    if args.keep is None:
+        shutil.rmtree(work)
+
+
+if __name__ == "__main__":
+    main()
