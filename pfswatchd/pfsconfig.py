@@ -190,9 +190,9 @@ class PfsConfig:
                                  "pfsConfig-0x<designId>-<visit>.fits")
             design = parsed[0] if design is None else design
             visit = parsed[1] if visit is None else visit
-        return cls(header=header, table=_read_table(hdul, "CONFIG"), photometry=_read_table(hdul, "PHOTOMETRY"),
-                   guideStars=_read_table(hdul, "GUIDESTARS"), pfsDesignId=design, visit=visit,
-                   filename=filename)
+        return cls(header=header, table=_read_table(hdul, "CONFIG"),
+                   photometry=_read_table(hdul, "PHOTOMETRY"), guideStars=_read_table(hdul, "GUIDESTARS"),
+                   pfsDesignId=design, visit=visit, filename=filename)
 
     def __len__(self) -> int:
         return len(self.fiberId)

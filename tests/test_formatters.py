@@ -1,0 +1,222 @@
+"""Formatters and storage classes against a real butler repository with the PFS universe."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import astropy.units as u
+import lsst.daf.butler
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.time import Time
+from lsst.daf.butler import (
+    Butler,
+    CollectionType,
+    Config,
+    DatasetIdGenEnum,
+    DatasetRef,
+    DatasetType,
+    FileDataset,
+    Timespan,
+)
+from lsst.utils import doImportType
+
+from pfswatchd import fakedata
+from pfswatchd.formatters import FORMATTERS, RAW_COMPONENTS, STORAGE_CLASSES, PfsRawDelegate
+from pfswatchd.pfsconfig import PfsConfig
+from pfswatchd.pfsraw import Detector, Exposure, Image, PfsRaw, VisitInfo
+
+DESIGN = 0x1945BE7E6DE4B2CF
+VISIT = 123
+RUN = "PFS/raw/all"
+DIMENSIONS = Path(fakedata.__file__).parent / "resources" / "dimensions.yaml"
+TEMPLATES = {
+    "instrument+visit+arm+spectrograph": (
+        "{run:/}/{datasetType}/{visit.day_obs}/{visit}/"
+        "{datasetType}_{instrument}_{visit}_{arm}{spectrograph}_{run}"
+    ),
+}
+RAW = {"instrument": "PFS", "visit": VISIT, "spectrograph": 1}
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> dict[str, object]:
+    """A repository holding a PFSA (b1), a PFSB (n1, 4 reads) and the visit's pfsConfig."""
+    tmp = tmp_path_factory.mktemp("formatters")
+    root = tmp / "repo"
+    seed = Config({"storageClasses": STORAGE_CLASSES,
+                   "datastore": {"formatters": FORMATTERS, "templates": TEMPLATES}})
+    Butler.makeRepo(str(root), config=seed, dimensionConfig=str(DIMENSIONS))
+    butler = Butler.from_config(str(root), writeable=True)
+    registry = butler.registry
+    registry.insertDimensionData("instrument", {"name": "PFS", "visit_max": 21474800, "detector_max": 20,
+                                                "class_name": "lsst.obs.pfs.PrimeFocusSpectrograph"})
+    registry.insertDimensionData("arm", *({"instrument": "PFS", "name": arm} for arm in "brnm"))
+    registry.insertDimensionData("spectrograph", {"instrument": "PFS", "num": 1})
+    registry.insertDimensionData("pfs_design_id", {"instrument": "PFS", "value": DESIGN})
+    registry.insertDimensionData("dither", {"instrument": "PFS", "value": 0})
+    start = Time(60800.3, format="mjd", scale="utc")
+    registry.insertDimensionData("visit", {
+        "instrument": "PFS", "id": VISIT, "obs_id": str(VISIT), "pfs_design_id": DESIGN, "dither": 0,
+        "day_obs": 20250505, "timespan": Timespan(start, start + 30 * u.s), "exposure_time": 30.0})
+    raw_type = DatasetType("raw", ("instrument", "visit", "spectrograph", "arm"), "PfsRaw",
+                           universe=butler.dimensions)
+    config_type = DatasetType("pfsConfig", ("instrument", "visit"), "PfsConfig", universe=butler.dimensions)
+    registry.registerDatasetType(raw_type)
+    registry.registerDatasetType(config_type)
+    registry.registerCollection(RUN, CollectionType.RUN)
+    ccd = fakedata.write_pfsa(tmp / "PFSA00012311.fits", visit=VISIT, spectrograph=1, arm="b",
+                              pfs_design_id=DESIGN, mjd=60800.3)
+    ramp = fakedata.write_pfsb(tmp / "PFSB00012313.fits", visit=VISIT, spectrograph=1, pfs_design_id=DESIGN,
+                               mjd=60800.3, n_reads=4)
+    config = fakedata.write_pfsconfig(tmp / fakedata.pfsconfig_filename(DESIGN, VISIT), visit=VISIT,
+                                      pfs_design_id=DESIGN, n_fibers=12)
+
+    def ref(dataset_type: DatasetType, **data_id: object) -> DatasetRef:
+        return DatasetRef(dataset_type, {"instrument": "PFS", "visit": VISIT, **data_id}, run=RUN,
+                          id_generation_mode=DatasetIdGenEnum.DATAID_TYPE_RUN)
+
+    butler.ingest(FileDataset(ccd, refs=[ref(raw_type, arm="b", spectrograph=1)]),
+                  FileDataset(ramp, refs=[ref(raw_type, arm="n", spectrograph=1)]),
+                  FileDataset(config, refs=[ref(config_type)]), transfer="copy")
+    butler.close()
+    reader = Butler.from_config(str(root), collections=RUN)
+    yield {"butler": reader, "root": root, "ccd": ccd, "ramp": ramp, "config": config}
+    reader.close()
+
+
+def _read(path: Path, name: str) -> np.ndarray:
+    with fits.open(path) as hdul:
+        return np.array(hdul[name].data)
+
+
+def test_storage_class_names_do_not_clash_with_defaults():
+    packaged = Path(lsst.daf.butler.__file__).parent / "configs" / "storageClasses.yaml"
+    default_names = set(Config(str(packaged))["storageClasses"].keys())
+    ours = set(STORAGE_CLASSES)
+    assert ours.isdisjoint(default_names), ours & default_names
+    assert "int" in default_names  # raw.numReads uses the butler's own "int"
+    assert set(STORAGE_CLASSES["PfsRaw"]["derivedComponents"]) == set(RAW_COMPONENTS) == {
+        "image", "metadata", "exposure", "detector", "visitInfo", "numReads", "dimensions"}
+    assert set(RAW_COMPONENTS.values()) <= ours | default_names
+    for path in FORMATTERS.values():
+        assert doImportType(path).__module__ == "pfswatchd.formatters"
+
+
+def test_storage_classes_in_the_repository(repo):
+    storage_class = repo["butler"].get_dataset_type("raw").storageClass
+    assert storage_class.name == "PfsRaw" and storage_class.pytype is PfsRaw
+    assert storage_class.parameters == {"readNum"}
+    pytypes = {name: component.pytype for name, component in storage_class.derivedComponents.items()}
+    assert pytypes == {"image": Image, "metadata": fits.Header, "exposure": Exposure, "detector": Detector,
+                       "visitInfo": VisitInfo, "numReads": int, "dimensions": tuple}
+    assert repo["butler"].get_dataset_type("pfsConfig").storageClass.pytype is PfsConfig
+
+
+def test_ccd_raw_and_components(repo):
+    butler, ccd = repo["butler"], repo["ccd"]
+    raw = butler.get("raw", arm="b", **RAW)
+    assert isinstance(raw, PfsRaw) and raw.isCcd()
+    assert raw.dataId == {"instrument": "PFS", "arm": "b", "spectrograph": 1, "visit": VISIT, "dither": 0,
+                          "pfs_design_id": DESIGN}
+    assert raw.path.parent.parts[-2:] == ("20250505", str(VISIT)) and raw.path != ccd
+    image = butler.get("raw.image", arm="b", **RAW)
+    assert isinstance(image, Image) and image.array.dtype == np.uint16 and image.array.shape == (86, 96)
+    np.testing.assert_array_equal(image.array, _read(ccd, "image"))
+    metadata = butler.get("raw.metadata", arm="b", **RAW)
+    assert isinstance(metadata, fits.Header)
+    assert (metadata["W_VISIT"], metadata["W_ARM"], metadata["FRAMEID"]) == (VISIT, 1, "PFSA00012311")
+    exposure = butler.get("raw.exposure", arm="b", **RAW)
+    assert isinstance(exposure, Exposure) and exposure.getDetector().name == "b1"
+    assert exposure.data_id["pfs_design_id"] == DESIGN and exposure.getInfo().visit == VISIT
+    np.testing.assert_array_equal(exposure.getImage().array, image.array)
+    detector = butler.get("raw.detector", arm="b", **RAW)
+    assert detector == Detector(name="b1", id=0, arm="b", spectrograph=1, serial="b1")
+    info = butler.get("raw.visitInfo", arm="b", **RAW)
+    assert isinstance(info, VisitInfo) and info.pfs_design_id == DESIGN and info.exposure_time == 30.0
+    assert info.date.mjd == pytest.approx(60800.3)
+    assert butler.get("raw.numReads", arm="b", **RAW) == 1
+    assert butler.get("raw.dimensions", arm="b", **RAW) == (96, 86)
+
+
+def test_nir_raw_and_reads(repo):
+    butler, ramp = repo["butler"], repo["ramp"]
+    reads = [_read(ramp, f"IMAGE_{n}").astype(np.float64) for n in range(1, 5)]
+    raw = butler.get("raw", arm="n", **RAW)
+    assert raw.isNir() and raw.getNumReads() == 4
+    np.testing.assert_array_equal(raw.getNirRead(2).array, reads[1])
+    cds = butler.get("raw.image", arm="n", **RAW)
+    assert cds.array.dtype == np.float32
+    np.testing.assert_array_equal(cds.array, 3 * (reads[1] - reads[0]))
+    assert butler.get("raw.numReads", arm="n", **RAW) == 4
+    assert butler.get("raw.dimensions", arm="n", **RAW) == (64, 64)
+    assert butler.get("raw.detector", arm="n", **RAW).id == 2
+    assert butler.get("raw.metadata", arm="n", **RAW)["W_H4NRED"] == 4
+    second = butler.get("raw.image", arm="n", parameters={"readNum": 2}, **RAW)
+    np.testing.assert_array_equal(second.array, reads[1])
+    selected = butler.get("raw", arm="n", parameters={"readNum": 3}, **RAW)
+    assert isinstance(selected, PfsRaw) and selected.readNum == 3
+    np.testing.assert_array_equal(selected.getImage().array, reads[2])
+    exposure = butler.get("raw.exposure", arm="n", parameters={"readNum": 4}, **RAW)
+    np.testing.assert_array_equal(exposure.getImage().array, reads[3])
+
+
+def test_bad_read_numbers(repo):
+    butler = repo["butler"]
+    with pytest.raises(ValueError, match=r"outside the valid range 1\.\.4"):
+        butler.get("raw.image", arm="n", parameters={"readNum": 5}, **RAW)
+    with pytest.raises(ValueError, match="only to NIR ramps"):
+        butler.get("raw.image", arm="b", parameters={"readNum": 1}, **RAW)
+    with pytest.raises(ValueError, match="integer read number"):
+        butler.get("raw.image", arm="n", parameters={"readNum": "2"}, **RAW)
+    with pytest.raises(KeyError, match="bbox"):
+        butler.get("raw.image", arm="n", parameters={"bbox": 1}, **RAW)
+
+
+def test_pfsconfig(repo):
+    butler = repo["butler"]
+    config = butler.get("pfsConfig", instrument="PFS", visit=VISIT)
+    assert isinstance(config, PfsConfig)
+    assert (config.pfsDesignId, config.visit, len(config)) == (DESIGN, VISIT, 12)
+    assert config.header["FRAMEID"] == f"PFSF{VISIT:06d}00"
+    uri = butler.getURI("pfsConfig", instrument="PFS", visit=VISIT)
+    assert uri.ospath.startswith(str(repo["root"])) and uri.getExtension() == ".fits"
+
+
+def test_formatters_are_read_only(repo):
+    writer = Butler.from_config(str(repo["root"]), run="PFS/other", writeable=True)
+    try:
+        raw = repo["butler"].get("raw", arm="b", **RAW)
+        with pytest.raises(Exception) as excinfo:
+            writer.put(raw, "raw", arm="b", **RAW)
+        chain, error = [], excinfo.value
+        while error is not None:
+            chain.append(str(error))
+            error = error.__cause__ or error.__context__
+        assert any("read-only" in message for message in chain), chain
+        assert not writer.query_datasets("raw", collections="PFS/other", explain=False)
+    finally:
+        writer.close()
+
+
+def test_delegate(repo):
+    raw = PfsRaw(repo["ramp"])
+    delegate = repo["butler"].get_dataset_type("raw").storageClass.delegate()
+    assert isinstance(delegate, PfsRawDelegate)
+    assert delegate.getComponent(raw, "numReads") == 4
+    assert delegate.getComponent(raw, "dimensions") == (64, 64)
+    assert delegate.getComponent(raw, "detector").name == "n1"
+    assert delegate.getComponent(raw, "metadata")["W_ARM"] == 3
+    assert delegate.getComponent(raw, "visitInfo").visit == VISIT
+    assert isinstance(delegate.getComponent(raw, "exposure"), Exposure)
+    with pytest.raises(AttributeError, match="no component 'ramp'"):
+        delegate.getComponent(raw, "ramp")
+    assert delegate.handleParameters(raw, None) is raw
+    selected = delegate.handleParameters(raw, {"readNum": 2})
+    second = delegate.getComponent(selected, "image").array
+    np.testing.assert_array_equal(second, _read(repo["ramp"], "IMAGE_2"))
+    with pytest.raises(ValueError, match="only readNum"):
+        delegate.handleParameters(raw, {"bbox": None})
+    with pytest.raises(TypeError, match="PfsRaw"):
+        delegate.handleParameters(Image(np.zeros((2, 2))), {"readNum": 1})
