@@ -10,10 +10,16 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from typing import TYPE_CHECKING
+
 from pfswatchd import __version__
 from pfswatchd.errors import ConfigError, PfsWatchError
 from pfswatchd.model import FileKind
 from pfswatchd.transfer import TRANSFER_MODES
+
+if TYPE_CHECKING:
+    from pfswatchd.config import Config
+    from pfswatchd.ledger import Ledger
 
 EX_OK = 0
 EX_FAILED = 1
@@ -70,6 +76,63 @@ def _fake_data(args: argparse.Namespace) -> int:
     return EX_OK
 
 
+def _load_config(path: str | None) -> Config:
+    from pfswatchd import config
+
+    return config.load(path) if path else config.default()
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pfswatchd.daemon import run_service
+
+    _load_config(args.config)  # validate before anything starts: a bad file exits 78
+    return run_service(args.config)
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    from pfswatchd.config import redact_url
+
+    cfg = _load_config(args.file)
+    print(f"{args.file}: OK")
+    print(f"  repository.root = {cfg.repository.root} (create = {str(cfg.repository.create).lower()})")
+    print(f"  watch.paths     = {', '.join(str(p) for p in cfg.watch.paths)} ({cfg.watch.mode})")
+    print(f"  ingest.transfer = {cfg.ingest.transfer}")
+    print(f"  state.url       = {redact_url(cfg.state.url)}")
+    print(f"  quarantine      = {cfg.quarantine.policy} -> {cfg.quarantine.path}")
+    return EX_OK
+
+
+def _open_ledger(config_path: str | None) -> Ledger:
+    from pfswatchd.ledger import Ledger
+
+    cfg = _load_config(config_path)
+    ledger = Ledger(cfg.state.url, instance=cfg.state.instance)
+    ledger.create()
+    return ledger
+
+
+def _status(args: argparse.Namespace) -> int:
+    from pfswatchd import status
+
+    ledger = _open_ledger(args.config)
+    try:
+        status.show(ledger, sys.stdout, as_json=args.json)
+    finally:
+        ledger.close()
+    return EX_OK
+
+
+def _retry(args: argparse.Namespace) -> int:
+    from pfswatchd import status
+
+    ledger = _open_ledger(args.config)
+    try:
+        status.retry(ledger, kinds=args.kind, paths=args.paths, out=sys.stdout)
+    finally:
+        ledger.close()
+    return EX_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pfswatchd", description="Ingest Subaru PFS raw frames and pfsConfigs into a butler repository."
@@ -110,6 +173,25 @@ def build_parser() -> argparse.ArgumentParser:
     fake.add_argument("--full-size", action="store_true", help="full-size 4300x4416 CCD / 4096^2 NIR images")
     fake.add_argument("--pfsf", action="store_true", help="also write STARS-style PFSF files (00, 01, 02)")
     fake.set_defaults(func=_fake_data)
+
+    run = commands.add_parser("run", help="run the service: watch folders and ingest files as they complete")
+    run.add_argument("--config", metavar="FILE", help="TOML configuration (default: the embedded default)")
+    run.set_defaults(func=_run)
+
+    check = commands.add_parser("check-config", help="validate a configuration file and exit")
+    check.add_argument("file", metavar="FILE")
+    check.set_defaults(func=_check_config)
+
+    status = commands.add_parser("status", help="what happened to every file (from the ledger)")
+    status.add_argument("--config", metavar="FILE")
+    status.add_argument("--json", action="store_true", help="one JSON object: counts and files")
+    status.set_defaults(func=_status)
+
+    retry = commands.add_parser("retry", help="queue failed and quarantined files again")
+    retry.add_argument("--config", metavar="FILE")
+    retry.add_argument("--kind", action="append", help="only this error kind (repeatable)")
+    retry.add_argument("paths", metavar="PATH", nargs="*", help="only these files")
+    retry.set_defaults(func=_retry)
     return parser
 
 

@@ -1,0 +1,318 @@
+"""Configuration: one TOML file, validated once into frozen values.
+
+Every key, its default and its meaning is documented in config.example.toml;
+keep the two in step (tests/test_config.py checks that they are).  Relative
+paths are relative to the folder of the configuration file.  An unknown key,
+a value of the wrong type or an impossible value raises ConfigError naming the
+key and why.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pfswatchd.errors import ConfigError
+from pfswatchd.transfer import TRANSFER_MODES
+
+
+@dataclass(frozen=True, slots=True)
+class RepositoryConfig:
+    root: Path
+    create: bool = True
+    instruments: tuple[str, ...] = ("PFS", "PFS-F", "PFS-L")
+
+
+@dataclass(frozen=True, slots=True)
+class WatchConfig:
+    paths: tuple[Path, ...]
+    recursive: bool = True
+    mode: str = "native"  # native (inotify) | polling (NFS, CIFS)
+    poll_interval: float = 2.0
+    rescan_interval: float = 300.0
+    settle_seconds: float = 2.0
+    truncated_after: float = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class IngestConfig:
+    transfer: str = "link"
+    raw_run: str = ""
+    pfsconfig_run: str = ""
+    fail_fast: bool = False
+    batch_size: int = 1000
+    retry_initial: float = 2.0
+    retry_max: float = 600.0
+    waiting_recheck: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class StateConfig:
+    path: Path
+    url: str
+    instance: str
+    claim_timeout: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineConfig:
+    policy: str = "move"  # move | leave
+    path: Path = Path("quarantine")
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    format: str = "auto"  # auto | json | console
+    level: str = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class StarsConfig:
+    run_unpack: bool = False
+    network: str = "1"
+    timeout: float = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class ArchivesConfig:
+    extract_to: Path
+    after: str = "keep"  # keep | delete | move
+    done_path: Path = Path("done")
+    max_members: int = 100_000
+    max_total_bytes: int = 200 * 2**30
+    max_ratio: float = 200.0
+    max_depth: int = 3
+    verify_checksums: bool = True
+    stars: StarsConfig = field(default_factory=StarsConfig)
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceConfig:
+    drain_timeout: float = 60.0
+    file_mode: int = 0o644
+    dir_mode: int = 0o755
+    group: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    source: Path | None
+    repository: RepositoryConfig
+    watch: WatchConfig
+    ingest: IngestConfig
+    state: StateConfig
+    quarantine: QuarantineConfig
+    log: LogConfig
+    archives: ArchivesConfig
+    service: ServiceConfig
+
+
+class _Section:
+    """Typed reads from one TOML table; remembers which keys were used."""
+
+    def __init__(self, name: str, table: Any, base: Path) -> None:
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"[{name}] must be a table, got {type(table).__name__}")
+        self.name = name
+        self.table = table
+        self.base = base
+        self.used: set[str] = set()
+
+    def _get(self, key: str, default: Any, kinds: tuple[type, ...], what: str) -> Any:
+        self.used.add(key)
+        if key not in self.table:
+            return default
+        value = self.table[key]
+        if isinstance(value, bool) and bool not in kinds:
+            raise ConfigError(f"{self.name}.{key} = {value!r}: expected {what}")
+        if not isinstance(value, kinds):
+            raise ConfigError(f"{self.name}.{key} = {value!r}: expected {what}")
+        return value
+
+    def boolean(self, key: str, default: bool) -> bool:
+        return bool(self._get(key, default, (bool,), "true or false"))
+
+    def string(self, key: str, default: str, choices: tuple[str, ...] | None = None) -> str:
+        value = str(self._get(key, default, (str,), "a string"))
+        if choices is not None and value not in choices:
+            raise ConfigError(f"{self.name}.{key} = {value!r}: expected one of {', '.join(choices)}")
+        return value
+
+    def number(self, key: str, default: float, minimum: float = 0.0) -> float:
+        value = float(self._get(key, default, (int, float), "a number"))
+        if value < minimum:
+            raise ConfigError(f"{self.name}.{key} = {value!r}: expected a number >= {minimum}")
+        return value
+
+    def integer(self, key: str, default: int, minimum: int = 0) -> int:
+        value = int(self._get(key, default, (int,), "an integer"))
+        if value < minimum:
+            raise ConfigError(f"{self.name}.{key} = {value!r}: expected an integer >= {minimum}")
+        return value
+
+    def path(self, key: str, default: str | Path) -> Path:
+        value = self._get(key, str(default), (str,), "a path (string)")
+        if not value:
+            raise ConfigError(f"{self.name}.{key} is empty: expected a path")
+        return _resolve(self.base, value)
+
+    def paths(self, key: str, default: list[str]) -> tuple[Path, ...]:
+        value = self._get(key, default, (list,), "a list of paths")
+        if not value or not all(isinstance(item, str) and item for item in value):
+            raise ConfigError(f"{self.name}.{key} = {value!r}: expected a non-empty list of paths")
+        return tuple(_resolve(self.base, item) for item in value)
+
+    def section(self, key: str) -> _Section:
+        self.used.add(key)
+        return _Section(f"{self.name}.{key}", self.table.get(key, {}), self.base)
+
+    def finish(self) -> None:
+        unknown = sorted(set(self.table) - self.used)
+        if unknown:
+            raise ConfigError(f"{self.name}.{unknown[0]}: unknown key (known: {', '.join(sorted(self.used))})")
+
+
+def _resolve(base: Path, value: str) -> Path:
+    path = Path(os.path.expanduser(value))
+    return path if path.is_absolute() else (base / path)
+
+
+SECTIONS = ("repository", "watch", "ingest", "state", "quarantine", "log", "archives", "service")
+
+
+def load(path: str | Path) -> Config:
+    """Read and validate a configuration file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the configuration: {exc.strerror or exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse(data, base=path.resolve().parent, source=path)
+
+
+def default(base: str | Path = ".") -> Config:
+    """The embedded default: local folders under ``base`` and a SQLite ledger."""
+    return parse({}, base=Path(base).resolve(), source=None)
+
+
+def parse(data: Mapping[str, Any], *, base: Path, source: Path | None) -> Config:
+    unknown = sorted(set(data) - set(SECTIONS))
+    if unknown:
+        raise ConfigError(f"[{unknown[0]}]: unknown section (known: {', '.join(SECTIONS)})")
+    sections = {name: _Section(name, data.get(name, {}), base) for name in SECTIONS}
+
+    s = sections["repository"]
+    instruments = s._get("instruments", ["PFS", "PFS-F", "PFS-L"], (list,), "a list of instrument names")
+    repository = RepositoryConfig(
+        root=s.path("root", "var/repo"), create=s.boolean("create", True), instruments=tuple(instruments)
+    )
+
+    s = sections["watch"]
+    watch = WatchConfig(
+        paths=s.paths("paths", ["var/incoming"]),
+        recursive=s.boolean("recursive", True),
+        mode=s.string("mode", "native", ("native", "polling")),
+        poll_interval=s.number("poll_interval", 2.0, 0.05),
+        rescan_interval=s.number("rescan_interval", 300.0, 1.0),
+        settle_seconds=s.number("settle_seconds", 2.0, 0.0),
+        truncated_after=s.number("truncated_after", 600.0, 1.0),
+    )
+
+    s = sections["ingest"]
+    ingest = IngestConfig(
+        transfer=s.string("transfer", "link", TRANSFER_MODES),
+        raw_run=s.string("raw_run", ""),
+        pfsconfig_run=s.string("pfsconfig_run", ""),
+        fail_fast=s.boolean("fail_fast", False),
+        batch_size=s.integer("batch_size", 1000, 1),
+        retry_initial=s.number("retry_initial", 2.0, 0.01),
+        retry_max=s.number("retry_max", 600.0, 0.01),
+        waiting_recheck=s.number("waiting_recheck", 30.0, 0.1),
+    )
+
+    s = sections["state"]
+    state_path = s.path("path", "var/state")
+    url = s.string("url", "") or f"sqlite:///{state_path / 'ledger.sqlite3'}"
+    if not url.startswith(("sqlite://", "postgresql")):
+        raise ConfigError(f"state.url = {redact_url(url)!r}: expected a sqlite:/// or postgresql+psycopg2:// URL")
+    if url.startswith("postgresql://"):
+        raise ConfigError("state.url: use postgresql+psycopg2:// (plain postgresql:// needs another driver)")
+    state = StateConfig(
+        path=state_path,
+        url=url,
+        instance=s.string("instance", "") or f"{socket.gethostname()}:{os.getpid()}",
+        claim_timeout=s.number("claim_timeout", 300.0, 1.0),
+    )
+
+    s = sections["quarantine"]
+    quarantine = QuarantineConfig(
+        policy=s.string("policy", "move", ("move", "leave")), path=s.path("path", "var/quarantine")
+    )
+
+    s = sections["log"]
+    log = LogConfig(
+        format=s.string("format", "auto", ("auto", "json", "console")),
+        level=s.string("level", "info", ("debug", "info", "warning", "error")),
+    )
+
+    s = sections["archives"]
+    stars_section = s.section("stars")
+    stars = StarsConfig(
+        run_unpack=stars_section.boolean("run_unpack", False),
+        network=stars_section.string("network", "1"),
+        timeout=stars_section.number("timeout", 3600.0, 1.0),
+    )
+    archives = ArchivesConfig(
+        extract_to=s.path("extract_to", "var/extracted"),
+        after=s.string("after", "keep", ("keep", "delete", "move")),
+        done_path=s.path("done_path", "var/done"),
+        max_members=s.integer("max_members", 100_000, 1),
+        max_total_bytes=s.integer("max_total_bytes", 200 * 2**30, 1),
+        max_ratio=s.number("max_ratio", 200.0, 1.0),
+        max_depth=s.integer("max_depth", 3, 0),
+        verify_checksums=s.boolean("verify_checksums", True),
+        stars=stars,
+    )
+    stars_section.finish()
+
+    s = sections["service"]
+    service = ServiceConfig(
+        drain_timeout=s.number("drain_timeout", 60.0, 0.0),
+        file_mode=_mode(s, "file_mode", "0644"),
+        dir_mode=_mode(s, "dir_mode", "0755"),
+        group=s.string("group", ""),
+    )
+    for section in sections.values():
+        section.finish()
+    return Config(source, repository, watch, ingest, state, quarantine, log, archives, service)
+
+
+def _mode(section: _Section, key: str, default: str) -> int:
+    text = section.string(key, default)
+    try:
+        value = int(text, 8)
+    except ValueError:
+        raise ConfigError(f"{section.name}.{key} = {text!r}: expected an octal mode such as '0644'") from None
+    if not 0 <= value <= 0o7777:
+        raise ConfigError(f"{section.name}.{key} = {text!r}: expected an octal mode such as '0644'")
+    return value
+
+
+def redact_url(url: str) -> str:
+    """A database URL with its password replaced by ***."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    user, colon, _ = credentials.partition(":")
+    return f"{scheme}://{user}{':***' if colon else ''}@{host}"
+

@@ -1,0 +1,319 @@
+"""The service: startup -> main loop -> shutdown, with signals and systemd.
+
+- ``startup``: open the ledger (release claims of dead instances), open or
+  create the repository, start the watchers, rescan every folder, READY=1.
+- ``main_loop``: wait for hints (or the next deadline), run one pipeline
+  step, then housekeeping (``on_tick``): due retries, pfsConfigs waiting for
+  raws, the periodic rescan, truncation timers, STATUS and WATCHDOG pings.
+- Signals only set flags.  SIGTERM/SIGINT: finish the batch in flight, exit 0
+  (a second one exits at once with status 1).  SIGHUP: reload the
+  configuration (what cannot change without a restart is logged and kept).
+- A database that is locked or down pauses the loop with backoff; the hints
+  are kept and nothing is lost.
+"""
+
+from __future__ import annotations
+
+import queue
+import signal
+import time
+from dataclasses import replace
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from pfswatchd import config as config_module
+from pfswatchd import logconfig, repo
+from pfswatchd.config import Config
+from pfswatchd.errors import ConfigError, PfsWatchError
+from pfswatchd.ingest import Ingester, IngestSettings
+from pfswatchd.ledger import Ledger
+from pfswatchd.pipeline import Pipeline
+from pfswatchd.settle import Hint
+from pfswatchd.systemd import Notifier
+from pfswatchd.watch import Watcher, walk
+
+EX_OK = 0
+EX_FAILED = 1
+_WAKE = ("", "wake")
+
+
+class Service:
+    def __init__(self, config: Config, *, config_path: Path | None = None) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.log = logconfig.get()
+        self.notifier = Notifier()
+        self.hints: queue.Queue[tuple[str, str]] = queue.Queue()
+        self.should_exit = False
+        self.force_exit = False
+        self.reload_requested = False
+        self.exit_code = EX_OK
+        self.ledger: Ledger | None = None
+        self.watcher: Watcher | None = None
+        self.pipeline: Pipeline | None = None
+        self._butler: Any = None
+        self._last: dict[str, float] = {}
+        self._db_backoff = 0.0
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        self._capture_signals()
+        try:
+            self.startup()
+            self.main_loop()
+        finally:
+            self.shutdown()
+        return self.exit_code
+
+    def startup(self) -> None:
+        cfg = self.config
+        for folder in (cfg.state.path, *cfg.watch.paths):
+            folder.mkdir(parents=True, exist_ok=True)
+        self.ledger = Ledger(cfg.state.url, instance=cfg.state.instance, claim_timeout=cfg.state.claim_timeout)
+        self.ledger.create()
+        released = self.ledger.release_abandoned(starting=True)
+        self._butler = self._open_repository()
+        self.pipeline = Pipeline(cfg, self.ledger, self._make_ingester(), self.log)
+        self.watcher = Watcher(cfg.watch.paths, self._hint, recursive=cfg.watch.recursive, mode=cfg.watch.mode,
+                               poll_interval=cfg.watch.poll_interval)
+        missing = self.watcher.start()
+        self.log.info("service_started", instance=self.ledger.instance, repository=str(cfg.repository.root),
+                      ledger=config_module.redact_url(cfg.state.url), watch=[str(p) for p in cfg.watch.paths],
+                      transfer=cfg.ingest.transfer, mode=cfg.watch.mode, released_claims=released,
+                      missing_folders=[str(p) for p in missing])
+        self._rescan()
+        for path in self.ledger.due(limit=100_000):
+            self._hint(path, Hint.RETRY.value)
+        now = time.monotonic()
+        self._last = {"rescan": now, "waiting": now, "due": now, "status": 0.0, "watchdog": 0.0,
+                      "abandoned": now}
+        self.notifier.ready(self._status_line())
+
+    def main_loop(self) -> None:
+        assert self.pipeline is not None
+        while not self.should_exit:
+            hints = self._collect(self._timeout())
+            if self.reload_requested:
+                self._reload()
+            try:
+                report = self.pipeline.step(hints)
+                self._db_backoff = 0.0
+            except Exception as exc:
+                if not _database_error(exc):
+                    raise
+                self._db_backoff = min(30.0, max(0.5, self._db_backoff * 2))
+                self.log.warning("ledger_unavailable", error=str(exc).splitlines()[0],
+                                 retry_in=self._db_backoff)
+                for hint in hints:  # keep them: nothing is lost while the database is away
+                    self.hints.put(hint)
+                self._sleep(self._db_backoff)
+                continue
+            if report.new_visits:
+                for path in self.ledger.waiting(report.new_visits):  # type: ignore[union-attr]
+                    self._hint(path, Hint.RETRY.value)
+            if report.permanent_failure and self.config.ingest.fail_fast:
+                self.log.error("service_stopped_fail_fast", reason=report.permanent_failure)
+                self.exit_code = EX_FAILED
+                self.should_exit = True
+            self.on_tick()
+
+    def on_tick(self) -> None:
+        assert self.ledger is not None and self.watcher is not None
+        now = time.monotonic()
+        cfg = self.config
+        if self._due(now, "due", 1.0):
+            for path in self.ledger.due():
+                self._hint(path, Hint.RETRY.value)
+        if self._due(now, "waiting", cfg.ingest.waiting_recheck):
+            for path in self.ledger.waiting():
+                self._hint(path, Hint.RETRY.value)
+        if self._due(now, "rescan", cfg.watch.rescan_interval):
+            self._rescan()
+        if self._due(now, "abandoned", max(5.0, cfg.state.claim_timeout / 2)):
+            released = self.ledger.release_abandoned()
+            if released:
+                self.log.warning("claims_released", count=released)
+        if self.notifier.watchdog_interval and self._due(now, "watchdog", self.notifier.watchdog_interval):
+            if self.watcher.alive():
+                self.notifier.watchdog()
+        if self._due(now, "status", 5.0):
+            self.notifier.status(self._status_line())
+
+    def shutdown(self) -> None:
+        self.notifier.stopping()
+        if self.watcher is not None:
+            self.watcher.stop()
+        if self._butler is not None:
+            self._butler.close()
+        if self.ledger is not None:
+            self.ledger.close()
+        self.log.info("service_stopped", exit_code=self.exit_code)
+        self._restore_signals()
+
+    # -- pieces ----------------------------------------------------------------------------------
+
+    def _open_repository(self) -> Any:
+        cfg = self.config.repository
+        if repo.is_repository(cfg.root):
+            butler = repo.open_butler(cfg.root)
+        elif cfg.create:
+            butler = repo.create(cfg.root, instruments=cfg.instruments, raw_run=self.config.ingest.raw_run or None,
+                                 pfsconfig_run=self.config.ingest.pfsconfig_run or None)
+            self.log.info("repository_created", repository=str(cfg.root))
+        else:
+            raise ConfigError(f"repository.root = {cfg.root}: no butler repository there and "
+                              "repository.create is false")
+        return butler
+
+    def _make_ingester(self) -> Ingester:
+        cfg = self.config.ingest
+        settings = IngestSettings(transfer=cfg.transfer, raw_run=cfg.raw_run or None,
+                                  pfsconfig_run=cfg.pfsconfig_run or None)
+        return Ingester(self._butler, self.config.repository.root, settings)
+
+    def _hint(self, path: str, hint: str) -> None:
+        self.hints.put((path, hint))
+
+    def _collect(self, timeout: float) -> list[tuple[str, str]]:
+        """Wait up to ``timeout`` for the first hint, then take everything queued (group commit)."""
+        hints: list[tuple[str, str]] = []
+        try:
+            first = self.hints.get(timeout=timeout)
+        except queue.Empty:
+            return hints
+        if first != _WAKE:
+            hints.append(first)
+        while True:
+            try:
+                item = self.hints.get_nowait()
+            except queue.Empty:
+                break
+            if item != _WAKE:
+                hints.append(item)
+        return hints
+
+    def _timeout(self) -> float:
+        assert self.pipeline is not None
+        deadline = self.pipeline.settler.next_deadline(time.time())
+        timeout = 1.0 if deadline is None else min(1.0, deadline + 0.01)
+        if self.notifier.watchdog_interval:
+            timeout = min(timeout, self.notifier.watchdog_interval)
+        return max(0.01, timeout)
+
+    def _rescan(self) -> None:
+        assert self.watcher is not None
+        missing = self.watcher.refresh()
+        for root in self.config.watch.paths:
+            if root in missing:
+                continue
+            for path in walk(root, recursive=self.config.watch.recursive):
+                self._hint(str(path), Hint.RESCAN.value)
+        if missing:
+            self.log.warning("watch_folder_missing", folders=[str(p) for p in missing])
+
+    def _due(self, now: float, name: str, interval: float) -> bool:
+        if now - self._last.get(name, 0.0) >= interval:
+            self._last[name] = now
+            return True
+        return False
+
+    def _status_line(self) -> str:
+        try:
+            counts = self.ledger.counts() if self.ledger else {}
+        except Exception:
+            return "ledger unavailable"
+        return ", ".join(f"{state} {count}" for state, count in sorted(counts.items())) or "no files yet"
+
+    def _sleep(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while not self.should_exit and time.monotonic() < end:
+            time.sleep(min(0.1, end - time.monotonic()))
+
+    # -- reload ----------------------------------------------------------------------------------
+
+    def _reload(self) -> None:
+        self.reload_requested = False
+        if self.config_path is None:
+            return
+        self.notifier.reloading()
+        try:
+            new = config_module.load(self.config_path)
+        except ConfigError as exc:
+            self.log.error("reload_failed", reason=str(exc))
+            self.notifier.ready(self._status_line())
+            return
+        old = self.config
+        kept = [name for name, a, b in (("repository.root", old.repository.root, new.repository.root),
+                                        ("state.url", old.state.url, new.state.url)) if a != b]
+        if kept:
+            self.log.warning("reload_needs_restart", keys=kept)
+            new = replace(new, repository=old.repository, state=old.state)
+        logconfig.configure(new.log.format, new.log.level)
+        self.config = new
+        assert self.pipeline is not None and self.ledger is not None
+        if (new.ingest, new.repository) != (old.ingest, old.repository):
+            self.pipeline.ingester = self._make_ingester()
+        self.pipeline.config = new
+        self.pipeline.roots = tuple(new.watch.paths)
+        self.pipeline.settler.settle_seconds = new.watch.settle_seconds
+        self.pipeline.settler.truncated_after = new.watch.truncated_after
+        if (new.watch.paths, new.watch.mode, new.watch.recursive, new.watch.poll_interval) != (
+                old.watch.paths, old.watch.mode, old.watch.recursive, old.watch.poll_interval):
+            assert self.watcher is not None
+            self.watcher.stop()
+            for folder in new.watch.paths:
+                folder.mkdir(parents=True, exist_ok=True)
+            self.watcher = Watcher(new.watch.paths, self._hint, recursive=new.watch.recursive,
+                                   mode=new.watch.mode, poll_interval=new.watch.poll_interval)
+            self.watcher.start()
+            self._rescan()
+        self.log.info("config_reloaded", source=str(self.config_path))
+        self.notifier.ready(self._status_line())
+
+    # -- signals ---------------------------------------------------------------------------------
+
+    def _capture_signals(self) -> None:
+        self._previous = {sig: signal.signal(sig, self._on_signal)
+                          for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+
+    def _restore_signals(self) -> None:
+        for sig, handler in getattr(self, "_previous", {}).items():
+            signal.signal(sig, handler)
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        if signum == signal.SIGHUP:
+            self.reload_requested = True
+        elif self.should_exit:
+            self.force_exit = True
+            raise SystemExit(EX_FAILED)
+        else:
+            self.should_exit = True
+        self.hints.put(_WAKE)
+
+
+def _database_error(exc: BaseException) -> bool:
+    import sqlalchemy.exc
+
+    chain: BaseException | None = exc
+    while chain is not None:
+        if isinstance(chain, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError
+                      | sqlalchemy.exc.DisconnectionError | sqlalchemy.exc.TimeoutError):
+            return True
+        chain = chain.__cause__ or chain.__context__
+    return False
+
+
+def run_service(config_path: str | None) -> int:
+    """Entry point of ``pfswatchd run``."""
+    path = Path(config_path) if config_path else None
+    cfg = config_module.load(path) if path else config_module.default()
+    logconfig.configure(cfg.log.format, cfg.log.level)
+    service = Service(cfg, config_path=path)
+    try:
+        return service.run()
+    except PfsWatchError as exc:
+        service.log.error("service_failed", reason=str(exc))
+        return EX_FAILED
+

@@ -1,0 +1,451 @@
+"""The ledger: pfswatchd's durable record of every file it has seen.
+
+SQLAlchemy Core over SQLite (default) or PostgreSQL.  One row per path:
+
+    pending -> ingesting -> ingested | duplicate | waiting | failed | quarantined
+    pending -> ignored   (recognised kinds that are not ingested, unknown names)
+
+``ingesting`` rows are *claimed* by one instance (``claimed_by``, ``claim_expires``)
+with a conditional UPDATE, so several instances sharing a ledger ingest each
+file exactly once; a claim whose instance died is taken over once it expires
+(or at once when the instance is on this host and its process is gone).
+Transient failures leave a row ``pending`` with ``next_attempt_at`` in the
+future.  A path whose content changes (size, mtime or inode) after a final
+state is reset to ``pending``.
+
+All times are Unix epoch seconds (floats), so the same schema serves both
+databases.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+SCHEMA_VERSION = 1
+_CHUNK = 500
+
+
+class FileState(StrEnum):
+    PENDING = "pending"
+    INGESTING = "ingesting"
+    WAITING = "waiting"
+    INGESTED = "ingested"
+    DUPLICATE = "duplicate"
+    IGNORED = "ignored"
+    FAILED = "failed"
+    QUARANTINED = "quarantined"
+
+
+FINAL_STATES = frozenset(
+    {FileState.INGESTED, FileState.DUPLICATE, FileState.IGNORED, FileState.FAILED, FileState.QUARANTINED}
+)
+CLAIMABLE_STATES = (FileState.PENDING.value, FileState.WAITING.value)
+
+metadata = sa.MetaData()
+
+files = sa.Table(
+    "files",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("path", sa.Text, nullable=False, unique=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False, index=True),
+    sa.Column("size", sa.BigInteger),
+    sa.Column("mtime_ns", sa.BigInteger),
+    sa.Column("inode", sa.BigInteger),
+    sa.Column("instrument", sa.String(16)),
+    sa.Column("visit", sa.Integer, index=True),
+    sa.Column("data_id", sa.Text),
+    sa.Column("dataset_id", sa.String(36)),
+    sa.Column("run", sa.String(255)),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("error_kind", sa.String(32)),
+    sa.Column("error", sa.Text),
+    sa.Column("seen_at", sa.Float, nullable=False),
+    sa.Column("complete_at", sa.Float),
+    sa.Column("ingested_at", sa.Float),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("next_attempt_at", sa.Float, index=True),
+    sa.Column("claimed_by", sa.String(255)),
+    sa.Column("claim_expires", sa.Float),
+    sa.Column("archive_id", sa.Integer, index=True),
+    sa.Column("quarantine_path", sa.Text),
+)
+
+archives = sa.Table(
+    "archives",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("path", sa.Text, nullable=False, unique=True),
+    sa.Column("state", sa.String(16), nullable=False, index=True),
+    sa.Column("size", sa.BigInteger),
+    sa.Column("mtime_ns", sa.BigInteger),
+    sa.Column("inode", sa.BigInteger),
+    sa.Column("dest", sa.Text),
+    sa.Column("members", sa.Integer),
+    sa.Column("published", sa.Integer),
+    sa.Column("failed", sa.Integer),
+    sa.Column("stars_bundle", sa.Boolean),
+    sa.Column("instructions", sa.Text),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("error_kind", sa.String(32)),
+    sa.Column("error", sa.Text),
+    sa.Column("seen_at", sa.Float, nullable=False),
+    sa.Column("done_at", sa.Float),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("next_attempt_at", sa.Float),
+    sa.Column("claimed_by", sa.String(255)),
+    sa.Column("claim_expires", sa.Float),
+)
+
+meta = sa.Table(
+    "pfswatchd_meta",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """A file found on disk (by an event or a rescan)."""
+
+    path: str
+    kind: str
+    size: int
+    mtime_ns: int
+    inode: int
+    archive_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What happened to a claimed file; written by :meth:`Ledger.record`."""
+
+    path: str
+    state: FileState
+    kind: str | None = None
+    instrument: str | None = None
+    visit: int | None = None
+    data_id: dict[str, Any] | None = None
+    dataset_id: str | None = None
+    run: str | None = None
+    error_kind: str | None = None
+    error: str | None = None
+    retry_at: float | None = None  # pending again at this time (transient failure)
+    quarantine_path: str | None = None
+    complete_at: float | None = None
+
+
+def make_engine(url: str) -> Engine:
+    """An engine with the settings a long-running service needs.
+
+    SQLite: WAL (readers never block the writer), a 30 s busy timeout, and
+    NORMAL synchronous (durable at each checkpoint; a crash loses at most the
+    last transactions, which the rescan re-finds).  PostgreSQL: pre-ping and a
+    bounded pool, so a restarted server or an idle timeout costs a reconnect,
+    not an error.
+    """
+    if url.startswith("sqlite"):
+        database = url.split("///", 1)[-1]
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": 30})
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(connection: Any, _record: Any) -> None:
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    return sa.create_engine(
+        url, pool_pre_ping=True, pool_size=4, max_overflow=4, pool_recycle=1800, pool_timeout=30
+    )
+
+
+class Ledger:
+    def __init__(self, url: str, *, instance: str = "", claim_timeout: float = 300.0) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self.instance = instance or f"{os.uname().nodename}:{os.getpid()}"
+        self.claim_timeout = claim_timeout
+
+    def create(self) -> None:
+        metadata.create_all(self.engine, checkfirst=True)
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).first()
+            if row is None:
+                try:
+                    conn.execute(meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
+                except sa.exc.IntegrityError:
+                    pass  # another instance created it at the same moment
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- discovery -------------------------------------------------------------------------------
+
+    def upsert_seen(self, seen: Sequence[Seen], now: float | None = None) -> list[str]:
+        """Record files found on disk; return the paths that are (again) pending.
+
+        New paths are inserted as pending.  A known path whose identity changed
+        after a final state is reset to pending.  Paths in final states with the
+        same identity are left alone (and not returned).
+        """
+        now = now or time.time()
+        active: list[str] = []
+        with self.engine.begin() as conn:
+            for start in range(0, len(seen), _CHUNK):
+                chunk = {s.path: s for s in seen[start : start + _CHUNK]}
+                rows = conn.execute(
+                    sa.select(files.c.path, files.c.state, files.c.size, files.c.mtime_ns, files.c.inode).where(
+                        files.c.path.in_(list(chunk))
+                    )
+                ).all()
+                known = {row.path: row for row in rows}
+                inserts = []
+                for path, item in chunk.items():
+                    row = known.get(path)
+                    if row is None:
+                        inserts.append(
+                            dict(path=path, kind=item.kind, state=FileState.PENDING.value, size=item.size,
+                                 mtime_ns=item.mtime_ns, inode=item.inode, attempts=0, seen_at=now,
+                                 updated_at=now, next_attempt_at=now, archive_id=item.archive_id)
+                        )
+                        active.append(path)
+                        continue
+                    changed = (row.size, row.mtime_ns, row.inode) != (item.size, item.mtime_ns, item.inode)
+                    if changed:
+                        values: dict[str, Any] = dict(size=item.size, mtime_ns=item.mtime_ns, inode=item.inode,
+                                                      updated_at=now)
+                        if row.state in FINAL_STATES:
+                            values.update(state=FileState.PENDING.value, attempts=0, error_kind=None, error=None,
+                                          dataset_id=None, next_attempt_at=now, seen_at=now,
+                                          complete_at=None, ingested_at=None, quarantine_path=None)
+                        conn.execute(files.update().where(files.c.path == path).values(**values))
+                    if row.state not in FINAL_STATES or changed:
+                        active.append(path)
+                if inserts:
+                    conn.execute(files.insert(), inserts)
+        return active
+
+    # -- claims ----------------------------------------------------------------------------------
+
+    def claim(self, paths: Iterable[str], now: float | None = None) -> set[str]:
+        """Claim pending/waiting (or abandoned) rows for this instance; return those won."""
+        now = now or time.time()
+        won: set[str] = set()
+        paths = list(paths)
+        with self.engine.begin() as conn:
+            for start in range(0, len(paths), _CHUNK):
+                chunk = paths[start : start + _CHUNK]
+                free = sa.or_(files.c.claimed_by.is_(None), files.c.claim_expires < now,
+                              files.c.claimed_by == self.instance)
+                claimable = sa.or_(
+                    sa.and_(files.c.state.in_(CLAIMABLE_STATES), free),
+                    sa.and_(files.c.state == FileState.INGESTING.value, free),
+                )
+                result = conn.execute(
+                    files.update()
+                    .where(files.c.path.in_(chunk), claimable)
+                    .values(state=FileState.INGESTING.value, claimed_by=self.instance,
+                            claim_expires=now + self.claim_timeout, updated_at=now,
+                            attempts=files.c.attempts + 1)
+                    .returning(files.c.path)
+                )
+                won.update(row.path for row in result)
+        return won
+
+    def release_abandoned(self, now: float | None = None, *, starting: bool = False) -> int:
+        """Free claims of dead instances: expired ones, and this host's whose process is gone.
+
+        With ``starting``, also this instance's own claims: they belong to an
+        earlier run of the same instance name that was killed.
+        """
+        now = now or time.time()
+        host = self.instance.rsplit(":", 1)[0]
+        released = 0
+        with self.engine.begin() as conn:
+            rows = conn.execute(
+                sa.select(files.c.claimed_by).where(files.c.state == FileState.INGESTING.value).distinct()
+            ).all()
+            dead = [r.claimed_by for r in rows if r.claimed_by and _dead_local_instance(r.claimed_by, host,
+                                                                                         self.instance)]
+            if starting:
+                dead.append(self.instance)
+            condition = files.c.claim_expires < now
+            if dead:
+                condition = sa.or_(condition, files.c.claimed_by.in_(dead))
+            released = conn.execute(
+                files.update()
+                .where(files.c.state == FileState.INGESTING.value, condition)
+                .values(state=FileState.PENDING.value, claimed_by=None, claim_expires=None, next_attempt_at=now,
+                        updated_at=now)
+            ).rowcount
+        return int(released or 0)
+
+    # -- results ---------------------------------------------------------------------------------
+
+    def record(self, results: Sequence[Result], now: float | None = None) -> None:
+        """Write what happened to claimed files and release the claims (one executemany)."""
+        now = now or time.time()
+        if not results:
+            return
+        rows = []
+        for result in results:
+            final = result.state in (FileState.INGESTED, FileState.DUPLICATE)
+            rows.append(
+                {
+                    "p_path": result.path,
+                    "p_state": result.state.value,
+                    "p_kind": result.kind,
+                    "p_instrument": result.instrument,
+                    "p_visit": result.visit,
+                    "p_data_id": json.dumps(result.data_id, sort_keys=True) if result.data_id is not None else None,
+                    "p_dataset_id": result.dataset_id,
+                    "p_run": result.run,
+                    "p_error_kind": result.error_kind,
+                    "p_error": result.error,
+                    "p_retry_at": result.retry_at,
+                    "p_quarantine_path": result.quarantine_path,
+                    "p_complete_at": result.complete_at,
+                    "p_ingested_at": now if final else None,
+                }
+            )
+        keep = sa.func.coalesce
+        statement = (
+            files.update()
+            .where(files.c.path == sa.bindparam("p_path"))
+            .values(
+                state=sa.bindparam("p_state"),
+                kind=keep(sa.bindparam("p_kind"), files.c.kind),
+                instrument=keep(sa.bindparam("p_instrument"), files.c.instrument),
+                visit=keep(sa.bindparam("p_visit"), files.c.visit),
+                data_id=keep(sa.bindparam("p_data_id"), files.c.data_id),
+                dataset_id=keep(sa.bindparam("p_dataset_id"), files.c.dataset_id),
+                run=keep(sa.bindparam("p_run"), files.c.run),
+                error_kind=sa.bindparam("p_error_kind"),
+                error=sa.bindparam("p_error"),
+                next_attempt_at=sa.bindparam("p_retry_at"),
+                quarantine_path=keep(sa.bindparam("p_quarantine_path"), files.c.quarantine_path),
+                complete_at=keep(sa.bindparam("p_complete_at"), files.c.complete_at),
+                ingested_at=keep(sa.bindparam("p_ingested_at"), files.c.ingested_at),
+                updated_at=now,
+                claimed_by=None,
+                claim_expires=None,
+            )
+        )
+        with self.engine.begin() as conn:
+            conn.execute(statement, rows)
+
+    def owners(self, dataset_ids: Iterable[str]) -> set[str]:
+        """Dataset ids that some row already holds as ingested (a later identical file is a duplicate)."""
+        ids = list(dataset_ids)
+        found: set[str] = set()
+        with self.engine.connect() as conn:
+            for start in range(0, len(ids), _CHUNK):
+                rows = conn.execute(
+                    sa.select(files.c.dataset_id).where(files.c.dataset_id.in_(ids[start : start + _CHUNK]),
+                                                        files.c.state == FileState.INGESTED.value)
+                ).all()
+                found.update(row.dataset_id for row in rows)
+        return found
+
+    def mark(self, path: str, state: FileState, **values: Any) -> None:
+        """Set a row's state outside a claim (ignored files, operator retry)."""
+        now = time.time()
+        with self.engine.begin() as conn:
+            conn.execute(files.update().where(files.c.path == path).values(state=state.value, updated_at=now,
+                                                                           **values))
+
+    # -- queries ---------------------------------------------------------------------------------
+
+    def due(self, now: float | None = None, limit: int = 1000) -> list[str]:
+        """Pending paths whose (re)try time has come and that nobody holds."""
+        now = now or time.time()
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(files.c.path)
+                .where(files.c.state == FileState.PENDING.value, files.c.next_attempt_at <= now,
+                       sa.or_(files.c.claimed_by.is_(None), files.c.claim_expires < now))
+                .order_by(files.c.next_attempt_at)
+                .limit(limit)
+            ).all()
+        return [row.path for row in rows]
+
+    def waiting(self, visits: Iterable[int] | None = None) -> list[str]:
+        query = sa.select(files.c.path).where(files.c.state == FileState.WAITING.value)
+        if visits is not None:
+            query = query.where(files.c.visit.in_(list(visits)))
+        with self.engine.connect() as conn:
+            return [row.path for row in conn.execute(query)]
+
+    def get(self, path: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(files).where(files.c.path == path)).mappings().first()
+        return dict(row) if row else None
+
+    def rows(self, states: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        query = sa.select(files).order_by(files.c.id)
+        if states is not None:
+            query = query.where(files.c.state.in_(list(states)))
+        with self.engine.connect() as conn:
+            return [dict(row) for row in conn.execute(query).mappings()]
+
+    def counts(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(files.c.state, sa.func.count()).group_by(files.c.state)).all()
+        return {state: int(count) for state, count in rows}
+
+    def retry(self, *, kinds: Iterable[str] | None = None, paths: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """Put failed/quarantined rows back in the queue; return them as they were."""
+        now = time.time()
+        condition = files.c.state.in_([FileState.FAILED.value, FileState.QUARANTINED.value])
+        if kinds:
+            condition = sa.and_(condition, files.c.error_kind.in_(list(kinds)))
+        if paths:
+            condition = sa.and_(condition, files.c.path.in_([str(p) for p in paths]))
+        with self.engine.begin() as conn:
+            rows = [dict(r) for r in conn.execute(sa.select(files).where(condition)).mappings()]
+            if rows:
+                conn.execute(
+                    files.update().where(files.c.id.in_([r["id"] for r in rows]))
+                    .values(state=FileState.PENDING.value, attempts=0, error_kind=None, error=None,
+                            next_attempt_at=now, updated_at=now, quarantine_path=None, claimed_by=None,
+                            claim_expires=None)
+                )
+        return rows
+
+    def move_path(self, old: str, new: str) -> None:
+        """A file was moved back from quarantine: its row follows it."""
+        with self.engine.begin() as conn:
+            conn.execute(files.update().where(files.c.path == old).values(path=new, updated_at=time.time()))
+
+
+def _dead_local_instance(claimant: str, host: str, me: str) -> bool:
+    """True for a claim by a process on this host that no longer exists (not ours)."""
+    if claimant == me:
+        return False
+    claim_host, _, pid = claimant.rpartition(":")
+    if claim_host != host or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False

@@ -1,0 +1,319 @@
+"""pipeline: hints in, ledger rows out.  watch -> complete -> classify -> ingest -> ledger.
+
+:class:`Pipeline.step` is one pass of the service's loop over the hints that
+arrived: it stats each path, records what it finds in the ledger, examines the
+files that are ready (headers only), claims them, ingests everything ready in
+one batch (group commit: a lone file goes at once, a burst goes together),
+and writes each outcome to the ledger.  It is the single per-file error
+boundary: one bad file never stops the service.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from pfswatchd import quarantine
+from pfswatchd.config import Config
+from pfswatchd.errors import RETRYABLE_KINDS, ErrorKind
+from pfswatchd.examine import examine
+from pfswatchd.ingest import Ingester
+from pfswatchd.ledger import FileState, Ledger, Result, Seen
+from pfswatchd.model import INGESTIBLE_KINDS, Classified, FileKind, Outcome, Status
+from pfswatchd.names import parse_name
+from pfswatchd.settle import Hint, Identity, Settler
+from pfswatchd.watch import WALK, walk, within
+
+
+@dataclass(slots=True)
+class _Timing:
+    seen: float  # wall clock, when first hinted in this process
+    complete: float | None = None
+
+
+@dataclass(slots=True)
+class StepReport:
+    """What one step did (for logs, systemd STATUS and tests)."""
+
+    hinted: int = 0
+    examined: int = 0
+    ingested: int = 0
+    failed: int = 0
+    permanent_failure: str | None = None  # set when fail-fast must stop the service
+    new_visits: set[int] = field(default_factory=set)
+
+
+class Pipeline:
+    def __init__(
+        self,
+        config: Config,
+        ledger: Ledger,
+        ingester: Ingester,
+        log: Any,
+        *,
+        archive_handler: Callable[[Path, Hint], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.ledger = ledger
+        self.ingester = ingester
+        self.log = log
+        self.archive_handler = archive_handler
+        self.settler = Settler(config.watch.settle_seconds, config.watch.truncated_after)
+        self.roots = tuple(config.watch.paths)
+        self._timing: dict[str, _Timing] = {}
+
+    # -- the step --------------------------------------------------------------------------------
+
+    def step(self, hints: Iterable[tuple[str, str]], now: float | None = None) -> StepReport:
+        report = StepReport()
+        now = now or time.time()
+        observed = self._observe(hints, report, now)
+        self._track(observed, now)
+        ready = self.settler.ready(now)
+        candidates = self._examine(ready, report, now)
+        self._expire_incomplete(now)
+        if candidates:
+            self._ingest(candidates, report, now)
+        return report
+
+    # -- watch -> ledger -------------------------------------------------------------------------
+
+    def _observe(self, hints: Iterable[tuple[str, str]], report: StepReport, now: float) -> dict[str, tuple[Identity, Hint]]:
+        """Stat hinted paths: {path: (identity, strongest hint)} for regular files inside the roots."""
+        observed: dict[str, tuple[Identity, Hint]] = {}
+        expanded: list[tuple[str, str]] = []
+        for path, hint in hints:
+            if hint == WALK:
+                expanded.extend((str(p), Hint.RESCAN.value) for p in walk(Path(path)))
+            else:
+                expanded.append((path, hint))
+        for path, hint_text in expanded:
+            report.hinted += 1
+            hint = Hint(hint_text)
+            identity = self._identity(path)
+            if identity is None:
+                self.settler.forget(path)
+                continue
+            previous = observed.get(path)
+            if previous is None or hint in (Hint.CLOSED, Hint.MOVED, Hint.RETRY):
+                observed[path] = (identity, hint)
+            self._timing.setdefault(path, _Timing(seen=now))
+        return observed
+
+    def _identity(self, path: str) -> Identity | None:
+        try:
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode):
+                if not within(Path(path), self.roots):
+                    self.log.warning("link_ignored", path=path, reason="points outside the watched folders")
+                    return None
+                st = os.stat(path)
+        except OSError:
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+    def _track(self, observed: dict[str, tuple[Identity, Hint]], now: float) -> None:
+        """Record sightings in the ledger; put files that still need work into the settler."""
+        if not observed:
+            return
+        seen: list[Seen] = []
+        archives: list[tuple[str, Hint]] = []
+        for path, (identity, hint) in observed.items():
+            kind = parse_name(path).kind
+            if kind is FileKind.ARCHIVE:
+                archives.append((path, hint))
+                continue
+            size, mtime_ns, _, inode = identity
+            seen.append(Seen(path, kind.value, size, mtime_ns, inode))
+        active = set(self.ledger.upsert_seen(seen, now)) if seen else set()
+        ignored = []
+        for item in seen:
+            if item.path not in active:
+                self._timing.pop(item.path, None)
+                continue
+            if FileKind(item.kind) not in INGESTIBLE_KINDS:
+                ignored.append(item)
+                continue
+            identity, hint = observed[item.path]
+            self.settler.observe(item.path, identity, hint, now)
+        for item in ignored:
+            self._ignore(item)
+        for path, hint in archives:
+            if self.archive_handler is not None:
+                self.archive_handler(Path(path), hint)
+
+    def _ignore(self, item: Seen) -> None:
+        found = examine(Path(item.path))
+        reason = found.skipped.reason if found.skipped else f"{item.kind} files are not ingested"
+        self.ledger.mark(item.path, FileState.IGNORED, error=reason)
+        self._timing.pop(item.path, None)
+        self.log.info("file_ignored", path=item.path, kind=item.kind, reason=reason)
+
+    # -- complete -> classify ------------------------------------------------------------------------
+
+    def _examine(self, ready: list[str], report: StepReport, now: float) -> list[tuple[str, Classified]]:
+        candidates: list[tuple[str, Classified]] = []
+        failures: list[Result] = []
+        for path in ready:
+            report.examined += 1
+            found = examine(Path(path))
+            identity = self._identity(path)
+            if identity is None:
+                self.settler.forget(path)
+                continue
+            if found.identity is not None and found.identity != identity:
+                self.settler.observe(path, identity, Hint.MODIFIED, now)  # it changed while we read it
+                continue
+            if found.incomplete is not None:
+                overdue = self.settler.incomplete(path, identity, found.incomplete, now)
+                if overdue:
+                    failures.append(self._failure(path, ErrorKind.TRUNCATED, f"{overdue} and stopped growing",
+                                                  found.kind))
+                continue
+            self.settler.forget(path)
+            if found.error is not None:
+                failures.append(self._failure(path, found.error.kind, str(found.error), found.kind))
+                continue
+            if found.skipped is not None:
+                self.ledger.mark(path, FileState.IGNORED, error=found.skipped.reason)
+                continue
+            assert found.classified is not None
+            timing = self._timing.setdefault(path, _Timing(seen=now))
+            timing.complete = now
+            candidates.append((path, found.classified))
+        if failures:
+            won = self.ledger.claim([r.path for r in failures], now)
+            self._finish([r for r in failures if r.path in won], report, now)
+        return candidates
+
+    def _expire_incomplete(self, now: float) -> None:
+        overdue = self.settler.overdue(now)
+        if not overdue:
+            return
+        results = []
+        for path, reason in overdue:
+            self.settler.forget(path)
+            results.append(self._failure(path, ErrorKind.TRUNCATED, f"{reason} and stopped growing", None))
+        won = self.ledger.claim([r.path for r in results], now)
+        self._finish([r for r in results if r.path in won], StepReport(), now)
+
+    # -- ingest -> ledger ------------------------------------------------------------------------
+
+    def _ingest(self, candidates: list[tuple[str, Classified]], report: StepReport, now: float) -> None:
+        won = self.ledger.claim([path for path, _ in candidates], now)
+        mine = [(path, item) for path, item in candidates if path in won]
+        for path, _ in candidates:
+            if path not in won:
+                self._timing.pop(path, None)  # another instance has it
+        size = self.config.ingest.batch_size
+        for start in range(0, len(mine), size):
+            batch = mine[start : start + size]
+            outcomes = self.ingester.ingest([item for _, item in batch])
+            results = self._results(outcomes, now)
+            self._finish(results, report, time.time())
+
+    def _results(self, outcomes: list[Outcome], now: float) -> list[Result]:
+        duplicates = [o.dataset_id for o in outcomes if o.status is Status.DUPLICATE and o.dataset_id]
+        owned = self.ledger.owners(duplicates) if duplicates else set()
+        results = []
+        for outcome in outcomes:
+            path = str(outcome.path)
+            timing = self._timing.get(path)
+            complete_at = timing.complete if timing else None
+            data_id = dict(outcome.data_id) if outcome.data_id else None
+            common: dict[str, Any] = dict(
+                kind=outcome.kind.value,
+                instrument=(data_id or {}).get("instrument"),
+                visit=(data_id or {}).get("visit"),
+                data_id=data_id,
+                run=outcome.run,
+                complete_at=complete_at,
+            )
+            if outcome.status is Status.INGESTED:
+                results.append(Result(path, FileState.INGESTED, dataset_id=outcome.dataset_id, **common))
+            elif outcome.status is Status.DUPLICATE:
+                # A dataset belongs to one ledger row: if none holds it, this row put it there
+                # before a crash cut its bookkeeping short, so it is ingested, not a duplicate.
+                state = FileState.DUPLICATE if outcome.dataset_id in owned else FileState.INGESTED
+                results.append(Result(path, state, dataset_id=outcome.dataset_id, **common))
+            elif outcome.status is Status.WAITING:
+                results.append(Result(path, FileState.WAITING, error=outcome.message, **common))
+            elif outcome.status is Status.SKIPPED:
+                results.append(Result(path, FileState.IGNORED, error=outcome.message, **common))
+            else:
+                kind = ErrorKind(outcome.error_kind or ErrorKind.INTERNAL)
+                failure = self._failure(path, kind, outcome.message or "", outcome.kind)
+                results.append(replace(failure, **{k: v for k, v in common.items() if v is not None}))
+        return results
+
+    def _failure(self, path: str, kind: ErrorKind, message: str, file_kind: FileKind | None) -> Result:
+        row = self.ledger.get(path)
+        attempts = (row or {}).get("attempts") or 1
+        if kind in RETRYABLE_KINDS:
+            delay = min(self.config.ingest.retry_max, self.config.ingest.retry_initial * 2 ** (attempts - 1))
+            return Result(path, FileState.PENDING, kind=file_kind.value if file_kind else None,
+                          error_kind=kind.value, error=message, retry_at=time.time() + delay)
+        return Result(path, FileState.FAILED, kind=file_kind.value if file_kind else None, error_kind=kind.value,
+                      error=message)
+
+    def _finish(self, results: list[Result], report: StepReport, now: float) -> None:
+        """Quarantine per policy, write the ledger, log one event per file."""
+        final: list[Result] = []
+        for result in results:
+            if result.state is FileState.FAILED and self.config.quarantine.policy == "move":
+                try:
+                    moved = quarantine.quarantine(Path(result.path), roots=self.roots,
+                                                  folder=self.config.quarantine.path,
+                                                  kind=result.error_kind or "", reason=result.error or "")
+                except OSError as exc:
+                    self.log.error("quarantine_failed", path=result.path, error=str(exc))
+                else:
+                    result = replace(result, state=FileState.QUARANTINED, quarantine_path=str(moved))
+            final.append(result)
+        self.ledger.record(final, now)
+        for result in final:
+            self._log(result, report, now)
+
+    def _log(self, result: Result, report: StepReport, now: float) -> None:
+        timing = self._timing.pop(result.path, None) if result.state is not FileState.PENDING else None
+        fields: dict[str, Any] = {"path": result.path, "state": result.state.value, "kind": result.kind}
+        if result.data_id:
+            fields["data_id"] = result.data_id
+        if result.dataset_id:
+            fields["dataset_id"] = result.dataset_id
+            fields["run"] = result.run
+        if timing is not None:
+            fields["seen_to_done_ms"] = round((now - timing.seen) * 1000, 1)
+            if timing.complete is not None:
+                fields["complete_to_done_ms"] = round((now - timing.complete) * 1000, 1)
+        if result.error_kind:
+            fields["error_kind"] = result.error_kind
+        if result.error:
+            fields["reason"] = result.error
+        if result.state in (FileState.INGESTED, FileState.DUPLICATE):
+            report.ingested += 1
+            if result.visit is not None and result.kind in (FileKind.RAW_CCD.value, FileKind.RAW_NIR.value):
+                report.new_visits.add(result.visit)
+            self.log.info(f"file_{result.state.value}", **fields)
+        elif result.state is FileState.WAITING:
+            self.log.info("file_waiting", **fields)
+        elif result.state is FileState.PENDING:
+            fields["retry_at"] = result.retry_at
+            self.log.warning("file_retry_scheduled", **fields)
+        elif result.state is FileState.IGNORED:
+            self.log.info("file_ignored", **fields)
+        else:
+            report.failed += 1
+            if report.permanent_failure is None:
+                report.permanent_failure = f"{result.path}: [{result.error_kind}] {result.error}"
+            if result.quarantine_path:
+                fields["quarantine_path"] = result.quarantine_path
+            self.log.error(f"file_{result.state.value}", **fields)
+

@@ -1,0 +1,58 @@
+"""quarantine: move a rejected file aside with its reason, or bring it back.
+
+With ``quarantine.policy = "move"`` a permanently failed file leaves the watched
+folder for ``quarantine.path``, keeping its path relative to the watched folder
+it came from, next to a ``<name>.reason`` text file (error kind, message,
+original path).  Nothing is ever deleted; ``pfswatchd retry`` moves it back.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+REASON_SUFFIX = ".reason"
+
+
+def _relative(path: Path, roots: tuple[Path, ...]) -> Path:
+    for root in roots:
+        try:
+            return path.relative_to(root)
+        except ValueError:
+            continue
+    return Path(path.name)
+
+
+def quarantine(path: Path, *, roots: tuple[Path, ...], folder: Path, kind: str, reason: str) -> Path:
+    """Move ``path`` into ``folder`` (same relative layout) and write its reason; return the new path."""
+    dest = folder / _relative(path, roots)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.exists() or dest.is_symlink():
+        dest = dest.with_name(f"{dest.name}.{time.strftime('%Y%m%dT%H%M%S')}.{os.getpid()}")
+    try:
+        os.rename(path, dest)
+    except OSError:
+        shutil.copy2(path, dest)
+        os.unlink(path)
+    note = dest.with_name(dest.name + REASON_SUFFIX)
+    note.write_text(f"error_kind: {kind}\nreason: {reason}\noriginal: {path}\nwhen: {time.ctime()}\n")
+    return dest
+
+
+def release(quarantined: Path, original: Path) -> Path:
+    """Move a quarantined file back to ``original`` (or next to it if that name is taken)."""
+    target = original
+    if target.exists():
+        target = original.with_name(f"{original.name}.retry-{time.strftime('%Y%m%dT%H%M%S')}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.rename(quarantined, target)
+    except OSError:
+        shutil.copy2(quarantined, target)
+        os.unlink(quarantined)
+    note = quarantined.with_name(quarantined.name + REASON_SUFFIX)
+    if note.exists():
+        note.unlink()
+    return target

@@ -1,0 +1,122 @@
+"""When to look at a file: the settle rules, as pure bookkeeping (no I/O).
+
+Events are hints, never proof (peer-lessons §1-3).  A path becomes *ready to
+examine* when
+
+- a close-after-write or rename-into-place event arrived after its last
+  observed change (the writer says it is done), or
+- its identity (size, mtime, ctime, inode) has not changed for
+  ``settle_seconds`` (writers that never close, NFS, polling, rescans).
+
+The identity includes ctime, which no tool can set back, so ``tar`` and
+``cp -p`` restoring old mtimes cannot make a growing file look settled; the
+age of the mtime plays no part.
+
+Examination then decides: a structurally incomplete file goes back to waiting
+for its next change; one that stays incomplete and unchanged for
+``truncated_after`` seconds is reported truncated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+Identity = tuple[int, int, int, int]  # size, mtime_ns, ctime_ns, inode
+
+
+class Hint(StrEnum):
+    CLOSED = "closed"  # close after write
+    MOVED = "moved"  # renamed into place
+    CREATED = "created"
+    MODIFIED = "modified"
+    RESCAN = "rescan"  # found by a directory walk
+    RETRY = "retry"  # the ledger says it is due
+
+
+_DONE_HINTS = frozenset({Hint.CLOSED, Hint.MOVED, Hint.RETRY})
+
+
+@dataclass(slots=True)
+class _Entry:
+    identity: Identity
+    changed_at: float
+    writer_done: bool
+    examined: Identity | None = None  # identity when last found incomplete
+    incomplete_since: float | None = None
+    reason: str | None = None
+
+
+class Settler:
+    """Tracks files that are not yet examined-and-complete."""
+
+    def __init__(self, settle_seconds: float, truncated_after: float) -> None:
+        self.settle_seconds = settle_seconds
+        self.truncated_after = truncated_after
+        self._entries: dict[str, _Entry] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, path: object) -> bool:
+        return path in self._entries
+
+    def observe(self, path: str, identity: Identity, hint: Hint, now: float) -> None:
+        entry = self._entries.get(path)
+        if entry is None:
+            self._entries[path] = _Entry(identity, now, hint in _DONE_HINTS)
+            return
+        if identity != entry.identity:
+            entry.identity = identity
+            entry.changed_at = now
+            entry.writer_done = hint in _DONE_HINTS
+            entry.incomplete_since = None
+        elif hint in _DONE_HINTS:
+            entry.writer_done = True
+
+    def ready(self, now: float) -> list[str]:
+        """Paths to examine now."""
+        result = []
+        for path, entry in self._entries.items():
+            if entry.examined == entry.identity:
+                continue  # found incomplete as it is now; wait for a change (or the truncation timer)
+            if entry.writer_done or now - entry.changed_at >= self.settle_seconds:
+                result.append(path)
+        return result
+
+    def incomplete(self, path: str, identity: Identity, reason: str, now: float) -> str | None:
+        """Record that ``path`` was incomplete; return a truncation reason once it is overdue."""
+        entry = self._entries.get(path)
+        if entry is None:
+            return None
+        if identity != entry.identity:
+            self.observe(path, identity, Hint.MODIFIED, now)
+        entry.examined = identity
+        entry.reason = reason
+        entry.writer_done = False
+        if entry.incomplete_since is None:
+            entry.incomplete_since = now
+        if now - entry.changed_at >= self.truncated_after:
+            return reason
+        return None
+
+    def overdue(self, now: float) -> list[tuple[str, str]]:
+        """Incomplete files that have not changed for ``truncated_after``: (path, reason)."""
+        return [
+            (path, entry.reason or "is incomplete")
+            for path, entry in self._entries.items()
+            if entry.examined == entry.identity and now - entry.changed_at >= self.truncated_after
+        ]
+
+    def forget(self, path: str) -> None:
+        self._entries.pop(path, None)
+
+    def next_deadline(self, now: float) -> float | None:
+        """Seconds until something becomes ready on its own (settle or truncation), or None."""
+        deadlines = []
+        for entry in self._entries.values():
+            if entry.examined == entry.identity:
+                deadlines.append(entry.changed_at + self.truncated_after)
+            else:
+                deadlines.append(entry.changed_at + self.settle_seconds)
+        return max(0.0, min(deadlines) - now) if deadlines else None

@@ -1,0 +1,164 @@
+"""watch: file-system events and directory walks turn into hints on a queue.
+
+The watchdog observer thread only enqueues ``(path, hint)`` pairs; all work
+happens on the service's main thread.  Events are hints: the rescan (at start,
+periodically, and after a watched folder reappears) is what guarantees that
+nothing is missed when inotify overflows, while the service is down, or on
+network filesystems, where ``mode = "polling"`` replaces inotify.
+
+Never followed: symbolic links to folders, and temporary or hidden names
+(``*.part``, ``*.tmp``, dot-files, editor swap files) until they are renamed.
+Folders whose name starts with a dot (the staging areas) are not entered.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from watchdog.events import (
+    DirCreatedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
+from watchdog.observers.polling import PollingObserver
+
+from pfswatchd.names import is_temporary
+from pfswatchd.settle import Hint
+
+WALK = "walk"  # pseudo-hint: walk this folder (a folder was created or moved in)
+
+HintQueue = queue.Queue[tuple[str, str]]
+
+
+def ignored_name(name: str) -> bool:
+    return is_temporary(name)
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, sink: Callable[[str, str], None]) -> None:
+        self.sink = sink
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if isinstance(event, FileClosedEvent):
+            self._file(event.src_path, Hint.CLOSED)
+        elif isinstance(event, FileMovedEvent):
+            self._file(event.dest_path, Hint.MOVED)
+        elif isinstance(event, FileCreatedEvent):
+            self._file(event.src_path, Hint.CREATED)
+        elif isinstance(event, FileModifiedEvent):
+            self._file(event.src_path, Hint.MODIFIED)
+        elif isinstance(event, DirMovedEvent):
+            self.sink(_text(event.dest_path), WALK)
+        elif isinstance(event, DirCreatedEvent):
+            self.sink(_text(event.src_path), WALK)
+
+    def _file(self, path: bytes | str, hint: Hint) -> None:
+        text = _text(path)
+        if not ignored_name(os.path.basename(text)):
+            self.sink(text, hint.value)
+
+
+def _text(path: bytes | str) -> str:
+    return os.fsdecode(path)
+
+
+class Watcher:
+    """Observers for the watched folders, feeding one queue."""
+
+    def __init__(
+        self,
+        roots: tuple[Path, ...],
+        sink: Callable[[str, str], None],
+        *,
+        recursive: bool = True,
+        mode: str = "native",
+        poll_interval: float = 2.0,
+    ) -> None:
+        self.roots = roots
+        self.sink = sink
+        self.recursive = recursive
+        self.mode = mode
+        self.poll_interval = poll_interval
+        self._observer: BaseObserver | None = None
+        self._watched: set[Path] = set()
+
+    def start(self) -> list[Path]:
+        """Start watching every root that exists; return the roots that are missing."""
+        if self.mode == "polling":
+            self._observer = PollingObserver(timeout=self.poll_interval)
+        else:
+            self._observer = Observer()
+        self._observer.daemon = True
+        missing = self.refresh()
+        self._observer.start()
+        return missing
+
+    def refresh(self) -> list[Path]:
+        """(Re)schedule roots: a removed and recreated folder is watched again.  Returns missing roots."""
+        assert self._observer is not None
+        missing = []
+        for root in self.roots:
+            exists = root.is_dir()
+            if exists and root not in self._watched:
+                self._observer.schedule(_Handler(self.sink), str(root), recursive=self.recursive)
+                self._watched.add(root)
+            elif not exists:
+                missing.append(root)
+                if root in self._watched:
+                    self._unschedule(root)
+        return missing
+
+    def _unschedule(self, root: Path) -> None:
+        assert self._observer is not None
+        for watch in list(self._observer.emitters):
+            if Path(watch.watch.path) == root:
+                self._observer.unschedule(watch.watch)
+        self._watched.discard(root)
+
+    def alive(self) -> bool:
+        return self._observer is not None and self._observer.is_alive()
+
+    def stop(self) -> None:
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout=5)
+            self._observer = None
+            self._watched.clear()
+
+
+def walk(root: Path, *, recursive: bool = True) -> Iterator[Path]:
+    """Regular files (and links to files) under ``root``, not entering dot-folders or linked folders."""
+    try:
+        entries = list(os.scandir(root))
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return
+    for entry in entries:
+        name = entry.name
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                if recursive and not name.startswith("."):
+                    yield from walk(Path(entry.path), recursive=recursive)
+            elif not ignored_name(name) and (entry.is_file(follow_symlinks=False) or entry.is_symlink()):
+                yield Path(entry.path)
+        except OSError:
+            continue
+
+
+def within(path: Path, roots: tuple[Path, ...]) -> bool:
+    """True if the real location of ``path`` is inside one of ``roots`` (links are not followed out)."""
+    real = os.path.realpath(path)
+    for root in roots:
+        base = os.path.realpath(root)
+        if real == base or real.startswith(base.rstrip(os.sep) + os.sep):
+            return True
+    return False
