@@ -293,7 +293,27 @@ def parse(data: Mapping[str, Any], *, base: Path, source: Path | None) -> Config
     )
     for section in sections.values():
         section.finish()
+    _check_folders(repository, watch, state, quarantine, archives)
     return Config(source, repository, watch, ingest, state, quarantine, log, archives, service)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    path, folder = Path(os.path.abspath(path)), Path(os.path.abspath(folder))
+    return path == folder or folder in path.parents
+
+
+def _check_folders(repository: RepositoryConfig, watch: WatchConfig, state: StateConfig,
+                   quarantine: QuarantineConfig, archives: ArchivesConfig) -> None:
+    """pfswatchd's own folders must not be inside a watched folder, or it would ingest its own output."""
+    own = {"repository.root": repository.root, "state.path": state.path, "quarantine.path": quarantine.path,
+           "archives.done_path": archives.done_path}
+    for root in watch.paths:
+        for key, folder in own.items():
+            if _inside(folder, root):
+                raise ConfigError(f"{key} = {folder} is inside the watched folder {root}: expected it outside "
+                                  "(pfswatchd would watch its own output)")
+            if _inside(root, folder):
+                raise ConfigError(f"watch.paths entry {root} is inside {key} = {folder}: expected it outside")
 
 
 def _mode(section: _Section, key: str, default: str) -> int:

@@ -500,3 +500,99 @@ def make_visits(root: str | Path, *, visits: int = 2, first_visit: int = 100,
                     target = base / "sps" / raw_filename(site, "A", visit, spectrograph, arm)
                     written.append(write_pfsa(target, spectrograph=spectrograph, arm=arm, **common))
     return written
+
+
+# -- fast copies for bursts ------------------------------------------------------------------------
+# Writing a frame with astropy costs tens of milliseconds; tests and benchmarks that need thousands
+# of files clone one template instead, rewriting the primary's identity cards in place (same card
+# positions) and recomputing its CHECKSUM, so every clone is a valid, distinct PFS frame.
+
+_CHECKSUM_EXCLUDE = frozenset(b":;<=>?@[\\]^_`")
+
+
+def _ones_complement_sum(data: bytes) -> int:
+    words = np.frombuffer(data, dtype=">u4").astype(np.uint64)
+    total = int(words.sum())
+    while total >> 32:
+        total = (total & 0xFFFFFFFF) + (total >> 32)
+    return total
+
+
+def _encode_checksum(value: int) -> str:
+    """The 16-character ASCII encoding of the FITS checksum convention (complemented)."""
+    value = ~value & 0xFFFFFFFF
+    chars = [0] * 16
+    for i, shift in enumerate((24, 16, 8, 0)):
+        byte = (value >> shift) & 0xFF
+        quotient, remainder = byte // 4 + 0x30, byte % 4
+        group = [quotient + remainder, quotient, quotient, quotient]
+        changed = True
+        while changed:
+            changed = False
+            for j in (0, 2):
+                if group[j] in _CHECKSUM_EXCLUDE or group[j + 1] in _CHECKSUM_EXCLUDE:
+                    group[j] += 1
+                    group[j + 1] -= 1
+                    changed = True
+        for j in range(4):
+            chars[4 * j + i] = group[j]
+    return "".join(chr(chars[(i + 15) % 16]) for i in range(16))
+
+
+def _card(key: str, value: Any, comment: str) -> bytes:
+    text = f"'{value:<8}'".ljust(20) if isinstance(value, str) else f"{value!r:>20}"
+    return f"{key:<8}= {text} / {comment}"[:80].ljust(80).encode("ascii")
+
+
+def clone_raw(template: str | Path, dest: str | Path, *, visit: int, spectrograph: int | None = None,
+              pfs_design_id: int | None = None, site: str = "S") -> Path:
+    """Copy a PFSA/PFSB ``template`` as the frame of another visit (and spectrograph).
+
+    The name is ``PF{site}{A|B}{visit}{spectrograph}{arm}.fits`` in ``dest`` (a folder) and the cards
+    W_VISIT, W_SPMOD, FRAMEID, EXP-ID, DETECTOR, DET-ID (and W_PFDSGN when given) agree with it.
+    """
+    data = bytearray(Path(template).read_bytes())
+    header_end = data.find(b"END" + b" " * 77)
+    while header_end % 80:
+        header_end = data.find(b"END" + b" " * 77, header_end + 1)
+    blocks = (header_end // 2880 + 1) * 2880
+
+    def position(key: str) -> int:
+        start = data.find(f"{key:<8}= ".encode(), 0, blocks)
+        while start >= 0 and start % 80:
+            start = data.find(f"{key:<8}= ".encode(), start + 1, blocks)
+        if start < 0:
+            raise ValueError(f"{template}: no {key} card to rewrite")
+        return start
+
+    def value(key: str) -> Any:
+        start = position(key)
+        field = data[start + 10 : start + 80].decode().split("/")[0].strip()
+        return field.strip("'").strip() if field.startswith("'") else int(field)
+
+    arm_number = value("W_ARM")
+    arm = {v: k for k, v in ARM_NUMBERS.items()}[arm_number]
+    spectrograph = spectrograph or value("W_SPMOD")
+    category = "B" if arm == "n" else "A"
+    name = raw_filename(site, category, visit, spectrograph, arm)
+    cards = {
+        "W_VISIT": (visit, "PFS exposure visit number"),
+        "W_SPMOD": (spectrograph, "Spectrograph module. 1-4 at Subaru"),
+        "FRAMEID": (name[:-5], "Sequence number in archive"),
+        "EXP-ID": (f"PFSE{visit:08d}", "PFS visit"),
+        "DETECTOR": (f"{arm}{spectrograph}", "Name of the detector"),
+        "DET-ID": (camera_id(arm, spectrograph), "Subaru/DRP FPA ID for this module and arm"),
+        "W_SITE": (site, "PFS site"),
+    }
+    if pfs_design_id is not None:
+        cards["W_PFDSGN"] = (pfs_design_id, "pfsDesign, from pfi")
+    for key, (new, comment) in cards.items():
+        start = position(key)
+        data[start : start + 80] = _card(key, new, comment)
+    checksum = position("CHECKSUM")
+    data[checksum + 10 : checksum + 28] = b"'0000000000000000'"
+    encoded = _encode_checksum(_ones_complement_sum(bytes(data[:blocks])))
+    data[checksum + 10 : checksum + 28] = f"'{encoded}'".encode()
+    path = Path(dest) / name
+    path.write_bytes(data)
+    return path

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import stat
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -215,9 +216,12 @@ class Pipeline:
         size = self.config.ingest.batch_size
         for start in range(0, len(mine), size):
             batch = mine[start : start + size]
+            began = time.perf_counter()
             outcomes = self.ingester.ingest([item for _, item in batch])
             results = self._results(outcomes, now)
             self._finish(results, report, time.time())
+            self.log.info("batch_ingested", files=len(batch), seconds=round(time.perf_counter() - began, 4),
+                          outcomes=dict(Counter(o.status.value for o in outcomes)))
 
     def _results(self, outcomes: list[Outcome], now: float) -> list[Result]:
         duplicates = [o.dataset_id for o in outcomes if o.status is Status.DUPLICATE and o.dataset_id]

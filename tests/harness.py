@@ -1,0 +1,229 @@
+"""Run the real service as a subprocess, as systemd would, and observe it.
+
+The harness listens on a NOTIFY_SOCKET of its own, so tests wait for READY=1
+exactly as systemd does, and it reads state through `pfswatchd status --json`
+and the butler, never through the service's memory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from lsst.daf.butler import Butler
+
+from pfswatchd import fakedata, status
+from pfswatchd.ledger import Ledger
+
+BIN = Path(sys.executable).parent
+TEMPLATES: dict[str, Path] = {}
+
+
+def toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | Path):
+        return json.dumps(str(value))
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return repr(value)
+
+
+class Daemon:
+    """One pfswatchd service in a temporary folder: incoming/, repo/, state/, quarantine/."""
+
+    def __init__(self, base: Path, **sections: dict[str, Any]) -> None:
+        self.base = base
+        self.incoming = base / "incoming"
+        self.repo = base / "repo"
+        self.quarantine = base / "quarantine"
+        self.config_path = base / "pfswatchd.toml"
+        self.log_path = base / "service.log"
+        settings: dict[str, dict[str, Any]] = {
+            "repository": {"root": "repo"},
+            "watch": {"paths": ["incoming"], "settle_seconds": 0.5, "rescan_interval": 30.0},
+            "ingest": {"transfer": "link", "retry_initial": 0.2},
+            "state": {"path": "state"},
+            "quarantine": {"policy": "move", "path": "quarantine"},
+            "log": {"format": "json", "level": "info"},
+        }
+        for name, values in sections.items():
+            settings.setdefault(name, {}).update(values)
+        self.settings = settings
+        self.incoming.mkdir(parents=True, exist_ok=True)
+        self.write_config()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.notify: socket.socket | None = None
+        self.messages: list[str] = []
+
+    def write_config(self) -> None:
+        lines = []
+        for name, values in self.settings.items():
+            lines.append(f"[{name}]")
+            lines.extend(f"{key} = {toml_value(value)}" for key, value in values.items())
+        self.config_path.write_text("\n".join(lines) + "\n")
+
+    # -- process ---------------------------------------------------------------------------------
+
+    def start(self, *, wait_ready: bool = True, env: dict[str, str] | None = None) -> Daemon:
+        address = str(self.base / "notify.sock")
+        if os.path.exists(address):
+            os.unlink(address)
+        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.notify.bind(address)
+        self.notify.settimeout(0.2)
+        self.messages = []
+        environment = {**os.environ, "NOTIFY_SOCKET": address, **(env or {})}
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen([str(BIN / "pfswatchd"), "run", "--config", str(self.config_path)],
+                                        stdout=log, stderr=subprocess.STDOUT, env=environment)
+        log.close()
+        if wait_ready:
+            self.wait_notify("READY=1", timeout=90)
+        return self
+
+    def wait_notify(self, text: str, timeout: float = 30) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for message in self.messages:
+                if text in message:
+                    return message
+            self.poll_notify()
+            if self.process is not None and self.process.poll() is not None and not any(
+                    text in m for m in self.messages):
+                raise AssertionError(f"service exited ({self.process.returncode}) before {text}:\n{self.log()}")
+        raise AssertionError(f"no {text} within {timeout}s; got {self.messages}\n{self.log()[-3000:]}")
+
+    def poll_notify(self) -> None:
+        assert self.notify is not None
+        try:
+            self.messages.append(self.notify.recv(4096).decode())
+        except TimeoutError:
+            pass
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
+        assert self.process is not None
+        self.process.send_signal(sig)
+        code = self.process.wait(timeout=timeout)
+        self._close()
+        return code
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(timeout=30)
+        self._close()
+
+    def _close(self) -> None:
+        if self.notify is not None:
+            self.notify.close()
+            self.notify = None
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def events(self, name: str | None = None) -> list[dict[str, Any]]:
+        result = []
+        for line in self.log().splitlines():
+            if line.startswith("{"):
+                try:
+                    event = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if name is None or event.get("event") == name:
+                    result.append(event)
+        return result
+
+    # -- observing -------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """`pfswatchd status --json`, run as an operator would."""
+        result = subprocess.run([str(BIN / "pfswatchd"), "status", "--json", "--config", str(self.config_path)],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    def quick_status(self) -> dict[str, Any]:
+        """The same object, read in-process (for polling loops)."""
+        ledger = Ledger(f"sqlite:///{self.base / 'state' / 'ledger.sqlite3'}")
+        try:
+            return status.collect(ledger)
+        finally:
+            ledger.close()
+
+    def wait_until(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 60,
+                   what: str = "condition") -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        last: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            if (self.base / "state" / "ledger.sqlite3").exists():
+                try:
+                    last = self.quick_status()
+                except Exception:
+                    last = {}
+                if last and predicate(last):
+                    return last
+            if self.process is not None and self.process.poll() is not None:
+                break
+            time.sleep(0.1)
+        counts = last.get("counts")
+        raise AssertionError(f"{what} not reached within {timeout}s: counts {counts}\n{self.log()[-4000:]}")
+
+    def wait_files(self, state: str, count: int, timeout: float = 60) -> dict[str, Any]:
+        return self.wait_until(lambda s: s["counts"].get(state, 0) >= count, timeout,
+                               what=f"{count} files {state}")
+
+    def datasets(self, dataset_type: str = "raw", collections: str = "PFS/defaults") -> list[Any]:
+        with Butler.from_config(str(self.repo), collections=collections) as butler:
+            return butler.query_datasets(dataset_type, collections=collections, find_first=False, limit=None,
+                                         explain=False)
+
+
+def template(kind: str, folder: Path) -> Path:
+    """A PFSA ('b'), PFSB ('n') or pfsConfig template written once per test session."""
+    if kind not in TEMPLATES or not TEMPLATES[kind].exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        if kind == "n":
+            path = fakedata.write_pfsb(folder / "PFSB00000113.fits", visit=1, spectrograph=1,
+                                       pfs_design_id=0x1945BE7E6DE4B2CF, n_reads=2)
+        else:
+            path = fakedata.write_pfsa(folder / f"PFSA0000011{fakedata.ARM_NUMBERS[kind]}.fits", visit=1,
+                                       spectrograph=1, arm=kind, pfs_design_id=0x1945BE7E6DE4B2CF)
+        TEMPLATES[kind] = path
+    return TEMPLATES[kind]
+
+
+def burst_files(folder: Path, templates_folder: Path, count: int, first_visit: int = 1000) -> list[Path]:
+    """``count`` distinct raws (4 spectrographs x b, r, n per visit) cloned from templates."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    visit = first_visit
+    while len(paths) < count:
+        for spectrograph in (1, 2, 3, 4):
+            for arm in ("b", "r", "n"):
+                if len(paths) < count:
+                    paths.append(fakedata.clone_raw(template(arm, templates_folder), folder, visit=visit,
+                                                    spectrograph=spectrograph))
+        visit += 1
+    return paths
+
+
+def drop(path: Path, incoming: Path, name: str | None = None) -> Path:
+    """Put a file into the watched folder the safe way: write a temporary name, then rename."""
+    target = incoming / (name or path.name)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temp = target.with_name(target.name + ".part")
+    temp.write_bytes(path.read_bytes())
+    os.rename(temp, target)
+    return target

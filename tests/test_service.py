@@ -1,0 +1,300 @@
+"""The service as systemd runs it: a real `pfswatchd run` subprocess on temporary folders."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from conftest import write_config, write_raw
+from harness import BIN, Daemon, burst_files, drop
+
+
+@pytest.fixture()
+def daemon(tmp_path):
+    service = Daemon(tmp_path / "svc")
+    yield service
+    if service.alive():
+        service.stop(signal.SIGKILL)
+
+
+def _files_by_state(status):
+    return Counter(f["state"] for f in status["files"])
+
+
+def test_files_renamed_in_are_ingested_and_readable(daemon, tmp_path):
+    daemon.start()
+    ccd = write_raw(tmp_path / "src", visit=300, arm="r", spectrograph=2)
+    nir = write_raw(tmp_path / "src", visit=300, arm="n", spectrograph=2)
+    drop(ccd, daemon.incoming / "raw" / "sps")
+    drop(nir, daemon.incoming / "raw" / "ramps")
+    daemon.wait_files("ingested", 2, timeout=30)
+    status = daemon.status()
+    assert status["counts"]["ingested"] == 2 and status["counts"]["failed"] == 0
+    entry = next(f for f in status["files"] if f["path"].endswith(ccd.name))
+    assert entry["kind"] == "raw_ccd" and entry["data_id"] == {"instrument": "PFS", "arm": "r", "spectrograph": 2,
+                                                               "visit": 300}
+    assert entry["dataset_id"] and entry["error_kind"] is None and entry["error"] is None
+    refs = {(r.dataId["arm"], r.dataId["spectrograph"]): str(r.id) for r in daemon.datasets()}
+    assert refs[("r", 2)] == entry["dataset_id"]
+    from lsst.daf.butler import Butler
+
+    with Butler.from_config(str(daemon.repo), collections="PFS/raw/all") as butler:
+        image = butler.get("raw.image", instrument="PFS", visit=300, arm="n", spectrograph=2)
+    assert image.array.shape == (64, 64)
+    event = daemon.events("file_ingested")[0]
+    assert {"path", "data_id", "dataset_id", "seen_to_done_ms"} <= set(event)
+    assert daemon.stop() == 0
+
+
+def test_slow_writer_is_never_ingested_before_complete(daemon, tmp_path):
+    """A file written in chunks, closed and reopened between them, is ingested only when whole."""
+    daemon.settings["watch"]["settle_seconds"] = 0.3
+    daemon.write_config()
+    daemon.start()
+    source = write_raw(tmp_path / "src", visit=301, arm="b")
+    data = source.read_bytes()
+    target = daemon.incoming / source.name
+    chunk = 2048
+    seen_early = []
+    for start in range(0, len(data), chunk):
+        with open(target, "ab") as stream:  # open, append, close: a close event after every chunk
+            stream.write(data[start : start + chunk])
+        time.sleep(0.05)
+        if start + chunk < len(data):
+            states = {f["state"] for f in daemon.quick_status()["files"]} if (daemon.base / "state").exists() else set()
+            seen_early.extend(s for s in states if s in ("ingested", "failed", "quarantined"))
+    daemon.wait_files("ingested", 1, timeout=30)
+    assert seen_early == []
+    [ref] = daemon.datasets()
+    from lsst.daf.butler import Butler
+
+    with Butler.from_config(str(daemon.repo)) as butler:
+        assert Path(butler.getURI(ref).ospath).read_bytes() == data
+    assert daemon.quick_status()["counts"]["failed"] == 0
+
+
+def test_mtime_in_the_past_does_not_fool_the_settle_check(daemon, tmp_path):
+    """A writer that keeps the file open and sets an old mtime (like tar) is not ingested half-written."""
+    daemon.settings["watch"]["settle_seconds"] = 1.0
+    daemon.write_config()
+    daemon.start()
+    source = write_raw(tmp_path / "src", visit=302, arm="b")
+    data = source.read_bytes()
+    target = daemon.incoming / source.name
+    with open(target, "wb") as stream:
+        for start in range(0, len(data), 4096):
+            stream.write(data[start : start + 4096])
+            stream.flush()
+            os.utime(target, (1_000_000_000, 1_000_000_000))  # 2001
+            time.sleep(0.15)
+            assert daemon.quick_status()["counts"].get("ingested", 0) == 0
+    daemon.wait_files("ingested", 1, timeout=30)
+    assert daemon.quick_status()["counts"]["failed"] == 0
+
+
+def test_files_present_before_start(daemon, tmp_path):
+    for arm in "brn":
+        drop(write_raw(tmp_path / "src", visit=303, arm=arm), daemon.incoming / "early")
+    drop(write_config(tmp_path / "src", visit=303), daemon.incoming / "early")
+    daemon.start()
+    status = daemon.wait_files("ingested", 4, timeout=60)
+    assert status["counts"]["ingested"] == 4
+    assert len(daemon.datasets("pfsConfig")) == 1
+
+
+def test_burst_of_500_in_batches(daemon, tmp_path):
+    files = burst_files(tmp_path / "src", tmp_path / "templates", 500)
+    daemon.start()
+    for path in files:
+        os.rename(path, daemon.incoming / path.name)
+    daemon.wait_files("ingested", 500, timeout=120)
+    assert len(daemon.datasets()) == 500
+    batches = [e["files"] for e in daemon.events("batch_ingested")]
+    assert sum(batches) == 500 and max(batches) > 1, batches  # group commit, not one transaction per file
+
+
+def test_pfsconfig_before_its_raws_waits_then_ingests(daemon, tmp_path):
+    daemon.start()
+    drop(write_config(tmp_path / "src", visit=304), daemon.incoming)
+    status = daemon.wait_files("waiting", 1, timeout=30)
+    waiting = next(f for f in status["files"] if f["state"] == "waiting")
+    assert "visit 304" in waiting["error"]
+    drop(write_raw(tmp_path / "src", visit=304), daemon.incoming)
+    daemon.wait_files("ingested", 2, timeout=30)
+    assert len(daemon.datasets("pfsConfig")) == 1
+
+
+def test_same_file_dropped_twice_is_a_duplicate(daemon, tmp_path):
+    daemon.start()
+    raw = write_raw(tmp_path / "src", visit=305)
+    drop(raw, daemon.incoming / "first")
+    daemon.wait_files("ingested", 1, timeout=30)
+    drop(raw, daemon.incoming / "again")
+    status = daemon.wait_files("duplicate", 1, timeout=30)
+    duplicate = next(f for f in status["files"] if f["state"] == "duplicate")
+    original = next(f for f in status["files"] if f["state"] == "ingested")
+    assert duplicate["dataset_id"] == original["dataset_id"]
+    assert len(daemon.datasets()) == 1
+
+
+def test_bad_file_quarantined_while_good_ones_flow(daemon, tmp_path):
+    daemon.start()
+    bad = write_raw(tmp_path / "src", visit=306, arm="b", extra_cards={"W_VISIT": 999})
+    drop(bad, daemon.incoming / "sub")
+    for arm in "rn":
+        drop(write_raw(tmp_path / "src", visit=307, arm=arm), daemon.incoming / "sub")
+    status = daemon.wait_until(lambda s: s["counts"]["ingested"] == 2 and s["counts"]["quarantined"] == 1, 30)
+    entry = next(f for f in status["files"] if f["state"] == "quarantined")
+    assert entry["error_kind"] == "name_mismatch" and "W_VISIT 999" in entry["error"]
+    moved = Path(entry["quarantine_path"])
+    assert moved == daemon.quarantine / "sub" / bad.name and moved.exists()
+    assert "name_mismatch" in moved.with_name(moved.name + ".reason").read_text()
+    assert not (daemon.incoming / "sub" / bad.name).exists()
+    assert any(e["error_kind"] == "name_mismatch" for e in daemon.events("file_quarantined"))
+    # The operator fixes nothing and retries: it fails again, with the same reason.
+    result = subprocess.run([str(BIN / "pfswatchd"), "retry", "--config", str(daemon.config_path)],
+                            capture_output=True, text=True)
+    assert "1 files queued again" in result.stdout
+    daemon.wait_until(lambda s: s["counts"]["quarantined"] == 1 and s["counts"]["pending"] == 0
+                      and any(f["attempts"] >= 1 for f in s["files"] if f["state"] == "quarantined"), 30)
+
+
+def test_sigterm_during_a_burst_then_restart(daemon, tmp_path):
+    files = burst_files(tmp_path / "src", tmp_path / "templates", 300, first_visit=2000)
+    daemon.start()
+    for path in files:
+        os.rename(path, daemon.incoming / path.name)
+    time.sleep(0.3)
+    assert daemon.stop(signal.SIGTERM) == 0
+    assert "service_stopped" in daemon.log()
+    daemon.start()
+    daemon.wait_files("ingested", 300, timeout=120)
+    assert len(daemon.datasets()) == 300
+    assert daemon.status()["counts"]["duplicate"] == 0
+
+
+def test_sigkill_during_a_burst_then_restart_exactly_once(daemon, tmp_path):
+    files = burst_files(tmp_path / "src", tmp_path / "templates", 400, first_visit=3000)
+    daemon.start()
+    for path in files:
+        os.rename(path, daemon.incoming / path.name)
+    daemon.wait_until(lambda s: s["counts"]["ingested"] > 0, 60, what="first files ingested")
+    daemon.kill()
+    daemon.start()
+    status = daemon.wait_files("ingested", 400, timeout=120)
+    refs = daemon.datasets()
+    assert len(refs) == 400 and len({r.id for r in refs}) == 400
+    assert status["counts"]["failed"] == 0 and status["counts"]["duplicate"] == 0
+    assert all(f["dataset_id"] for f in status["files"])
+
+
+def test_fail_fast_stops_the_service(daemon, tmp_path):
+    daemon.settings["ingest"]["fail_fast"] = True
+    daemon.write_config()
+    daemon.start()
+    drop(write_raw(tmp_path / "src", visit=308, drop_cards=["W_PFDSGN"]), daemon.incoming)
+    assert daemon.process.wait(timeout=30) == 1
+    assert daemon.events("service_stopped_fail_fast")
+    assert daemon.status()["counts"]["quarantined"] == 1
+
+
+def test_temporary_names_wait_until_renamed(daemon, tmp_path):
+    daemon.start()
+    raw = write_raw(tmp_path / "src", visit=309)
+    for name in (raw.name + ".part", "." + raw.name + ".aBc123", raw.name + ".tmp"):
+        (daemon.incoming / name).write_bytes(raw.read_bytes())
+    time.sleep(1.5)
+    assert daemon.quick_status()["files"] == []
+    os.rename(daemon.incoming / (raw.name + ".part"), daemon.incoming / raw.name)
+    daemon.wait_files("ingested", 1, timeout=30)
+
+
+def test_systemd_notify_ready_status_and_watchdog(daemon, tmp_path):
+    daemon.start(env={"WATCHDOG_USEC": "400000"})
+    drop(write_raw(tmp_path / "src", visit=310), daemon.incoming)
+    daemon.wait_files("ingested", 1, timeout=30)
+    daemon.wait_notify("WATCHDOG=1", timeout=10)
+    status = daemon.wait_notify("STATUS=ingested 1", timeout=15)
+    assert "STATUS=" in status
+    assert daemon.stop() == 0
+
+
+def test_sighup_reloads_the_configuration(daemon, tmp_path):
+    daemon.start()
+    second = daemon.base / "second"
+    second.mkdir()
+    daemon.settings["watch"]["paths"] = ["incoming", "second"]
+    daemon.write_config()
+    daemon.process.send_signal(signal.SIGHUP)
+    daemon.wait_notify("RELOADING=1", timeout=15)
+    drop(write_raw(tmp_path / "src", visit=311), second)
+    daemon.wait_files("ingested", 1, timeout=30)
+    assert daemon.events("config_reloaded")
+    daemon.settings["watch"]["paths"] = "not a list"
+    daemon.write_config()
+    daemon.process.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 15
+    while not daemon.events("reload_failed") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "watch.paths" in daemon.events("reload_failed")[0]["reason"]
+    assert daemon.alive()
+
+
+def test_polling_mode(daemon, tmp_path):
+    daemon.settings["watch"].update(mode="polling", poll_interval=0.2, settle_seconds=0.3)
+    daemon.write_config()
+    daemon.start()
+    drop(write_raw(tmp_path / "src", visit=312), daemon.incoming)
+    daemon.wait_files("ingested", 1, timeout=30)
+
+
+def test_watched_folder_removed_and_recreated(daemon, tmp_path):
+    daemon.settings["watch"]["rescan_interval"] = 1.0
+    daemon.write_config()
+    daemon.start()
+    drop(write_raw(tmp_path / "src", visit=313), daemon.incoming)
+    daemon.wait_files("ingested", 1, timeout=30)
+    import shutil
+
+    shutil.rmtree(daemon.incoming)
+    time.sleep(1.5)
+    daemon.incoming.mkdir()
+    time.sleep(1.5)
+    drop(write_raw(tmp_path / "src", visit=314), daemon.incoming)
+    daemon.wait_files("ingested", 2, timeout=30)
+
+
+def test_pending_file_shows_in_status_with_its_age(daemon, tmp_path):
+    daemon.start()
+    raw = write_raw(tmp_path / "src", visit=315)
+    (daemon.incoming / raw.name).write_bytes(raw.read_bytes()[:4000])  # incomplete, stays pending
+    status = daemon.wait_files("pending", 1, timeout=30)
+    assert status["oldest_pending"]["path"].endswith(raw.name)
+    result = subprocess.run([str(BIN / "pfswatchd"), "status", "--config", str(daemon.config_path)],
+                            capture_output=True, text=True)
+    assert "oldest pending" in result.stdout and raw.name in result.stdout
+
+
+def test_concurrent_writers_in_threads(daemon, tmp_path):
+    """Several writers at once (as several downloads): every file ingested once."""
+    files = burst_files(tmp_path / "src", tmp_path / "templates", 60, first_visit=4000)
+    daemon.start()
+
+    def copy(paths):
+        for path in paths:
+            drop(path, daemon.incoming / "parallel")
+
+    threads = [threading.Thread(target=copy, args=(files[i::4],)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    daemon.wait_files("ingested", 60, timeout=60)
+    assert len(daemon.datasets()) == 60
