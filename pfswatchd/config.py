@@ -49,6 +49,7 @@ class IngestConfig:
     retry_initial: float = 2.0
     retry_max: float = 600.0
     waiting_recheck: float = 30.0
+    examine_workers: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +178,11 @@ class _Section:
             raise ConfigError(f"{self.name}.{unknown[0]}: unknown key (known: {', '.join(sorted(self.used))})")
 
 
+def default_examine_workers() -> int:
+    """One worker per spare core, at most four (header reads are short)."""
+    return max(1, min(4, (os.cpu_count() or 2) - 1))
+
+
 def _resolve(base: Path, value: str) -> Path:
     path = Path(os.path.expanduser(value))
     return path if path.is_absolute() else (base / path)
@@ -237,6 +243,7 @@ def parse(data: Mapping[str, Any], *, base: Path, source: Path | None) -> Config
         retry_initial=s.number("retry_initial", 2.0, 0.01),
         retry_max=s.number("retry_max", 600.0, 0.01),
         waiting_recheck=s.number("waiting_recheck", 30.0, 0.1),
+        examine_workers=s.integer("examine_workers", default_examine_workers(), 0),
     )
 
     s = sections["state"]

@@ -26,6 +26,7 @@ from pfswatchd import config as config_module
 from pfswatchd import logconfig, repo
 from pfswatchd.config import Config
 from pfswatchd.errors import ConfigError, PfsWatchError
+from pfswatchd.examiner import Examiner
 from pfswatchd.ingest import Ingester, IngestSettings
 from pfswatchd.ledger import Ledger
 from pfswatchd.pipeline import Pipeline
@@ -52,6 +53,7 @@ class Service:
         self.ledger: Ledger | None = None
         self.watcher: Watcher | None = None
         self.pipeline: Pipeline | None = None
+        self.examiner: Examiner | None = None
         self._butler: Any = None
         self._last: dict[str, float] = {}
         self._db_backoff = 0.0
@@ -75,7 +77,8 @@ class Service:
         self.ledger.create()
         released = self.ledger.release_abandoned(starting=True)
         self._butler = self._open_repository()
-        self.pipeline = Pipeline(cfg, self.ledger, self._make_ingester(), self.log)
+        self.examiner = Examiner(cfg.ingest.examine_workers, on_done=lambda: self.hints.put(_WAKE))
+        self.pipeline = Pipeline(cfg, self.ledger, self._make_ingester(), self.log, examiner=self.examiner)
         self.watcher = Watcher(cfg.watch.paths, self._hint, recursive=cfg.watch.recursive, mode=cfg.watch.mode,
                                poll_interval=cfg.watch.poll_interval)
         missing = self.watcher.start()
@@ -100,6 +103,9 @@ class Service:
             try:
                 report = self.pipeline.step(hints)
                 self._db_backoff = 0.0
+                if report.examined:
+                    self.log.debug("step_done", hints=len(hints), examined=report.examined,
+                                   **{f"{k}_s": round(v, 4) for k, v in report.timings.items()})
             except Exception as exc:
                 if not _database_error(exc):
                     raise
@@ -145,6 +151,8 @@ class Service:
         self.notifier.stopping()
         if self.watcher is not None:
             self.watcher.stop()
+        if self.examiner is not None:
+            self.examiner.close()
         if self._butler is not None:
             self._butler.close()
         if self.ledger is not None:

@@ -68,6 +68,14 @@ class PfsWatchError(Exception):
     def retryable(self) -> bool:
         return self.kind in RETRYABLE_KINDS
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Keep the kind when an error crosses a process boundary (the examiner pool).
+        return (_rebuild, (type(self), str(self), self.kind))
+
+
+def _rebuild(cls: type[PfsWatchError], message: str, kind: ErrorKind) -> PfsWatchError:
+    return cls(message, kind=kind)
+
 
 class NotFitsError(PfsWatchError):
     kind = ErrorKind.NOT_FITS

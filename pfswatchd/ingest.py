@@ -50,6 +50,7 @@ from lsst.daf.butler import (
     DataCoordinate,
     DatasetIdGenEnum,
     DatasetRef,
+    DatasetType,
     DimensionRecord,
     FileDataset,
 )
@@ -128,6 +129,7 @@ class Ingester:
         self._runs: set[str] = set()
         self._records: dict[tuple[str, tuple[Any, ...]], DimensionRecord] = {}  # arm, spectrograph, ...
         self._templates: dict[str, Any] = {}
+        self._keys: dict[str, tuple[str, ...]] = {}
 
     # -- public ----------------------------------------------------------------------------------
 
@@ -146,12 +148,26 @@ class Ingester:
 
     # -- the two phases --------------------------------------------------------------------------
 
-    def _ingest_items(self, items: list[_Item], outcomes: dict[int, Outcome]) -> None:
+    def _ingest_items(self, items: list[_Item], outcomes: dict[int, Outcome], *, checked: bool = False) -> None:
+        """Plan and write ``items``; on failure re-plan with registry checks, then bisect.
+
+        The first attempt is optimistic: it reads nothing from the registry for
+        visits it has not seen (they are assumed new) and does not look for
+        existing datasets; the database's constraints and Butler.ingest's own
+        check catch what it assumed wrongly, and the batch is re-planned with
+        ``checked`` (visits loaded, existing datasets compared).
+        """
+        planned: dict[int, Outcome] = {}
         try:
-            plan = self._plan(items, outcomes)
+            plan = self._plan(items, planned, checked=checked)
         except TransientError as exc:
             self._fail_all(items, outcomes, exc)
             return
+        if not checked and any(o.error_kind in _VISIT_CHECKS for o in planned.values()):
+            # A mismatch against a visit this plan only assumed new: decide with the registry's view.
+            self._ingest_items([_Item(i.index, i.file) for i in items], outcomes, checked=True)
+            return
+        outcomes.update(planned)
         if self.settings.fail_fast and any(not o.ok for o in outcomes.values()):
             for item in plan.new:
                 outcomes[item.index] = self._outcome(
@@ -161,30 +177,35 @@ class Ingester:
         if not plan.new:
             return
         try:
-            self._write(plan)
+            self._write(plan, checked=checked)
         except TransientError as exc:
             self._fail_all(plan.new, outcomes, exc)
             return
         except Exception as exc:
+            fresh = [_Item(i.index, i.file) for i in plan.new]
+            if not checked:
+                self._ingest_items(fresh, outcomes, checked=True)
+                return
             if len(plan.new) == 1 or self.settings.fail_fast:
                 error = _as_error(exc, plan.new[0].file.path)
                 self._fail_all(plan.new, outcomes, error)
                 return
-            # Isolate the bad file(s): re-plan and retry each half on its own.
-            half = len(plan.new) // 2
-            self._ingest_items([_Item(i.index, i.file) for i in plan.new[:half]], outcomes)
-            self._ingest_items([_Item(i.index, i.file) for i in plan.new[half:]], outcomes)
+            # Isolate the bad file(s): retry each half on its own.
+            half = len(fresh) // 2
+            self._ingest_items(fresh[:half], outcomes, checked=True)
+            self._ingest_items(fresh[half:], outcomes, checked=True)
             return
         for item in plan.new:
             outcomes[item.index] = self._outcome(item, Status.INGESTED)
 
-    def _plan(self, items: list[_Item], outcomes: dict[int, Outcome]) -> _Plan:
+    def _plan(self, items: list[_Item], outcomes: dict[int, Outcome], *, checked: bool) -> _Plan:
         plan = _Plan()
         raws = [item for item in items if isinstance(item.file, RawFile)]
         configs = [item for item in items if isinstance(item.file, PfsConfigFile)]
         for instrument in {item.file.instrument for item in raws}:  # type: ignore[union-attr]
             self._ensure_instrument(instrument)
-        self._load_visits({(i.file.instrument, i.file.visit) for i in raws})  # type: ignore[misc, union-attr]
+        if checked:
+            self._load_visits({(i.file.instrument, i.file.visit) for i in raws})  # type: ignore[misc, union-attr]
         candidates: list[_Item] = []
         for item in raws:
             try:
@@ -207,7 +228,10 @@ class Ingester:
                 outcomes[item.index] = self._outcome(item, Status.WAITING, message=waiting)
                 continue
             candidates.append(item)
-        existing = self._existing_refs([item for item in candidates if not self._is_new_visit(item, plan)])
+        if not checked:
+            plan.new.extend(candidates)
+            return plan
+        existing = self._existing_refs(candidates)
         for item in candidates:
             assert item.ref is not None
             stored = existing.get(item.ref.id)
@@ -222,20 +246,23 @@ class Ingester:
             outcomes[item.index] = self._outcome(item, Status.DUPLICATE)
         return plan
 
-    def _write(self, plan: _Plan) -> None:
+    def _write(self, plan: _Plan, *, checked: bool) -> None:
         placed: list[Placement] = []
         try:
             datasets = []
             for item in plan.new:
                 assert item.ref is not None
                 formatter = self._formatters.get(item.ref.datasetType.storageClass_name)
+                # An expanded ref (records attached) spares Butler.ingest a registry lookup per batch.
+                item.ref = self._expanded(item.ref, plan)
                 if self.settings.transfer == "direct":
                     path = str(item.file.path.absolute())
                 else:
-                    dest = self._destination(item.ref, plan)
-                    item.placement = place(
-                        item.file.path, dest, self.settings.transfer, datastore_root=self.datastore_root
-                    )
+                    dest = self._destination(item.ref)
+                    # Only a checked plan knows that an existing destination is not a registered
+                    # dataset, so only then may an old orphan be replaced.
+                    item.placement = place(item.file.path, dest, self.settings.transfer,
+                                           datastore_root=self.datastore_root, replace_orphans=checked)
                     placed.append(item.placement)
                     path = str(item.placement.dest)
                 datasets.append(FileDataset(path=path, refs=[item.ref], formatter=formatter))
@@ -287,12 +314,22 @@ class Ingester:
             )
         item.run = self.run_for(raw, raw.instrument)
         self._need_run(item.run, raw.instrument, plan)
-        data_id = DataCoordinate.standardize(
-            raw.data_id, dither=state.dither, pfs_design_id=state.design, dimensions=self.raw_type.dimensions
+        data_id = self._coordinate(
+            self.raw_type,
+            {**raw.data_id, "dither": state.dither, "pfs_design_id": state.design},
         )
         item.ref = DatasetRef(
-            self.raw_type, data_id, run=item.run, id_generation_mode=DatasetIdGenEnum.DATAID_TYPE_RUN
+            self.raw_type, data_id, run=item.run, id_generation_mode=DatasetIdGenEnum.DATAID_TYPE_RUN,
+            conform=False,  # data_id is already a full DataCoordinate of exactly these dimensions
         )
+
+    def _coordinate(self, dataset_type: DatasetType, values: dict[str, Any]) -> DataCoordinate:
+        """A full data ID from a dict that has every required and implied key (the fast path)."""
+        group = dataset_type.dimensions
+        keys = self._keys.get(dataset_type.name)
+        if keys is None:
+            keys = self._keys[dataset_type.name] = tuple(group.required) + tuple(group.implied)
+        return DataCoordinate.from_full_values(group, tuple(values[key] for key in keys))
 
     def _load_visits(self, keys: Iterable[tuple[str, int]]) -> None:
         """Fill the visit cache from the registry for visits not cached yet."""
@@ -317,10 +354,6 @@ class Ingester:
                         record.pfs_design_id, record.dither, record, "registry"
                     )
 
-    def _is_new_visit(self, item: _Item, plan: _Plan) -> bool:
-        file = item.file
-        return (file.instrument, file.visit) in plan.new_visits and isinstance(file, RawFile)
-
     # -- pfsConfigs ------------------------------------------------------------------------------
 
     def _check_pfsconfig(self, item: _Item, plan: _Plan) -> str | None:
@@ -344,15 +377,13 @@ class Ingester:
         item.run = self.run_for(config, instrument)
         self._need_run(item.run, instrument, plan, customised=config.subset > 0)
         item.cat_ids = tuple(sorted({int(c) for c in read_column(config.path, "CONFIG", "catId")}))
-        data_id = DataCoordinate.standardize(
-            instrument=instrument,
-            visit=config.visit,
-            dither=state.dither,
-            pfs_design_id=state.design,
-            dimensions=self.pfsconfig_type.dimensions,
+        data_id = self._coordinate(
+            self.pfsconfig_type,
+            {"instrument": instrument, "visit": config.visit, "dither": state.dither, "pfs_design_id": state.design},
         )
         item.ref = DatasetRef(
-            self.pfsconfig_type, data_id, run=item.run, id_generation_mode=DatasetIdGenEnum.DATAID_TYPE_RUN
+            self.pfsconfig_type, data_id, run=item.run, id_generation_mode=DatasetIdGenEnum.DATAID_TYPE_RUN,
+            conform=False,  # data_id is already a full DataCoordinate of exactly these dimensions
         )
         return None
 
@@ -429,7 +460,8 @@ class Ingester:
             registry.insertDimensionData("cat_id", *cat_rows, skip_existing=True)
             registry.insertDimensionData("pfsConfig", *join_rows, skip_existing=True)
 
-    def _destination(self, ref: DatasetRef, plan: _Plan) -> Path:
+    def _expanded(self, ref: DatasetRef, plan: _Plan) -> DatasetRef:
+        """``ref`` with its dimension records attached, built from what the plan already knows."""
         data_id = ref.dataId
         instrument, visit = data_id["instrument"], data_id["visit"]
         state = self._visits.get((instrument, visit)) or plan.new_visits[(instrument, visit)]
@@ -445,12 +477,14 @@ class Ingester:
                     record = self.universe[element].RecordClass(**data_id.subset(element).mapping)  # type: ignore[arg-type]
                     self._records[(element, values)] = record
                 records[element] = record
-        expanded = ref.expanded(data_id.expanded(records))
+        return ref.expanded(data_id.expanded(records))
+
+    def _destination(self, ref: DatasetRef) -> Path:
+        """Where the datastore's file template puts ``ref`` (an expanded ref)."""
         template = self._templates.get(ref.datasetType.name)
         if template is None:
-            template = self._templates[ref.datasetType.name] = self.templates.getTemplate(expanded)
-        relative = template.format(expanded)
-        return self.datastore_root / f"{relative}.fits"
+            template = self._templates[ref.datasetType.name] = self.templates.getTemplate(ref)
+        return self.datastore_root / f"{template.format(ref)}.fits"
 
     def _existing_refs(self, items: list[_Item]) -> dict[Any, DatasetRef]:
         """Refs already registered for these items, by dataset id (one query per type/run/instrument)."""
@@ -533,6 +567,9 @@ class Ingester:
         for item in items:
             if item.index not in outcomes:
                 outcomes[item.index] = self._outcome(item, Status.FAILED, error.kind, str(error))
+
+
+_VISIT_CHECKS = frozenset({ErrorKind.DESIGN_MISMATCH.value, ErrorKind.VISIT_MISMATCH.value})
 
 
 def _kind_of(file: Classified) -> FileKind:

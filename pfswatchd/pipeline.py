@@ -22,7 +22,8 @@ from typing import Any
 from pfswatchd import quarantine
 from pfswatchd.config import Config
 from pfswatchd.errors import RETRYABLE_KINDS, ErrorKind
-from pfswatchd.examine import examine
+from pfswatchd.examine import Examination, examine
+from pfswatchd.examiner import Examiner
 from pfswatchd.ingest import Ingester
 from pfswatchd.ledger import FileState, Ledger, Result, Seen
 from pfswatchd.model import INGESTIBLE_KINDS, Classified, FileKind, Outcome, Status
@@ -47,6 +48,7 @@ class StepReport:
     failed: int = 0
     permanent_failure: str | None = None  # set when fail-fast must stop the service
     new_visits: set[int] = field(default_factory=set)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
 
 
 class Pipeline:
@@ -58,12 +60,14 @@ class Pipeline:
         log: Any,
         *,
         archive_handler: Callable[[Path, Hint], None] | None = None,
+        examiner: Examiner | None = None,
     ) -> None:
         self.config = config
         self.ledger = ledger
         self.ingester = ingester
         self.log = log
         self.archive_handler = archive_handler
+        self.examiner = examiner or Examiner(0)
         self.settler = Settler(config.watch.settle_seconds, config.watch.truncated_after)
         self.roots = tuple(config.watch.paths)
         self._timing: dict[str, _Timing] = {}
@@ -73,13 +77,26 @@ class Pipeline:
     def step(self, hints: Iterable[tuple[str, str]], now: float | None = None) -> StepReport:
         report = StepReport()
         now = now or time.time()
+        clock = time.perf_counter
+        began = clock()
         observed = self._observe(hints, report, now)
         self._track(observed, now)
+        for path in self.settler.restat_due(now):
+            identity = self._identity(path)
+            if identity is None:
+                self.settler.forget(path)
+            else:
+                self.settler.observe(path, identity, Hint.MODIFIED, now)
+        tracked = clock()
         ready = self.settler.ready(now)
-        candidates = self._examine(ready, report, now)
+        self.settler.examining(ready)
+        self.examiner.submit(ready)
+        candidates = self._examined(self.examiner.results(), report, now)
         self._expire_incomplete(now)
+        examined = clock()
         if candidates:
             self._ingest(candidates, report, now)
+        report.timings = {"track": tracked - began, "examine": examined - tracked, "ingest": clock() - examined}
         return report
 
     # -- watch -> ledger -------------------------------------------------------------------------
@@ -159,12 +176,16 @@ class Pipeline:
 
     # -- complete -> classify ------------------------------------------------------------------------
 
-    def _examine(self, ready: list[str], report: StepReport, now: float) -> list[tuple[str, Classified]]:
+    def _examined(self, examined: list[Examination], report: StepReport, now: float) -> list[tuple[str, Classified]]:
+        """Act on examination results: wait, fail, ignore, or pass on for ingest."""
         candidates: list[tuple[str, Classified]] = []
         failures: list[Result] = []
-        for path in ready:
+        for found in examined:
+            path = str(found.path)
             report.examined += 1
-            found = examine(Path(path))
+            self.settler.examined(path)
+            if path not in self.settler:
+                continue  # forgotten meanwhile (deleted)
             identity = self._identity(path)
             if identity is None:
                 self.settler.forget(path)
@@ -218,9 +239,11 @@ class Pipeline:
             batch = mine[start : start + size]
             began = time.perf_counter()
             outcomes = self.ingester.ingest([item for _, item in batch])
+            ingested = time.perf_counter()
             results = self._results(outcomes, now)
             self._finish(results, report, time.time())
-            self.log.info("batch_ingested", files=len(batch), seconds=round(time.perf_counter() - began, 4),
+            self.log.info("batch_ingested", files=len(batch), butler_seconds=round(ingested - began, 4),
+                          ledger_seconds=round(time.perf_counter() - ingested, 4),
                           outcomes=dict(Counter(o.status.value for o in outcomes)))
 
     def _results(self, outcomes: list[Outcome], now: float) -> list[Result]:

@@ -7,6 +7,8 @@ examine* when
   observed change (the writer says it is done), or
 - its identity (size, mtime, ctime, inode) has not changed for
   ``settle_seconds`` (writers that never close, NFS, polling, rescans).
+  The service asks the kernel for no per-write events, so it re-stats the
+  few files still settling every ``restat_interval`` (:meth:`restat_due`).
 
 The identity includes ctime, which no tool can set back, so ``tar`` and
 ``cp -p`` restoring old mtimes cannot make a growing file look settled; the
@@ -42,6 +44,7 @@ class _Entry:
     identity: Identity
     changed_at: float
     writer_done: bool
+    stat_at: float  # when the identity was last looked at
     examined: Identity | None = None  # identity when last found incomplete
     incomplete_since: float | None = None
     reason: str | None = None
@@ -54,6 +57,14 @@ class Settler:
         self.settle_seconds = settle_seconds
         self.truncated_after = truncated_after
         self._entries: dict[str, _Entry] = {}
+        self._examining: set[str] = set()
+
+    def examining(self, paths: list[str]) -> None:
+        """These paths are being examined: not ready again until :meth:`examined`."""
+        self._examining.update(paths)
+
+    def examined(self, path: str) -> None:
+        self._examining.discard(path)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -64,8 +75,9 @@ class Settler:
     def observe(self, path: str, identity: Identity, hint: Hint, now: float) -> None:
         entry = self._entries.get(path)
         if entry is None:
-            self._entries[path] = _Entry(identity, now, hint in _DONE_HINTS)
+            self._entries[path] = _Entry(identity, now, hint in _DONE_HINTS, now)
             return
+        entry.stat_at = now
         if identity != entry.identity:
             entry.identity = identity
             entry.changed_at = now
@@ -74,12 +86,22 @@ class Settler:
         elif hint in _DONE_HINTS:
             entry.writer_done = True
 
+    def restat_due(self, now: float) -> list[str]:
+        """Tracked paths to stat again: without write events, growth is seen by polling the few
+        files that are still settling or incomplete."""
+        interval = self.restat_interval
+        return [p for p, e in self._entries.items() if p not in self._examining and now - e.stat_at >= interval]
+
+    @property
+    def restat_interval(self) -> float:
+        return max(0.05, min(1.0, self.settle_seconds / 2))
+
     def ready(self, now: float) -> list[str]:
         """Paths to examine now."""
         result = []
         for path, entry in self._entries.items():
-            if entry.examined == entry.identity:
-                continue  # found incomplete as it is now; wait for a change (or the truncation timer)
+            if entry.examined == entry.identity or path in self._examining:
+                continue  # found incomplete as it is now (wait for a change), or being examined
             if entry.writer_done or now - entry.changed_at >= self.settle_seconds:
                 result.append(path)
         return result
@@ -110,11 +132,15 @@ class Settler:
 
     def forget(self, path: str) -> None:
         self._entries.pop(path, None)
+        self._examining.discard(path)
 
     def next_deadline(self, now: float) -> float | None:
         """Seconds until something becomes ready on its own (settle or truncation), or None."""
         deadlines = []
-        for entry in self._entries.values():
+        for path, entry in self._entries.items():
+            if path in self._examining:
+                continue
+            deadlines.append(entry.stat_at + self.restat_interval)
             if entry.examined == entry.identity:
                 deadlines.append(entry.changed_at + self.truncated_after)
             else:

@@ -8,6 +8,7 @@ it asks which network to use and then fetches the FITS files into that folder
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
@@ -147,10 +148,8 @@ def _run(folder: Path, network: str, timeout: float, env: dict[str, str], out: B
 
 
 def _kill_group(pgid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # nothing left to kill
         os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _environment(env_allow: tuple[str, ...], area: Path) -> dict[str, str]:

@@ -75,27 +75,52 @@ def inside(path: Path, root: Path) -> bool:
     return True
 
 
-def place(source: Path, dest: Path, mode: str, *, datastore_root: Path) -> Placement:
+class DestinationExists(Exception):
+    """``dest`` exists with other content and the caller has not checked that it is an orphan."""
+
+
+def place(source: Path, dest: Path, mode: str, *, datastore_root: Path, replace_orphans: bool = True) -> Placement:
     """Make ``dest`` hold ``source`` according to ``mode`` (not ``direct``).
+
+    An existing ``dest`` with the same content is reused.  One with other
+    content is replaced (when stale) only with ``replace_orphans``, i.e. when
+    the caller knows no registered dataset uses it; otherwise
+    DestinationExists is raised and nothing is touched.
 
     Raises:
         TransientError: the destination is busy, the disk is full, permission
             is denied or another I/O error happened; nothing was left behind.
+        DestinationExists: see above.
     """
     if mode == "auto":
         if inside(source, datastore_root):
             return Placement(source, source, created=False, unlink_source_after_commit=False)
         mode = "link"
     try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        _make_parent(dest)
         try:
             _create(source, dest, mode)
             created = True
         except FileExistsError:
+            if not replace_orphans and not same_content(source, dest):
+                raise DestinationExists(f"{dest} exists with other content") from None
             created = _adopt_or_replace(source, dest, mode)
     except OSError as exc:
         raise transient(exc, f"placing {source.name} at {dest}") from exc
     return Placement(source, dest, created=created, unlink_source_after_commit=mode == "move")
+
+
+_made: set[Path] = set()
+
+
+def _make_parent(dest: Path) -> None:
+    """Create ``dest``'s folder once per process (a visit's files share it)."""
+    parent = dest.parent
+    if parent not in _made or not parent.is_dir():
+        parent.mkdir(parents=True, exist_ok=True)
+        if len(_made) > 10_000:
+            _made.clear()
+        _made.add(parent)
 
 
 def _create(source: Path, dest: Path, mode: str) -> None:

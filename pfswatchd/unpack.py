@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import bz2
 import errno
+import io
 import lzma
 import os
 import shutil
-import stat
 import tarfile
 import tempfile
 import zlib
@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import BinaryIO, Self, TypeAlias, TypeVar
 
 from pfswatchd.checksums import ChecksumReport, verify_tree
 from pfswatchd.errors import (
@@ -59,6 +59,10 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _NO_COPY_RANGE = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP}
 _T = TypeVar("_T")
+# How tarfile's member list ended; tarfile raises these but its type stubs do not export them.
+_EOF_HEADER: type[Exception] = tarfile.EOFHeaderError  # type: ignore[attr-defined]
+_EMPTY_HEADER: type[Exception] = tarfile.EmptyHeaderError  # type: ignore[attr-defined]
+_INVALID_HEADER: type[Exception] = tarfile.InvalidHeaderError  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +206,9 @@ def extract(
         return Extracted(archive, staging, totals.members, totals.bytes, tuple(totals.nested))
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)
+        if exc.errno == errno.ENAMETOOLONG:  # the archive's fault: retrying cannot help
+            raise CorruptArchiveError(f"{archive.name}: a member name is too long for this filesystem "
+                                      f"({exc.filename}); expected names of at most 255 bytes") from None
         raise transient(exc, f"extracting {archive.name} into {staging}") from exc
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -211,12 +218,13 @@ def extract(
 def publish(
     extracted: Extracted, dest: Path, *, checksums: ChecksumReport | None = None, dir_mode: int = 0o755,
 ) -> list[Path]:
-    """Move the staged tree into ``dest`` without overwriting anything.
+    """Move the staged tree into ``dest`` by rename, without overwriting anything; nothing is copied.
 
-    Each file (or symlink) is placed by a no-replace rename: a hard link to the destination name, then
-    the staged name is unlinked (a plain rename where the filesystem has no hard links); it is never
-    copied.  A destination that already holds identical content is kept and the staged copy dropped.
-    Files that failed their checksum in ``checksums`` are left staged.  New directories get ``dir_mode``.
+    A staged folder whose destination does not exist yet is renamed whole.  Otherwise each file (or
+    symlink) is placed by a no-replace rename: a hard link to the destination name, then the staged name
+    is unlinked (a check and a plain rename where the filesystem has no hard links).  A destination that
+    already holds identical content is kept and the staged copy dropped.  Files that failed their
+    checksum in ``checksums`` are left staged.  Published directories get ``dir_mode``.
 
     Returns:
         The destination paths of the published files, in walk order.
@@ -229,12 +237,16 @@ def publish(
     """
     root, dest = extracted.root, Path(dest)
     held = checksums.failed_paths if checksums is not None else frozenset()
-    placed: list[Path] = []
+    placed: list[tuple[Path, Path]] = []
     conflicts: list[tuple[Path, Path]] = []
     try:
         for folder, dirnames, filenames in os.walk(root):
             source_dir = Path(folder)
             target_dir = dest / source_dir.relative_to(root)
+            if _move_dir(source_dir, target_dir, held, dir_mode):
+                placed.extend(_moved_files(source_dir, target_dir, dir_mode))
+                dirnames.clear()
+                continue
             if not _make_dir(target_dir, dir_mode):
                 conflicts.append((source_dir, target_dir))
                 dirnames.clear()
@@ -252,7 +264,8 @@ def publish(
         more = f"; {len(conflicts) - 1} more conflicts" if len(conflicts) > 1 else ""
         raise PublishConflictError(
             f"{target} already exists with other content than {source.relative_to(root)} of "
-            f"{extracted.archive.name}; expected no file or an identical one (staged copy kept at {source}{more})",
+            f"{extracted.archive.name}; expected no file or an identical one (staged copy kept at "
+            f"{source}{more})",
             published=[target for _, target in placed],
             conflicts=[source for source, _ in conflicts],
         )
@@ -279,7 +292,8 @@ def unpack(
     staging_root = Path(staging_root) if staging_root is not None else dest / STAGING_DIR_NAME
     staging_root.mkdir(mode=0o700, parents=True, exist_ok=True)
     if os.stat(staging_root).st_dev != os.stat(dest).st_dev:
-        raise ValueError(f"staging folder {staging_root} is on another filesystem than {dest}; expected the same")
+        raise ValueError(f"staging folder {staging_root} is on another filesystem than {dest}; expected the "
+                         "same one (files are published by rename)")
     work = Path(tempfile.mkdtemp(prefix=f"{target.name}-", dir=staging_root))
     try:
         extracted = extract(archive, work / "tree", limits)
@@ -330,7 +344,7 @@ class _Member(tarfile.TarInfo):
     """TarInfo that records why the member list ended and refuses what tarfile would load into memory."""
 
     @classmethod
-    def fromtarfile(cls, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
+    def fromtarfile(cls, tarfile_: tarfile.TarFile) -> Self:
         assert isinstance(tarfile_, _TarFile) and tarfile_.fileobj is not None
         start = tarfile_.fileobj.tell()
         try:
@@ -340,12 +354,15 @@ class _Member(tarfile.TarInfo):
             raise
         member.offset = start
         if member.type == tarfile.GNUTYPE_SPARSE:  # its extension blocks are read into an unbounded list
-            raise _Refusal(UnsafeArchiveError, f"member {member.name!r} is a GNU sparse file; expected a "
-                                               "plain regular file")
+            raise _Refusal(UnsafeArchiveError,
+                           f"member {member.name!r} is a GNU sparse file; expected a plain regular file")
         if member.type in _EXTENDED and member.size > _MAX_EXTENDED:
-            raise _Refusal(ArchiveLimitError, f"extended header at byte {start} declares {member.size} bytes; "
-                                              f"limit {_MAX_EXTENDED}")
-        processed: tarfile.TarInfo = member._proc_member(tarfile_)  # type: ignore[attr-defined]
+            raise _Refusal(ArchiveLimitError,
+                           f"extended header at byte {start} declares {member.size} bytes; limit "
+                           f"{_MAX_EXTENDED}")
+        # _proc_member is tarfile's documented hook for TarInfo subclasses (see its comment above _proc_*).
+        processed = member._proc_member(tarfile_)  # type: ignore[attr-defined]
+        assert isinstance(processed, cls)
         return processed
 
 
@@ -362,10 +379,14 @@ class _Archive:
         self.size = os.fstat(raw.fileno()).st_size
         self.declared = 0
         self._buffer: bytearray | None = None  # one copy buffer per archive, allocated on first use
-        self.stream = None if codec == "tar" else _Decompressed(raw, codec, label, self.size, limits.max_ratio)
+        self.stream = None
         with self._errors():
-            self.tar = _TarFile.open(fileobj=self.stream or raw, mode="r|" if self.stream else "r:",
-                                     bufsize=_IN_CHUNK)
+            if codec == "tar":
+                self.tar = _TarFile.open(fileobj=raw, mode="r:")
+            else:
+                self.stream = _Decompressed(raw, codec, label, self.size, limits.max_ratio)
+                # The stubs want a writable, seekable file object; stream mode only ever calls read().
+                self.tar = _TarFile.open(fileobj=self.stream, mode="r|", bufsize=_IN_CHUNK)  # type: ignore[call-overload]
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -374,7 +395,8 @@ class _Archive:
         except _Refusal as exc:
             raise exc.error(f"{self.label}: {exc.detail}") from None
         except (tarfile.TarError, ValueError, RecursionError) as exc:
-            raise CorruptArchiveError(f"{self.label}: unreadable tar data ({exc}); expected a tar archive") from None
+            raise CorruptArchiveError(f"{self.label}: unreadable tar data ({exc}); expected a tar archive") \
+                from None
 
     def __iter__(self) -> Iterator[tarfile.TarInfo]:
         while True:
@@ -387,23 +409,22 @@ class _Archive:
 
     def _check_end(self) -> None:
         error, offset = self.tar.end or (None, -1)
-        length = self.size
+        if isinstance(error, _INVALID_HEADER):
+            raise CorruptArchiveError(f"{self.label}: bad tar header at byte {offset} ({error}); expected a "
+                                      "valid header or the end-of-archive marker")
         if self.stream is not None:
-            self.stream.drain()
-            length = self.stream.produced
-            if isinstance(error, tarfile.EOFHeaderError):
-                return  # the stream's proper end already proves nothing is missing
-        elif isinstance(error, tarfile.EOFHeaderError):
+            self.stream.drain()  # raises unless the compressed data ends properly, CRC included
+            at_member_end = isinstance(error, _EMPTY_HEADER) and offset == self.stream.produced
+            if isinstance(error, _EOF_HEADER) or at_member_end:
+                return  # an end marker, or the stream ends right after the last member's data
+        elif isinstance(error, _EOF_HEADER):
             assert self.tar.fileobj is not None
             if self.tar.fileobj.read(tarfile.BLOCKSIZE) == bytes(tarfile.BLOCKSIZE):
                 return  # both zero blocks of the end-of-archive marker are there
-        if isinstance(error, tarfile.EmptyHeaderError) and self.stream is not None and offset == length:
-            return  # the compressed stream ended properly right after the last member
-        if isinstance(error, tarfile.InvalidHeaderError):
-            raise CorruptArchiveError(f"{self.label}: bad tar header at byte {offset} ({error}); expected a "
-                                      "valid header or the end-of-archive marker")
+        length = self.size if self.stream is None else self.stream.produced
         raise CorruptArchiveError(f"{self.label}: the tar data stops at byte {length} before its "
-                                  "end-of-archive marker (truncated, or still being written); expected a whole archive")
+                                  "end-of-archive marker (truncated, or still being written); expected a "
+                                  "whole archive")
 
     def copy_data(self, member: tarfile.TarInfo, fd: int) -> None:
         """Write ``member``'s data to ``fd``: in the kernel when seekable, else 8 MiB at a time."""
@@ -417,9 +438,12 @@ class _Archive:
         view = memoryview(self._buffer)
         with self._errors():
             source = self.tar.extractfile(member)
-            assert source is not None
+            assert isinstance(source, io.BufferedReader)
             while count := source.readinto(view):
                 _write_all(fd, view[:count])
+
+
+_Decompressor: TypeAlias = "zlib._Decompress | bz2.BZ2Decompressor | lzma.LZMADecompressor"
 
 
 class _Decompressed:
@@ -434,10 +458,10 @@ class _Decompressed:
         self._size, self._max_ratio = size, max_ratio
         self._in = b""
         self._out, self._pos = b"", 0
-        self._decompressor: zlib._Decompress | bz2.BZ2Decompressor | lzma.LZMADecompressor | None = self._new()
+        self._decompressor: _Decompressor | None = self._new()
         self.produced = 0
 
-    def _new(self) -> zlib._Decompress | bz2.BZ2Decompressor | lzma.LZMADecompressor:
+    def _new(self) -> _Decompressor:
         if self._codec == "gzip":
             return zlib.decompressobj(wbits=31)  # gzip header, and the CRC and size trailer are checked
         if self._codec == "bzip2":
@@ -468,15 +492,17 @@ class _Decompressed:
             try:
                 out = self._step()
             except (zlib.error, lzma.LZMAError, OSError, EOFError) as exc:
-                raise CorruptArchiveError(f"{self.label}: corrupt {self._codec} data near byte {self._raw.tell()} "
+                where = self._raw.tell()
+                raise CorruptArchiveError(f"{self.label}: corrupt {self._codec} data near byte {where} "
                                           f"({exc}); expected a valid {self._codec} stream") from None
             if out:
                 self.produced += len(out)
                 _check_ratio(self.label, self.produced, self._size, self._max_ratio)
                 return out
             if at_end and self._decompressor is not None:
-                raise CorruptArchiveError(f"{self.label}: the {self._codec} stream stops at byte {self._raw.tell()} "
-                                          "before its end (truncated, or still being written); expected a whole stream")
+                raise CorruptArchiveError(f"{self.label}: the {self._codec} stream stops at byte "
+                                          f"{self._raw.tell()} before its end (truncated, or still being "
+                                          "written); expected a whole stream")
         return b""
 
     def _step(self) -> bytes:
@@ -519,7 +545,8 @@ class _Totals:
         self.members += 1
         if self.members > limits.max_members:
             raise ArchiveLimitError(f"{archive.label}: more than {limits.max_members} members (member "
-                                    f"{self.members} is {member.name!r}); limit max_members = {limits.max_members}")
+                                    f"{self.members} is {member.name!r}); limit max_members = "
+                                    f"{limits.max_members}")
         if not member.isreg():
             return
         if limits.max_member_bytes is not None and member.size > limits.max_member_bytes:
@@ -543,7 +570,8 @@ class _Layout:
 
     def parts(self, name: str, what: str) -> tuple[str, ...]:
         if name.startswith("/"):
-            raise UnsafeArchiveError(f"{self.label}: {what} {name!r} is an absolute path; expected a relative one")
+            raise UnsafeArchiveError(f"{self.label}: {what} {name!r} is an absolute path; expected a "
+                                     "relative one")
         parts = tuple(part for part in name.split("/") if part not in ("", "."))
         if ".." in parts:
             raise UnsafeArchiveError(f"{self.label}: {what} {name!r} has a '..' component; expected a path "
@@ -560,20 +588,20 @@ class _Layout:
             raise UnsafeArchiveError(f"{what} names the extraction folder itself; expected a path inside it")
         for end in range(1, len(parts)):
             if self.kinds.get(parts[:end], "d") != "d":
-                raise UnsafeArchiveError(f"{what} goes through {'/'.join(parts[:end])!r}, an earlier symlink or "
-                                         "file; expected a directory")
+                raise UnsafeArchiveError(f"{what} goes through {'/'.join(parts[:end])!r}, an earlier "
+                                         "symlink or file; expected a directory")
         if member.isdir():
             kind = "d"
         elif member.issym():
             if not _link_inside(parts[:-1], member.linkname):
-                raise UnsafeArchiveError(f"{what} is a symlink to {member.linkname!r}, outside the extraction "
-                                         "folder; expected a target inside it")
+                raise UnsafeArchiveError(f"{what} is a symlink to {member.linkname!r}, outside the "
+                                         "extraction folder; expected a target inside it")
             kind = "l"
         elif member.islnk():
             target = self.parts(member.linkname, "hard link target")
             if self.kinds.get(target) != "f" or target == parts:
-                raise UnsafeArchiveError(f"{what} is a hard link to {member.linkname!r}, which is not an earlier "
-                                         "file of the archive; expected an earlier regular file")
+                raise UnsafeArchiveError(f"{what} is a hard link to {member.linkname!r}, which is not an "
+                                         "earlier file of the archive; expected an earlier regular file")
             kind = "f"
         elif member.isreg() and member.sparse is None:
             kind = "f"
@@ -582,8 +610,9 @@ class _Layout:
             raise UnsafeArchiveError(f"{what} is {description}; expected a regular file, directory or link")
         earlier = self.kinds.get(parts)
         if earlier is not None and (earlier == "d") != (kind == "d"):
-            raise UnsafeArchiveError(f"{what} would replace an earlier {'directory' if earlier == 'd' else 'file'} "
-                                     "of the same name with another kind; expected one kind per name")
+            replaced = "directory" if earlier == "d" else "file"
+            raise UnsafeArchiveError(f"{what} would replace an earlier {replaced} of the same name with "
+                                     "another kind; expected one kind per name")
         for end in range(1, len(parts)):
             self.kinds.setdefault(parts[:end], "d")
         self.kinds[parts] = kind
@@ -595,8 +624,9 @@ class _Layout:
         for parts in [parts for parts, kind in self.kinds.items() if kind == "l"]:
             real = os.path.realpath(root.joinpath(*parts))
             if real != top and not real.startswith(top + os.sep):
-                raise UnsafeArchiveError(f"{self.label}: symlink {'/'.join(parts)!r} resolves to {real} through "
-                                         "other links, outside the extraction folder; expected a target inside it")
+                raise UnsafeArchiveError(f"{self.label}: symlink {'/'.join(parts)!r} resolves to {real} "
+                                         "through other links, outside the extraction folder; expected a "
+                                         "target inside it")
 
 
 def _link_inside(folder: tuple[str, ...], target: str) -> bool:
@@ -646,8 +676,9 @@ class _Writer:
             except OSError as exc:
                 if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
                     raise
-                raise UnsafeArchiveError(f"{self.label}: {'/'.join(parts[:end])!r} is a symlink or file on disk; "
-                                         "expected a directory (no write goes through a link)") from None
+                raise UnsafeArchiveError(f"{self.label}: {'/'.join(parts[:end])!r} is a symlink or file on "
+                                         "disk; expected a directory (no write goes through a link)") \
+                    from None
             if created:
                 os.fchmod(fd, self.dir_mode)
             self._dirs[parts[:end]] = fd
@@ -667,8 +698,8 @@ class _Writer:
         elif member.islnk():
             target = tuple(part for part in member.linkname.split("/") if part not in ("", "."))
             source_dir = self.dir_fd(target[:-1])
-            _replacing(parent, leaf, lambda: os.link(target[-1], leaf, src_dir_fd=source_dir, dst_dir_fd=parent,
-                                                     follow_symlinks=False))
+            _replacing(parent, leaf, lambda: os.link(target[-1], leaf, src_dir_fd=source_dir,
+                                                     dst_dir_fd=parent, follow_symlinks=False))
         else:
             fd: int = _replacing(parent, leaf, lambda: os.open(leaf, _NEW_FILE, 0o600, dir_fd=parent))
             try:
@@ -710,8 +741,8 @@ def _extract_tree(
             name, codec = parts[-1], _split(parts[-1])[1]
             folder = (*parts[:-1], archive_stem(name))
             if folder in layout.kinds:
-                raise UnsafeArchiveError(f"{where}: would be expanded into {'/'.join(folder)!r}, which the archive "
-                                         "already holds; expected a free folder name")
+                raise UnsafeArchiveError(f"{where}: would be expanded into {'/'.join(folder)!r}, which the "
+                                         "archive already holds; expected a free folder name")
             layout.kinds[folder] = "d"
             writer.dir_fd(folder)
             parent = writer.dir_fd(parts[:-1])
@@ -724,7 +755,9 @@ def _extract_tree(
         writer.close()
 
 
-def _checked(archive: _Archive, layout: _Layout, totals: _Totals) -> Iterator[tuple[tarfile.TarInfo, tuple[str, ...]]]:
+def _checked(
+    archive: _Archive, layout: _Layout, totals: _Totals,
+) -> Iterator[tuple[tarfile.TarInfo, tuple[str, ...]]]:
     """Each member with its path parts, once it passed the limits and the layout checks."""
     for member in archive:
         totals.add(member, archive)
@@ -742,8 +775,8 @@ def _copy_range(source: int, target: int, offset: int, size: int) -> None:
                 raise
             count = _write_all(target, memoryview(os.pread(source, min(end - offset, _COPY_CHUNK), offset)))
         if count == 0:
-            raise CorruptArchiveError(f"the archive shrank while it was read (byte {offset} of {end} missing); "
-                                      "expected an archive that is no longer written")
+            raise CorruptArchiveError(f"the archive shrank while it was read (byte {offset} of {end} "
+                                      "missing); expected an archive that is no longer written")
         offset += count
 
 
@@ -767,6 +800,37 @@ def _make_dir(path: Path, mode: int) -> bool:
         return path.is_dir()
     os.chmod(path, mode)
     return True
+
+
+def _move_dir(source: Path, target: Path, held: frozenset[Path], mode: int) -> bool:
+    """Rename a whole staged folder into place when nothing is at ``target`` and nothing in it is held back.
+
+    rename() only replaces an empty directory, so a folder created meanwhile is not clobbered: a non-empty
+    one makes the rename fail and the caller merges file by file.
+    """
+    if os.path.lexists(target) or any(path.is_relative_to(source) for path in held):
+        return False
+    _make_dir(target.parent, mode)
+    try:
+        os.rename(source, target)
+    except OSError as exc:
+        if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR):
+            raise
+        return False
+    return True
+
+
+def _moved_files(source: Path, target: Path, mode: int) -> list[tuple[Path, Path]]:
+    """The ``(staged, published)`` files of a renamed folder; its directories get ``mode``."""
+    moved = []
+    for folder, dirnames, filenames in os.walk(target):
+        os.chmod(folder, mode)
+        links = [name for name in dirnames if os.path.islink(os.path.join(folder, name))]
+        dirnames[:] = sorted(set(dirnames) - set(links))
+        for name in sorted(filenames + links):
+            path = Path(folder, name)
+            moved.append((source / path.relative_to(target), path))
+    return moved
 
 
 def _place(source: Path, target: Path) -> bool:

@@ -37,6 +37,11 @@ from pfswatchd.settle import Hint
 
 WALK = "walk"  # pseudo-hint: walk this folder (a folder was created or moved in)
 
+# The events asked of the kernel.  Not IN_MODIFY (one per write() of every download), IN_OPEN,
+# IN_CLOSE_NOWRITE or IN_ATTRIB (pfswatchd's own header reads and hard links cause those): files
+# still being written are re-examined by the settle rules from their size, mtime and ctime.
+EVENTS = (FileCreatedEvent, FileMovedEvent, FileClosedEvent, DirCreatedEvent, DirMovedEvent)
+
 HintQueue = queue.Queue[tuple[str, str]]
 
 
@@ -52,7 +57,8 @@ class _Handler(FileSystemEventHandler):
         if isinstance(event, FileClosedEvent):
             self._file(event.src_path, Hint.CLOSED)
         elif isinstance(event, FileMovedEvent):
-            self._file(event.dest_path, Hint.MOVED)
+            if event.dest_path:  # empty when a file was moved out of the watched folders
+                self._file(event.dest_path, Hint.MOVED)
         elif isinstance(event, FileCreatedEvent):
             self._file(event.src_path, Hint.CREATED)
         elif isinstance(event, FileModifiedEvent):
@@ -70,6 +76,16 @@ class _Handler(FileSystemEventHandler):
 
 def _text(path: bytes | str) -> str:
     return os.fsdecode(path)
+
+
+def _native_observer() -> BaseObserver:
+    """inotify on Linux, reporting a file renamed in from an unwatched folder as a move (it is
+    complete), not as a creation (which would have to settle); watchdog's native observer elsewhere."""
+    try:
+        from watchdog.observers.inotify import InotifyObserver
+    except ImportError:  # not Linux
+        return Observer()
+    return InotifyObserver(generate_full_events=True)
 
 
 class Watcher:
@@ -97,7 +113,7 @@ class Watcher:
         if self.mode == "polling":
             self._observer = PollingObserver(timeout=self.poll_interval)
         else:
-            self._observer = Observer()
+            self._observer = _native_observer()
         self._observer.daemon = True
         missing = self.refresh()
         self._observer.start()
@@ -110,7 +126,8 @@ class Watcher:
         for root in self.roots:
             exists = root.is_dir()
             if exists and root not in self._watched:
-                self._observer.schedule(_Handler(self.sink), str(root), recursive=self.recursive)
+                self._observer.schedule(_Handler(self.sink), str(root), recursive=self.recursive,
+                                        event_filter=list(EVENTS))
                 self._watched.add(root)
             elif not exists:
                 missing.append(root)

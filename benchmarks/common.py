@@ -1,0 +1,69 @@
+"""Shared pieces of the benchmark scripts: fast synthetic files and the plain-butler reference."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from lsst.daf.butler import DatasetIdGenEnum, DatasetRef, FileDataset
+
+from pfswatchd import fakedata, repo
+from pfswatchd.examine import examine
+from pfswatchd.visitrecord import visit_values
+
+DESIGN = 0x1945BE7E6DE4B2CF
+
+
+def templates(folder: Path) -> dict[str, Path]:
+    """One realistic PFSA per CCD arm and one PFSB, written with astropy."""
+    folder.mkdir(parents=True, exist_ok=True)
+    result = {}
+    for arm in ("b", "r"):
+        path = folder / fakedata.raw_filename("S", "A", 1, 1, arm)
+        result[arm] = path if path.exists() else fakedata.write_pfsa(path, visit=1, spectrograph=1, arm=arm,
+                                                                      pfs_design_id=DESIGN)
+    path = folder / fakedata.raw_filename("S", "B", 1, 1, "n")
+    result["n"] = path if path.exists() else fakedata.write_pfsb(path, visit=1, spectrograph=1,
+                                                                  pfs_design_id=DESIGN, n_reads=2)
+    return result
+
+
+def raw_files(folder: Path, count: int, first_visit: int, template_folder: Path) -> list[Path]:
+    """``count`` distinct raws, 12 per visit (spectrographs 1-4 x arms b, r, n), cloned from templates."""
+    folder.mkdir(parents=True, exist_ok=True)
+    sources = templates(template_folder)
+    paths: list[Path] = []
+    visit = first_visit
+    while len(paths) < count:
+        for spectrograph in (1, 2, 3, 4):
+            for arm in ("b", "r", "n"):
+                if len(paths) < count:
+                    paths.append(fakedata.clone_raw(sources[arm], folder, visit=visit, spectrograph=spectrograph))
+        visit += 1
+    return paths
+
+
+def plain_butler_ingest(root: Path, paths: list[Path], transfer: str = "link") -> float:
+    """Seconds for ONE Butler.ingest call of ``paths``; records and refs are made before the clock starts."""
+    butler = repo.create(root, instruments=["PFS"])
+    raw_type, _ = repo.dataset_types(butler.dimensions)
+    datasets = []
+    visits = {}
+    for path in paths:
+        raw = examine(path).classified
+        visits.setdefault(raw.visit, raw)
+        ref = DatasetRef(raw_type, {**raw.data_id, "dither": raw.dither, "pfs_design_id": raw.pfs_design_id},
+                         run="PFS/raw/all", id_generation_mode=DatasetIdGenEnum.DATAID_TYPE_RUN)
+        datasets.append(FileDataset(path=str(path), refs=[ref]))
+    registry = butler.registry
+    for raw in visits.values():
+        registry.insertDimensionData("pfs_design_id", {"instrument": "PFS", "value": raw.pfs_design_id},
+                                     skip_existing=True)
+        registry.insertDimensionData("dither", {"instrument": "PFS", "value": raw.dither}, skip_existing=True)
+    registry.insertDimensionData("visit", *(butler.dimensions["visit"].RecordClass(**visit_values(raw))
+                                            for raw in visits.values()))
+    start = time.perf_counter()
+    butler.ingest(*datasets, transfer=transfer)
+    elapsed = time.perf_counter() - start
+    butler.close()
+    return elapsed

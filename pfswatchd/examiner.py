@@ -1,0 +1,83 @@
+"""Examine files in worker processes, so header reads overlap the butler's work.
+
+Reading headers is the one per-file cost pfswatchd adds to the butler's own
+ingest, and on a network filesystem it is mostly waiting.  With
+``ingest.examine_workers > 0`` the service sends the paths that are ready to a
+small process pool and ingests what has already been examined meanwhile; with
+0 it examines in its own thread (simplest, for debugging).  Results carry
+everything the ingest step needs (data ID, visit values, headers); nothing is
+shared between processes.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from pathlib import Path
+
+from pfswatchd.examine import Examination, examine
+
+CHUNK = 64
+
+
+def examine_many(paths: list[str]) -> list[Examination]:
+    return [examine(Path(path)) for path in paths]
+
+
+class Examiner:
+    def __init__(self, workers: int, on_done: Callable[[], None] | None = None) -> None:
+        self.workers = workers
+        self.on_done = on_done
+        self._lock = threading.Lock()
+        self._done: list[Examination] = []
+        self._in_flight = 0
+        self._pool: ProcessPoolExecutor | None = None
+        if workers > 0:
+            # forkserver: the service has threads (the watcher), which fork() must not copy.
+            context = multiprocessing.get_context("forkserver")
+            self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+
+    @property
+    def busy(self) -> int:
+        return self._in_flight
+
+    def submit(self, paths: list[str]) -> None:
+        if not paths:
+            return
+        if self._pool is None:
+            results = examine_many(paths)
+            with self._lock:
+                self._done.extend(results)
+            return
+        # Spread a burst over the workers; a lone file goes as a task of its own.
+        size = max(1, min(CHUNK, -(-len(paths) // (self.workers * 2))))
+        for start in range(0, len(paths), size):
+            chunk = paths[start : start + size]
+            with self._lock:
+                self._in_flight += len(chunk)
+            future = self._pool.submit(examine_many, chunk)
+            future.add_done_callback(lambda f, chunk=chunk: self._finished(f, chunk))
+
+    def _finished(self, future: Future[list[Examination]], chunk: list[str]) -> None:
+        try:
+            results = future.result()
+        except Exception:
+            # A worker died (e.g. killed): examine here instead, nothing is lost.
+            results = examine_many(chunk)
+        with self._lock:
+            self._done.extend(results)
+            self._in_flight -= len(chunk)
+        if self.on_done is not None:
+            self.on_done()
+
+    def results(self) -> list[Examination]:
+        with self._lock:
+            done, self._done = self._done, []
+        return done
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
