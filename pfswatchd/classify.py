@@ -28,6 +28,7 @@ from pfswatchd.errors import BadHeaderError, NameMismatchError, PfsWatchError
 from pfswatchd.fitsheader import FitsScan, Header
 from pfswatchd.model import FileKind, NameInfo, PfsConfigFile, RawFile, Skipped
 from pfswatchd.names import ARM_BY_NUMBER, instrument_for_site
+from pfswatchd.visitrecord import VISIT_CARDS
 
 RAW_REQUIRED = ("W_SITE", "W_VISIT", "W_ARM", "W_SPMOD", "W_PFDSGN", "W_ENFCAZ", "MJD-STR")
 PFSCONFIG_REQUIRED = ("W_VISIT", "W_PFDSGN")
@@ -118,7 +119,7 @@ def _classify_raw(path: Path, name: NameInfo, header: Header) -> RawFile:
         spectrograph=spectrograph,
         pfs_design_id=design,
         dither=quantize_dither(dither_mm),
-        header=header,
+        header=_compact(header),
     )
 
 
@@ -153,6 +154,21 @@ def _classify_pfsconfig(path: Path, name: NameInfo, scan: FitsScan) -> PfsConfig
     return PfsConfigFile(
         path=path, instrument=instrument, visit=visit, pfs_design_id=design, subset=name.subset or 0
     )
+
+
+def _compact(header: Header) -> Header:
+    """Only the cards the visit record needs: small to keep in memory and to pass between processes.
+
+    A card whose value cannot be parsed is left out, as visit_values() treats it as absent.
+    """
+    cards = {}
+    for key in VISIT_CARDS:
+        try:
+            if key in header:
+                cards[key] = header[key]
+        except ValueError:
+            continue
+    return Header.from_cards(cards)
 
 
 def _get(header: Mapping[str, Any], key: str) -> Any:

@@ -99,7 +99,14 @@ def place(source: Path, dest: Path, mode: str, *, datastore_root: Path, replace_
     try:
         _make_parent(dest)
         try:
-            _create(source, dest, mode)
+            try:
+                _create(source, dest, mode)
+            except FileNotFoundError:
+                if not os.path.exists(source):
+                    raise
+                _made.discard(dest.parent)  # the folder was removed since we made it
+                _make_parent(dest)
+                _create(source, dest, mode)
             created = True
         except FileExistsError:
             if not replace_orphans and not same_content(source, dest):
@@ -116,11 +123,12 @@ _made: set[Path] = set()
 def _make_parent(dest: Path) -> None:
     """Create ``dest``'s folder once per process (a visit's files share it)."""
     parent = dest.parent
-    if parent not in _made or not parent.is_dir():
-        parent.mkdir(parents=True, exist_ok=True)
-        if len(_made) > 10_000:
-            _made.clear()
-        _made.add(parent)
+    if parent in _made:
+        return
+    parent.mkdir(parents=True, exist_ok=True)
+    if len(_made) > 10_000:
+        _made.clear()
+    _made.add(parent)
 
 
 def _create(source: Path, dest: Path, mode: str) -> None:

@@ -58,6 +58,13 @@ LAMP_CARDS = {
 }
 
 
+# Every card visit_values() reads: a classified raw keeps only these (a PFSA primary has ~150).
+VISIT_CARDS = (
+    "MJD-STR", "TIMESYS", "EXPTIME", "DARKTIME", "DATA-TYP", "IMAGETYP", "OBJECT", "RA2000", "DEC2000",
+    "ALTITUDE", "W_H4IRPN", "W_PFDSNM", "PROP-ID", "W_ENFCAY", "W_ENFCAX", *LAMP_CARDS,
+)
+
+
 def _card(header: Mapping[str, Any], key: str, default: Any = None) -> Any:
     try:
         value = header.get(key, default)
