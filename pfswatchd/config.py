@@ -94,7 +94,6 @@ class ArchivesConfig:
 
 @dataclass(frozen=True, slots=True)
 class ServiceConfig:
-    drain_timeout: float = 60.0
     file_mode: int = 0o644
     dir_mode: int = 0o755
     group: str = ""
@@ -293,7 +292,6 @@ def parse(data: Mapping[str, Any], *, base: Path, source: Path | None) -> Config
 
     s = sections["service"]
     service = ServiceConfig(
-        drain_timeout=s.number("drain_timeout", 60.0, 0.0),
         file_mode=_mode(s, "file_mode", "0644"),
         dir_mode=_mode(s, "dir_mode", "0755"),
         group=s.string("group", ""),
