@@ -90,6 +90,8 @@ def _classify_raw(path: Path, name: NameInfo, header: Header) -> RawFile:
     spectrograph = _integer(where, header, "W_SPMOD", 1, 5)
     design = _integer(where, header, "W_PFDSGN", 0, MAX_DESIGN_ID)
     dither_mm = _real(where, header, "W_ENFCAZ")
+    if not abs(dither_mm) < 1e14:  # int(dither_mm * 1e4) must be finite and fit the registry's int64
+        raise BadHeaderError(f"{where}: W_ENFCAZ is {dither_mm!r}; expected a dither in mm (|value| < 1e14)")
     _real(where, header, "MJD-STR")
     if "EXPTIME" in header:
         _real(where, header, "EXPTIME")

@@ -31,6 +31,7 @@ BLOCK = 2880
 CARD = 80
 MAX_HEADER_BLOCKS = 1000  # 36,000 cards: far beyond any PFS header
 MAX_HDUS = 2000  # a 999-read NIR ramp has 2,001 HDUs; more is not a PFS file
+MAX_DATA_BYTES = 2**63 - 1  # the largest file offset (off_t); a larger data block is absurd
 _END = b"END" + b" " * 77
 _INT = re.compile(r"^[+-]?\d+$")
 
@@ -136,7 +137,10 @@ class Hdu:
 
     @property
     def extname(self) -> str | None:
-        value = self.header.get("EXTNAME")
+        try:
+            value = self.header.get("EXTNAME")
+        except ValueError:  # a malformed EXTNAME card names no HDU
+            return None
         return value if isinstance(value, str) else None
 
 
@@ -257,14 +261,19 @@ def _parse_cards(raw: bytes, path: Path) -> Header:
     if "HIERARCH" not in text and "CONTINUE" not in text:
         return Header(text=text)
     cards: dict[str, str] = {}
+    # A long string's pieces, joined once at the end: re-concatenating per CONTINUE card is
+    # quadratic (17 s for a 1000-block header of CONTINUE cards).
+    pieces: dict[str, list[str]] = {}
     last_key: str | None = None
     for start in range(0, len(text), CARD):
         card = text[start : start + CARD]
         key = card[:8].rstrip()
         if key == "CONTINUE" and last_key is not None:
-            previous = cards[last_key]
-            if previous.rstrip().endswith("&'"):
-                cards[last_key] = previous.rstrip()[:-2] + card[10:].lstrip()[1:]
+            parts = pieces.setdefault(last_key, [cards[last_key]])
+            tail = parts[-1].rstrip()
+            if parts[0].lstrip().startswith("'") and tail.endswith("&'"):  # strings only (FITS 4.0 §4.2.1.2)
+                parts[-1] = tail[:-2]
+                parts.append(card[10:].lstrip()[1:])
             continue
         if key == "HIERARCH":
             name, sep, value = card[9:].partition("=")
@@ -277,6 +286,8 @@ def _parse_cards(raw: bytes, path: Path) -> Header:
             continue
         last_key = key
         cards.setdefault(key, card[10:])
+    for key, parts in pieces.items():
+        cards[key] = "".join(parts)
     return Header(cards)
 
 
@@ -357,10 +368,19 @@ def _padded_data_size(header: Header, path: Path, index: int) -> int:
     gcount = integer("GCOUNT", 1)
     if pcount < 0 or gcount < 0:
         raise NotFitsError(f"{path}: HDU {index} has PCOUNT {pcount}, GCOUNT {gcount}; expected >= 0")
-    random_groups = index == 0 and axes[0] == 0 and header.get("GROUPS") is True
+    try:
+        groups = header.get("GROUPS")
+    except ValueError:  # a malformed GROUPS card is not GROUPS = T
+        groups = None
+    random_groups = index == 0 and axes[0] == 0 and groups is True
     count = math.prod(axes[1:] if random_groups else axes)
     bits = abs(bitpix) * gcount * (pcount + count)
     nbytes = bits // 8
+    if nbytes > MAX_DATA_BYTES:  # also keeps the size printable (int -> str stops at 4300 digits)
+        raise NotFitsError(
+            f"{path}: HDU {index} declares more than {MAX_DATA_BYTES} bytes of data; "
+            "expected sizes a file can have"
+        )
     return -(-nbytes // BLOCK) * BLOCK
 
 

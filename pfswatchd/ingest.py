@@ -67,7 +67,7 @@ from pfswatchd.errors import (
 )
 from pfswatchd.fitsheader import read_column
 from pfswatchd.model import Classified, FileKind, Outcome, PfsConfigFile, RawFile, Status
-from pfswatchd.transfer import TRANSFER_MODES, Placement, place, same_content, transient
+from pfswatchd.transfer import TRANSFER_MODES, Placement, clean_scratch, place, same_content, transient
 from pfswatchd.visitrecord import visit_values
 
 
@@ -124,6 +124,7 @@ class Ingester:
         config = ButlerConfig(str(root))
         self.templates = FileTemplates(config["datastore", "templates"], universe=self.universe)
         self._formatters = repo.formatter_overrides(config)
+        clean_scratch(self.datastore_root)
         self._instruments: dict[str, DimensionRecord] = {}
         self._visits: dict[tuple[str, int], VisitState] = {}
         self._runs: set[str] = set()

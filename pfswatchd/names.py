@@ -23,10 +23,12 @@ ARM_BY_NUMBER = {1: "b", 2: "r", 3: "n", 4: "m"}
 NUMBER_BY_ARM = {arm: number for number, arm in ARM_BY_NUMBER.items()}
 SITES = frozenset("JLXIASPF")
 
-_RAW = re.compile(r"^PF([A-Z])([A-Z])(\d{6})(\d)(\d)\.fits$")
-_PFSCONFIG = re.compile(r"^pfsConfig-0x([0-9a-f]{1,16})-(\d{6,})\.fits$")
-_PFSDESIGN = re.compile(r"^pfsDesign-0x([0-9a-f]{1,16})\.fits$")
-_AGCC = re.compile(r"^agcc_(\d{6})_(\d{8})\.fits$")
+# ASCII digits only, and \Z (not $, which also matches before a trailing newline).  A pfsConfig
+# visit has at most 255 digits (NAME_MAX), which keeps int() below its 4300-digit limit.
+_RAW = re.compile(r"^PF([A-Z])([A-Z])(\d{6})(\d)(\d)\.fits\Z", re.ASCII)
+_PFSCONFIG = re.compile(r"^pfsConfig-0x([0-9a-f]{1,16})-(\d{6,255})\.fits\Z", re.ASCII)
+_PFSDESIGN = re.compile(r"^pfsDesign-0x([0-9a-f]{1,16})\.fits\Z", re.ASCII)
+_AGCC = re.compile(r"^agcc_(\d{6})_(\d{8})\.fits\Z", re.ASCII)
 _ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 _CHECKSUM_SUFFIXES = (".md5", ".sha256", ".md5sum", ".sha256sum")
 _CHECKSUM_NAMES = frozenset({"MD5SUMS", "SHA256SUMS", "md5sums", "sha256sums"})

@@ -99,19 +99,20 @@ def place(source: Path, dest: Path, mode: str, *, datastore_root: Path, replace_
     try:
         _make_parent(dest)
         try:
+            scratch = scratch_folder(datastore_root)
             try:
-                _create(source, dest, mode)
+                _create(source, dest, mode, scratch)
             except FileNotFoundError:
                 if not os.path.exists(source):
                     raise
                 _made.discard(dest.parent)  # the folder was removed since we made it
                 _make_parent(dest)
-                _create(source, dest, mode)
+                _create(source, dest, mode, scratch)
             created = True
         except FileExistsError:
             if not replace_orphans and not same_content(source, dest):
                 raise DestinationExists(f"{dest} exists with other content") from None
-            created = _adopt_or_replace(source, dest, mode)
+            created = _adopt_or_replace(source, dest, mode, scratch_folder(datastore_root))
     except OSError as exc:
         raise transient(exc, f"placing {source.name} at {dest}") from exc
     return Placement(source, dest, created=created, unlink_source_after_commit=mode == "move")
@@ -131,7 +132,48 @@ def _make_parent(dest: Path) -> None:
     _made.add(parent)
 
 
-def _create(source: Path, dest: Path, mode: str) -> None:
+SCRATCH = ".pfswatchd-tmp"  # in the datastore root: copies are written here, then linked into place
+
+
+def scratch_folder(datastore_root: Path) -> Path:
+    return datastore_root / SCRATCH
+
+
+def clean_scratch(datastore_root: Path, *, max_age: float = 86400.0) -> int:
+    """Remove copies left by killed processes: this host's whose process is gone, anyone's after a day."""
+    folder = scratch_folder(datastore_root)
+    removed = 0
+    host = os.uname().nodename
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return 0
+    now = time.time()
+    for entry in entries:
+        owner_host, _, rest = entry.name.rpartition(".pid")
+        pid = rest.split(".", 1)[0]
+        stale = now - entry.stat(follow_symlinks=False).st_mtime > max_age
+        dead = owner_host == host and pid.isdigit() and not _alive(int(pid))
+        if stale or dead:
+            try:
+                os.unlink(entry.path)
+                removed += 1
+            except FileNotFoundError:
+                pass
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _create(source: Path, dest: Path, mode: str, scratch: Path) -> None:
     """Create ``dest`` exclusively (FileExistsError when it is already there)."""
     real = os.path.realpath(source)
     if mode in ("hardlink", "link", "move"):
@@ -146,20 +188,25 @@ def _create(source: Path, dest: Path, mode: str) -> None:
         if mode == "link":
             os.symlink(real, dest)
             return
-        _copy_exclusive(Path(real), dest, verify=True)  # move across filesystems
+        _copy_exclusive(Path(real), dest, scratch, verify=True)  # move across filesystems
     elif mode == "symlink":
         os.symlink(real, dest)
     elif mode == "relsymlink":
         os.symlink(os.path.relpath(real, dest.parent), dest)
     elif mode == "copy":
-        _copy_exclusive(Path(real), dest, verify=False)
+        _copy_exclusive(Path(real), dest, scratch, verify=False)
     else:
         raise ValueError(f"transfer mode {mode!r}; expected one of {', '.join(TRANSFER_MODES)}")
 
 
-def _copy_exclusive(source: Path, dest: Path, *, verify: bool) -> None:
-    """Copy to a temporary name, fsync, optionally verify, then link into place."""
-    temp = dest.with_name(f".{dest.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
+def _copy_exclusive(source: Path, dest: Path, scratch: Path, *, verify: bool) -> None:
+    """Copy to a temporary file in ``scratch``, fsync, optionally verify, then link into place.
+
+    A kill at any moment leaves either nothing at ``dest`` or the whole file; the temporary copy is
+    removed by :func:`clean_scratch` at the next start.
+    """
+    scratch.mkdir(exist_ok=True)
+    temp = scratch / f"{os.uname().nodename}.pid{os.getpid()}.{time.monotonic_ns()}.tmp"
     digest = hashlib.blake2b()
     try:
         with open(source, "rb") as src, open(temp, "xb") as out:
@@ -206,7 +253,7 @@ def same_content(source: Path, other: Path) -> bool:
         return False
 
 
-def _adopt_or_replace(source: Path, dest: Path, mode: str) -> bool:
+def _adopt_or_replace(source: Path, dest: Path, mode: str, scratch: Path) -> bool:
     """``dest`` exists but is not registered: reuse it, or replace stale debris.
 
     Returns whether this call created the final ``dest``.
@@ -221,7 +268,7 @@ def _adopt_or_replace(source: Path, dest: Path, mode: str) -> bool:
             kind=ErrorKind.DATASTORE_BUSY,
         )
     os.unlink(dest)
-    _create(source, dest, mode)
+    _create(source, dest, mode, scratch)
     return True
 
 

@@ -1,0 +1,164 @@
+"""Crash consistency: SIGKILL the service at random moments, many times, and check what is left.
+
+CI runs a short loop; the full one is
+
+    PFSWATCHD_KILLS=100 PFSWATCHD_CRASH_FILES=2000 .venv/bin/python -m pytest tests/test_crash.py
+
+Afterwards, through the butler and the ledger: every file ingested exactly once, no dataset whose file
+is missing, no orphan file in the datastore, and with transfer=move every source file either in the
+datastore or still at its source at every moment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import time
+from pathlib import Path
+
+import pytest
+from lsst.daf.butler import Butler
+
+from harness import Daemon, burst_files
+from pfswatchd.transfer import SCRATCH
+
+KILLS = int(os.environ.get("PFSWATCHD_KILLS", "8"))
+FILES = int(os.environ.get("PFSWATCHD_CRASH_FILES", "500"))
+SEED = int(os.environ.get("PFSWATCHD_CRASH_SEED", str(int(time.time()))))
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _registered(repo: Path) -> dict[str, Path]:
+    """Registered raws: data-ID string -> file in the datastore."""
+    with Butler.from_config(str(repo), collections="PFS/raw/all") as butler:
+        refs = butler.query_datasets("raw", collections="PFS/raw/all", find_first=False, limit=None,
+                                     explain=False)
+        return {f"{r.dataId['visit']}-{r.dataId['arm']}{r.dataId['spectrograph']}": Path(butler.getURI(r).ospath)
+                for r in refs}
+
+
+def _key(name: str) -> str:
+    """Data ID string of a PF?A/PF?B file name."""
+    visit, spectrograph, arm = int(name[4:10]), name[10], "brnm"[int(name[11]) - 1]
+    return f"{visit}-{arm}{spectrograph}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("transfer", ["move", "copy"])
+def test_random_kills_leave_everything_ingested_exactly_once(tmp_path, transfer):
+    rng = random.Random(SEED)
+    print(f"crash loop: seed {SEED}, {KILLS} kills, {FILES} files, transfer {transfer}")
+    sources = burst_files(tmp_path / "src", tmp_path / "templates", FILES, first_visit=7000)
+    expected = {_key(p.name): _digest(p) for p in sources}
+    daemon = Daemon(tmp_path / "svc", ingest={"transfer": transfer, "batch_size": 100},
+                    watch={"settle_seconds": 0.3})
+    daemon.start()
+    # Files keep arriving between kills, so that every kill finds work in flight: header reads,
+    # placements, registry commits, ledger writes.
+    chunks = [sources[i::KILLS] for i in range(KILLS)]
+    kills = 0
+    delivered: set[str] = set()
+    while kills < KILLS:
+        for path in chunks[kills]:
+            os.rename(path, daemon.incoming / path.name)
+            delivered.add(_key(path.name))
+        time.sleep(rng.uniform(0.0, 0.8))
+        daemon.kill()
+        kills += 1
+        registered = _registered(daemon.repo) if (daemon.repo / "gen3.sqlite3").exists() else {}
+        waiting = {_key(p.name) for p in daemon.incoming.glob("PF*.fits")}
+        if transfer == "move":
+            # Never lost: each file is registered or still at its source (or both, mid-move).
+            assert delivered <= set(registered) | waiting, delivered - set(registered) - waiting
+        for key, stored in registered.items():
+            assert stored.exists(), f"dataset {key} has no file after kill {kills}"
+        daemon.start()
+    daemon.wait_files("ingested", FILES, timeout=300)
+    assert daemon.stop() == 0
+
+    registered = _registered(daemon.repo)
+    assert set(registered) == set(expected)  # every file, exactly once (one dataset per data ID)
+    for key, stored in registered.items():
+        assert _digest(stored) == expected[key], key  # no dataset without its file, right content
+    datastore_files = {p for p in daemon.repo.rglob("*.fits")}
+    assert datastore_files == set(registered.values())  # no orphan in the datastore
+    scratch = daemon.repo / SCRATCH
+    assert not scratch.exists() or not any(scratch.iterdir())  # no half-written copy left
+    status = daemon.status()
+    assert status["counts"]["ingested"] == FILES, status["counts"]
+    assert status["counts"]["failed"] == 0 and status["counts"]["duplicate"] == 0
+    paths = [f["path"] for f in status["files"]]
+    assert len(paths) == len(set(paths)) == FILES
+    if transfer == "move":
+        assert list(daemon.incoming.glob("PF*.fits")) == []
+    print(f"crash loop done after {kills} kills")
+
+
+def test_orphan_left_between_placement_and_commit_is_reused(tmp_path):
+    """A file placed in the datastore by a process killed before its commit does not block a retry."""
+    sources = burst_files(tmp_path / "src", tmp_path / "templates", 3, first_visit=7500)
+    daemon = Daemon(tmp_path / "svc", ingest={"transfer": "copy"})
+    daemon.start()
+    os.rename(sources[0], daemon.incoming / sources[0].name)
+    daemon.wait_files("ingested", 1)
+    daemon.kill()
+    # The killed process had placed the next file (complete) and a half-written copy, but not registered them.
+    [stored] = _registered(daemon.repo).values()
+    placed = stored.with_name(stored.name.replace("_b1_", "_r1_"))
+    placed.write_bytes(sources[1].read_bytes())
+    scratch = daemon.repo / SCRATCH
+    scratch.mkdir(exist_ok=True)
+    (scratch / f"{os.uname().nodename}.pid999999.1.tmp").write_bytes(b"partial")
+    os.rename(sources[1], daemon.incoming / sources[1].name)
+    os.rename(sources[2], daemon.incoming / sources[2].name)
+    daemon.start()
+    daemon.wait_files("ingested", 3)
+    registered = _registered(daemon.repo)
+    assert len(registered) == 3 and placed in registered.values()
+    assert set(daemon.repo.rglob("*.fits")) == set(registered.values())
+    assert list(scratch.iterdir()) == []
+    assert daemon.quick_status()["counts"]["failed"] == 0
+
+
+def test_move_interrupted_after_commit_is_completed(tmp_path):
+    """Registered but the source not yet unlinked (killed between the two): the restart finishes the move."""
+    [source] = burst_files(tmp_path / "src", tmp_path / "templates", 1, first_visit=7600)
+    first = Daemon(tmp_path / "svc", ingest={"transfer": "hardlink"})
+    first.start()
+    os.rename(source, first.incoming / source.name)
+    first.wait_files("ingested", 1)
+    first.kill()
+    # Same state as a move killed after its commit: a registered hard link and the source still there.
+    (first.base / "state" / "ledger.sqlite3").unlink()
+    for extra in (first.base / "state").glob("ledger.sqlite3-*"):
+        extra.unlink()
+    second = Daemon(tmp_path / "svc", ingest={"transfer": "move"})
+    second.start()
+    status = second.wait_files("ingested", 1)
+    assert not (second.incoming / source.name).exists()
+    [stored] = _registered(second.repo).values()
+    assert stored.exists() and status["counts"]["duplicate"] == 0
+    second.stop()
+
+
+def test_claims_of_a_killed_service_are_released_at_restart(tmp_path):
+    from pfswatchd.ledger import FileState, Ledger, Seen
+
+    daemon = Daemon(tmp_path / "svc")
+    sources = burst_files(tmp_path / "src", tmp_path / "templates", 2, first_visit=7700)
+    for path in sources:
+        os.rename(path, daemon.incoming / path.name)
+    ledger = Ledger(f"sqlite:///{daemon.base / 'state' / 'ledger.sqlite3'}", instance=f"{os.uname().nodename}:999999")
+    ledger.create()
+    seen = [Seen(str(daemon.incoming / p.name), "raw_ccd", 1, 1, 1) for p in sources]
+    ledger.upsert_seen(seen)
+    assert ledger.claim([s.path for s in seen]) == {s.path for s in seen}
+    assert ledger.counts() == {FileState.INGESTING.value: 2}
+    ledger.close()
+    daemon.start()
+    daemon.wait_files("ingested", 2)
+    assert daemon.events("service_started")[0]["released_claims"] == 2
