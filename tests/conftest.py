@@ -14,6 +14,16 @@ from pfswatchd.ingest import Ingester, IngestSettings
 DESIGN = 0x1945BE7E6DE4B2CF
 
 
+@pytest.fixture(autouse=True)
+def _no_service_left_running():
+    """A failed test must not leave a pfswatchd process (and its socket) behind."""
+    yield
+    from harness import RUNNING
+
+    while RUNNING:
+        RUNNING.pop().cleanup()
+
+
 @pytest.fixture(scope="session")
 def _template_repo(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("template") / "repo"

@@ -25,6 +25,7 @@ from pfswatchd.ledger import Ledger
 
 BIN = Path(sys.executable).parent
 TEMPLATES: dict[str, Path] = {}
+RUNNING: list[Daemon] = []  # killed by the autouse fixture in conftest.py when a test ends
 
 
 def toml_value(value: Any) -> str:
@@ -73,7 +74,8 @@ class Daemon:
 
     # -- process ---------------------------------------------------------------------------------
 
-    def start(self, *, wait_ready: bool = True, env: dict[str, str] | None = None) -> Daemon:
+    def start(self, *, wait_ready: bool = True, env: dict[str, str] | None = None,
+              prefix: list[str] | None = None) -> Daemon:
         address = str(self.base / "notify.sock")
         if os.path.exists(address):
             os.unlink(address)
@@ -83,8 +85,9 @@ class Daemon:
         self.messages = []
         environment = {**os.environ, "NOTIFY_SOCKET": address, **(env or {})}
         log = open(self.log_path, "ab")
-        self.process = subprocess.Popen([str(BIN / "pfswatchd"), "run", "--config", str(self.config_path)],
-                                        stdout=log, stderr=subprocess.STDOUT, env=environment)
+        command = [*(prefix or []), str(BIN / "pfswatchd"), "run", "--config", str(self.config_path)]
+        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment)
+        RUNNING.append(self)
         log.close()
         if wait_ready:
             self.wait_notify("READY=1", timeout=90)
@@ -120,6 +123,12 @@ class Daemon:
         assert self.process is not None
         self.process.kill()
         self.process.wait(timeout=30)
+        self._close()
+
+    def cleanup(self) -> None:
+        """Kill the service if a test left it running (after a failure)."""
+        if self.alive():
+            self.kill()
         self._close()
 
     def _close(self) -> None:
@@ -227,3 +236,10 @@ def drop(path: Path, incoming: Path, name: str | None = None) -> Path:
     temp.write_bytes(path.read_bytes())
     os.rename(temp, target)
     return target
+
+
+def obeying_file_modes() -> list[str]:
+    """A command prefix under which even root is refused by file mode bits (for permission tests)."""
+    if os.geteuid() != 0:
+        return []
+    return ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"]

@@ -18,10 +18,7 @@ from harness import BIN, Daemon, burst_files, drop
 
 @pytest.fixture()
 def daemon(tmp_path):
-    service = Daemon(tmp_path / "svc")
-    yield service
-    if service.alive():
-        service.stop(signal.SIGKILL)
+    return Daemon(tmp_path / "svc")
 
 
 def _files_by_state(status):
