@@ -111,6 +111,15 @@ class Config:
     archives: ArchivesConfig
     service: ServiceConfig
 
+    @property
+    def watch_roots(self) -> tuple[Path, ...]:
+        """The folders the service watches: watch.paths, plus archives.extract_to (extracted files flow
+        into ingest from there) unless it already lies inside one of them."""
+        extract_to = self.archives.extract_to
+        if any(_inside(extract_to, root) for root in self.watch.paths):
+            return self.watch.paths
+        return (*self.watch.paths, extract_to)
+
 
 class _Section:
     """Typed reads from one TOML table; remembers which keys were used."""
@@ -312,6 +321,10 @@ def _check_folders(repository: RepositoryConfig, watch: WatchConfig, state: Stat
     """pfswatchd's own folders must not be inside a watched folder, or it would ingest its own output."""
     own = {"repository.root": repository.root, "state.path": state.path, "quarantine.path": quarantine.path,
            "archives.done_path": archives.done_path}
+    for key, folder in own.items():
+        if _inside(archives.extract_to, folder) or _inside(folder, archives.extract_to):
+            raise ConfigError(f"archives.extract_to = {archives.extract_to} overlaps {key} = {folder}: expected "
+                              "separate folders")
     for root in watch.paths:
         for key, folder in own.items():
             if _inside(folder, root):

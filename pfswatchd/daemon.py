@@ -26,6 +26,7 @@ from pfswatchd import config as config_module
 from pfswatchd import logconfig, repo
 from pfswatchd.config import Config
 from pfswatchd.errors import ConfigError, PfsWatchError
+from pfswatchd.archives import ArchiveStage
 from pfswatchd.examiner import Examiner
 from pfswatchd.ingest import Ingester, IngestSettings
 from pfswatchd.ledger import Ledger
@@ -54,6 +55,7 @@ class Service:
         self.watcher: Watcher | None = None
         self.pipeline: Pipeline | None = None
         self.examiner: Examiner | None = None
+        self.archives: ArchiveStage | None = None
         self._butler: Any = None
         self._last: dict[str, float] = {}
         self._db_backoff = 0.0
@@ -71,19 +73,21 @@ class Service:
 
     def startup(self) -> None:
         cfg = self.config
-        for folder in (cfg.state.path, *cfg.watch.paths):
+        for folder in (cfg.state.path, *cfg.watch_roots):
             folder.mkdir(parents=True, exist_ok=True)
         self.ledger = Ledger(cfg.state.url, instance=cfg.state.instance, claim_timeout=cfg.state.claim_timeout)
         self.ledger.create()
         released = self.ledger.release_abandoned(starting=True)
         self._butler = self._open_repository()
-        self.examiner = Examiner(cfg.ingest.examine_workers, on_done=lambda: self.hints.put(_WAKE))
-        self.pipeline = Pipeline(cfg, self.ledger, self._make_ingester(), self.log, examiner=self.examiner)
-        self.watcher = Watcher(cfg.watch.paths, self._hint, recursive=cfg.watch.recursive, mode=cfg.watch.mode,
+        self.examiner = Examiner(cfg.ingest.examine_workers, on_done=self._wake)
+        self.archives = ArchiveStage(cfg, self.ledger, self.log, self._hint, self._wake)
+        self.pipeline = Pipeline(cfg, self.ledger, self._make_ingester(), self.log, examiner=self.examiner,
+                                 archives=self.archives)
+        self.watcher = Watcher(cfg.watch_roots, self._hint, recursive=cfg.watch.recursive, mode=cfg.watch.mode,
                                poll_interval=cfg.watch.poll_interval)
         missing = self.watcher.start()
         self.log.info("service_started", instance=self.ledger.instance, repository=str(cfg.repository.root),
-                      ledger=config_module.redact_url(cfg.state.url), watch=[str(p) for p in cfg.watch.paths],
+                      ledger=config_module.redact_url(cfg.state.url), watch=[str(p) for p in cfg.watch_roots],
                       transfer=cfg.ingest.transfer, mode=cfg.watch.mode, released_claims=released,
                       missing_folders=[str(p) for p in missing])
         self._rescan()
@@ -107,12 +111,17 @@ class Service:
                     self.log.debug("step_done", hints=len(hints), examined=report.examined,
                                    **{f"{k}_s": round(v, 4) for k, v in report.timings.items()})
             except Exception as exc:
-                if not _database_error(exc):
-                    raise
+                # The loop's one catch-all: a database that is away, or a bug.  Either way the service
+                # keeps its hints, waits with backoff and carries on; the ledger and the rescan make
+                # sure nothing is forgotten.
                 self._db_backoff = min(30.0, max(0.5, self._db_backoff * 2))
-                self.log.warning("ledger_unavailable", error=str(exc).splitlines()[0],
-                                 retry_in=self._db_backoff)
-                for hint in hints:  # keep them: nothing is lost while the database is away
+                if _database_error(exc):
+                    self.log.warning("ledger_unavailable", error=str(exc).splitlines()[0],
+                                     retry_in=self._db_backoff)
+                else:
+                    self.log.error("step_failed", error=f"{type(exc).__name__}: {exc}", retry_in=self._db_backoff,
+                                   exc_info=True)
+                for hint in hints:
                     self.hints.put(hint)
                 self._sleep(self._db_backoff)
                 continue
@@ -153,6 +162,8 @@ class Service:
             self.watcher.stop()
         if self.examiner is not None:
             self.examiner.close()
+        if self.archives is not None:
+            self.archives.close()
         if self._butler is not None:
             self._butler.close()
         if self.ledger is not None:
@@ -184,6 +195,9 @@ class Service:
     def _hint(self, path: str, hint: str) -> None:
         self.hints.put((path, hint))
 
+    def _wake(self) -> None:
+        self.hints.put(_WAKE)
+
     def _collect(self, timeout: float) -> list[tuple[str, str]]:
         """Wait up to ``timeout`` for the first hint, then take everything queued (group commit)."""
         hints: list[tuple[str, str]] = []
@@ -204,7 +218,10 @@ class Service:
 
     def _timeout(self) -> float:
         assert self.pipeline is not None
-        deadline = self.pipeline.settler.next_deadline(time.time())
+        now = time.time()
+        deadlines = [d for d in (self.pipeline.settler.next_deadline(now),
+                                 self.archives.next_deadline(now) if self.archives else None) if d is not None]
+        deadline = min(deadlines) if deadlines else None
         timeout = 1.0 if deadline is None else min(1.0, deadline + 0.01)
         if self.notifier.watchdog_interval:
             timeout = min(timeout, self.notifier.watchdog_interval)
@@ -213,7 +230,7 @@ class Service:
     def _rescan(self) -> None:
         assert self.watcher is not None
         missing = self.watcher.refresh()
-        for root in self.config.watch.paths:
+        for root in self.config.watch_roots:
             if root in missing:
                 continue
             for path in walk(root, recursive=self.config.watch.recursive):
@@ -264,16 +281,18 @@ class Service:
         if (new.ingest, new.repository) != (old.ingest, old.repository):
             self.pipeline.ingester = self._make_ingester()
         self.pipeline.config = new
-        self.pipeline.roots = tuple(new.watch.paths)
+        self.pipeline.roots = new.watch_roots
+        if self.archives is not None:
+            self.archives.config = new
         self.pipeline.settler.settle_seconds = new.watch.settle_seconds
         self.pipeline.settler.truncated_after = new.watch.truncated_after
-        if (new.watch.paths, new.watch.mode, new.watch.recursive, new.watch.poll_interval) != (
-                old.watch.paths, old.watch.mode, old.watch.recursive, old.watch.poll_interval):
+        if (new.watch_roots, new.watch.mode, new.watch.recursive, new.watch.poll_interval) != (
+                old.watch_roots, old.watch.mode, old.watch.recursive, old.watch.poll_interval):
             assert self.watcher is not None
             self.watcher.stop()
-            for folder in new.watch.paths:
+            for folder in new.watch_roots:
                 folder.mkdir(parents=True, exist_ok=True)
-            self.watcher = Watcher(new.watch.paths, self._hint, recursive=new.watch.recursive,
+            self.watcher = Watcher(new.watch_roots, self._hint, recursive=new.watch.recursive,
                                    mode=new.watch.mode, poll_interval=new.watch.poll_interval)
             self.watcher.start()
             self._rescan()

@@ -17,6 +17,7 @@ All times are Unix epoch seconds (floats), so the same schema serves both
 databases.
 """
 
+
 from __future__ import annotations
 
 import json
@@ -24,96 +25,28 @@ import os
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 
-SCHEMA_VERSION = 1
-_CHUNK = 500
-
-
-class FileState(StrEnum):
-    PENDING = "pending"
-    INGESTING = "ingesting"
-    WAITING = "waiting"
-    INGESTED = "ingested"
-    DUPLICATE = "duplicate"
-    IGNORED = "ignored"
-    FAILED = "failed"
-    QUARANTINED = "quarantined"
-
-
-FINAL_STATES = frozenset(
-    {FileState.INGESTED, FileState.DUPLICATE, FileState.IGNORED, FileState.FAILED, FileState.QUARANTINED}
-)
-CLAIMABLE_STATES = (FileState.PENDING.value, FileState.WAITING.value)
-
-metadata = sa.MetaData()
-
-files = sa.Table(
-    "files",
+from pfswatchd.archiveledger import ArchiveRecords
+from pfswatchd.ledgerdb import (
+    CHUNK,
+    ARCHIVE_FINAL,
+    CLAIMABLE_STATES,
+    FINAL_STATES,
+    SCHEMA_VERSION,
+    ArchiveState,
+    FileState,
+    archives,
+    files,
+    make_engine,
+    meta,
     metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("path", sa.Text, nullable=False, unique=True),
-    sa.Column("kind", sa.String(16), nullable=False),
-    sa.Column("state", sa.String(16), nullable=False, index=True),
-    sa.Column("size", sa.BigInteger),
-    sa.Column("mtime_ns", sa.BigInteger),
-    sa.Column("inode", sa.BigInteger),
-    sa.Column("instrument", sa.String(16)),
-    sa.Column("visit", sa.Integer, index=True),
-    sa.Column("data_id", sa.Text),
-    sa.Column("dataset_id", sa.String(36)),
-    sa.Column("run", sa.String(255)),
-    sa.Column("attempts", sa.Integer, nullable=False, default=0),
-    sa.Column("error_kind", sa.String(32)),
-    sa.Column("error", sa.Text),
-    sa.Column("seen_at", sa.Float, nullable=False),
-    sa.Column("complete_at", sa.Float),
-    sa.Column("ingested_at", sa.Float),
-    sa.Column("updated_at", sa.Float, nullable=False),
-    sa.Column("next_attempt_at", sa.Float, index=True),
-    sa.Column("claimed_by", sa.String(255)),
-    sa.Column("claim_expires", sa.Float),
-    sa.Column("archive_id", sa.Integer, index=True),
-    sa.Column("quarantine_path", sa.Text),
+    upsert_insert,
 )
 
-archives = sa.Table(
-    "archives",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("path", sa.Text, nullable=False, unique=True),
-    sa.Column("state", sa.String(16), nullable=False, index=True),
-    sa.Column("size", sa.BigInteger),
-    sa.Column("mtime_ns", sa.BigInteger),
-    sa.Column("inode", sa.BigInteger),
-    sa.Column("dest", sa.Text),
-    sa.Column("members", sa.Integer),
-    sa.Column("published", sa.Integer),
-    sa.Column("failed", sa.Integer),
-    sa.Column("stars_bundle", sa.Boolean),
-    sa.Column("instructions", sa.Text),
-    sa.Column("attempts", sa.Integer, nullable=False, default=0),
-    sa.Column("error_kind", sa.String(32)),
-    sa.Column("error", sa.Text),
-    sa.Column("seen_at", sa.Float, nullable=False),
-    sa.Column("done_at", sa.Float),
-    sa.Column("updated_at", sa.Float, nullable=False),
-    sa.Column("next_attempt_at", sa.Float),
-    sa.Column("claimed_by", sa.String(255)),
-    sa.Column("claim_expires", sa.Float),
-)
-
-meta = sa.Table(
-    "pfswatchd_meta",
-    metadata,
-    sa.Column("key", sa.String(64), primary_key=True),
-    sa.Column("value", sa.Text),
-)
+__all__ = ["ARCHIVE_FINAL", "ArchiveState", "FileState", "Ledger", "Result", "Seen"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,36 +80,8 @@ class Result:
     complete_at: float | None = None
 
 
-def make_engine(url: str) -> Engine:
-    """An engine with the settings a long-running service needs.
 
-    SQLite: WAL (readers never block the writer), a 30 s busy timeout, and
-    NORMAL synchronous (durable at each checkpoint; a crash loses at most the
-    last transactions, which the rescan re-finds).  PostgreSQL: pre-ping and a
-    bounded pool, so a restarted server or an idle timeout costs a reconnect,
-    not an error.
-    """
-    if url.startswith("sqlite"):
-        database = url.split("///", 1)[-1]
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"timeout": 30})
-
-        @sa.event.listens_for(engine, "connect")
-        def _pragmas(connection: Any, _record: Any) -> None:
-            cursor = connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA busy_timeout=30000")
-            cursor.close()
-
-        return engine
-    return sa.create_engine(
-        url, pool_pre_ping=True, pool_size=4, max_overflow=4, pool_recycle=1800, pool_timeout=30
-    )
-
-
-class Ledger:
+class Ledger(ArchiveRecords):
     def __init__(self, url: str, *, instance: str = "", claim_timeout: float = 300.0) -> None:
         self.url = url
         self.engine = make_engine(url)
@@ -184,14 +89,14 @@ class Ledger:
         self.claim_timeout = claim_timeout
 
     def create(self) -> None:
-        metadata.create_all(self.engine, checkfirst=True)
+        """Create the tables if they are missing; safe when several instances start at once."""
         with self.engine.begin() as conn:
-            row = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).first()
-            if row is None:
-                try:
-                    conn.execute(meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
-                except sa.exc.IntegrityError:
-                    pass  # another instance created it at the same moment
+            if conn.dialect.name == "postgresql":
+                # Instances starting together on a new database: one creates, the others then see it.
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(7270315)"))
+            metadata.create_all(conn, checkfirst=True)
+            conn.execute(upsert_insert(conn, meta).values(key="schema_version", value=str(SCHEMA_VERSION))
+                         .on_conflict_do_nothing())
 
     def close(self) -> None:
         self.engine.dispose()
@@ -207,9 +112,10 @@ class Ledger:
         """
         now = now or time.time()
         active: list[str] = []
-        with self.engine.begin() as conn:
-            for start in range(0, len(seen), _CHUNK):
-                chunk = {s.path: s for s in seen[start : start + _CHUNK]}
+        seen = sorted(seen, key=lambda s: s.path)  # every instance locks rows in the same order
+        for start in range(0, len(seen), CHUNK):
+            with self.engine.begin() as conn:  # one chunk per transaction: no locks kept while waiting
+                chunk = {s.path: s for s in seen[start : start + CHUNK]}
                 rows = conn.execute(
                     sa.select(files.c.path, files.c.state, files.c.size, files.c.mtime_ns, files.c.inode).where(
                         files.c.path.in_(list(chunk))
@@ -238,8 +144,9 @@ class Ledger:
                         conn.execute(files.update().where(files.c.path == path).values(**values))
                     if row.state not in FINAL_STATES or changed:
                         active.append(path)
-                if inserts:
-                    conn.execute(files.insert(), inserts)
+                if inserts:  # another instance may insert the same new path meanwhile: it is pending too
+                    conn.execute(upsert_insert(conn, files).on_conflict_do_nothing(index_elements=["path"]),
+                                 inserts)
         return active
 
     # -- claims ----------------------------------------------------------------------------------
@@ -248,10 +155,10 @@ class Ledger:
         """Claim pending/waiting (or abandoned) rows for this instance; return those won."""
         now = now or time.time()
         won: set[str] = set()
-        paths = list(paths)
-        with self.engine.begin() as conn:
-            for start in range(0, len(paths), _CHUNK):
-                chunk = paths[start : start + _CHUNK]
+        paths = sorted(set(paths))  # every instance locks rows in the same order
+        for start in range(0, len(paths), CHUNK):
+            with self.engine.begin() as conn:  # one statement per transaction: no locks kept while waiting
+                chunk = paths[start : start + CHUNK]
                 free = sa.or_(files.c.claimed_by.is_(None), files.c.claim_expires < now,
                               files.c.claimed_by == self.instance)
                 claimable = sa.or_(
@@ -295,6 +202,14 @@ class Ledger:
                 .values(state=FileState.PENDING.value, claimed_by=None, claim_expires=None, next_attempt_at=now,
                         updated_at=now)
             ).rowcount
+            archive_condition = archives.c.claim_expires < now
+            if dead:
+                archive_condition = sa.or_(archive_condition, archives.c.claimed_by.in_(dead))
+            conn.execute(
+                archives.update()
+                .where(archives.c.state == ArchiveState.EXTRACTING.value, archive_condition)
+                .values(state=ArchiveState.PENDING.value, claimed_by=None, claim_expires=None, updated_at=now)
+            )
         return int(released or 0)
 
     # -- results ---------------------------------------------------------------------------------
@@ -356,9 +271,9 @@ class Ledger:
         ids = list(dataset_ids)
         found: set[str] = set()
         with self.engine.connect() as conn:
-            for start in range(0, len(ids), _CHUNK):
+            for start in range(0, len(ids), CHUNK):
                 rows = conn.execute(
-                    sa.select(files.c.dataset_id).where(files.c.dataset_id.in_(ids[start : start + _CHUNK]),
+                    sa.select(files.c.dataset_id).where(files.c.dataset_id.in_(ids[start : start + CHUNK]),
                                                         files.c.state == FileState.INGESTED.value)
                 ).all()
                 found.update(row.dataset_id for row in rows)
@@ -435,6 +350,7 @@ class Ledger:
             conn.execute(files.update().where(files.c.path == old).values(path=new, updated_at=time.time()))
 
 
+
 def _dead_local_instance(claimant: str, host: str, me: str) -> bool:
     """True for a claim by a process on this host that no longer exists (not ours)."""
     if claimant == me:
@@ -449,3 +365,4 @@ def _dead_local_instance(claimant: str, host: str, me: str) -> bool:
     except PermissionError:
         return False
     return False
+

@@ -14,12 +14,13 @@ import os
 import stat
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from pfswatchd import quarantine
+from pfswatchd.archives import ArchiveStage
 from pfswatchd.config import Config
 from pfswatchd.errors import RETRYABLE_KINDS, ErrorKind
 from pfswatchd.examine import Examination, examine
@@ -29,7 +30,7 @@ from pfswatchd.ledger import FileState, Ledger, Result, Seen
 from pfswatchd.model import INGESTIBLE_KINDS, Classified, FileKind, Outcome, Status
 from pfswatchd.names import parse_name
 from pfswatchd.settle import Hint, Identity, Settler
-from pfswatchd.watch import WALK, walk, within
+from pfswatchd.watch import WALK, WALK_MOVED, walk, within
 
 
 @dataclass(slots=True)
@@ -59,17 +60,17 @@ class Pipeline:
         ingester: Ingester,
         log: Any,
         *,
-        archive_handler: Callable[[Path, Hint], None] | None = None,
+        archives: ArchiveStage | None = None,
         examiner: Examiner | None = None,
     ) -> None:
         self.config = config
         self.ledger = ledger
         self.ingester = ingester
         self.log = log
-        self.archive_handler = archive_handler
+        self.archives = archives
         self.examiner = examiner or Examiner(0)
         self.settler = Settler(config.watch.settle_seconds, config.watch.truncated_after)
-        self.roots = tuple(config.watch.paths)
+        self.roots = config.watch_roots
         self._timing: dict[str, _Timing] = {}
 
     # -- the step --------------------------------------------------------------------------------
@@ -87,6 +88,8 @@ class Pipeline:
                 self.settler.forget(path)
             else:
                 self.settler.observe(path, identity, Hint.MODIFIED, now)
+        if self.archives is not None:
+            self.archives.tick(now, self._identity)
         tracked = clock()
         ready = self.settler.ready(now)
         self.settler.examining(ready)
@@ -106,8 +109,10 @@ class Pipeline:
         observed: dict[str, tuple[Identity, Hint]] = {}
         expanded: list[tuple[str, str]] = []
         for path, hint in hints:
-            if hint == WALK:
-                expanded.extend((str(p), Hint.RESCAN.value) for p in walk(Path(path)))
+            if hint in (WALK, WALK_MOVED):
+                # A folder renamed into place (a published archive, an rsync'ed tree) holds finished files.
+                found = Hint.MOVED.value if hint == WALK_MOVED else Hint.RESCAN.value
+                expanded.extend((str(p), found) for p in walk(Path(path)))
             else:
                 expanded.append((path, hint))
         for path, hint_text in expanded:
@@ -163,9 +168,9 @@ class Pipeline:
             self.settler.observe(item.path, identity, hint, now)
         for item in ignored:
             self._ignore(item)
-        for path, hint in archives:
-            if self.archive_handler is not None:
-                self.archive_handler(Path(path), hint)
+        if self.archives is not None:
+            for path, hint in archives:
+                self.archives.observe(Path(path), observed[path][0], hint, now)
 
     def _ignore(self, item: Seen) -> None:
         found = examine(Path(item.path))

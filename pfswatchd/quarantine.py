@@ -25,8 +25,8 @@ def _relative(path: Path, roots: tuple[Path, ...]) -> Path:
     return Path(path.name)
 
 
-def quarantine(path: Path, *, roots: tuple[Path, ...], folder: Path, kind: str, reason: str) -> Path:
-    """Move ``path`` into ``folder`` (same relative layout) and write its reason; return the new path."""
+def relocate(path: Path, *, roots: tuple[Path, ...], folder: Path) -> Path:
+    """Move ``path`` into ``folder``, keeping its path relative to the watched folder; never overwrite."""
     dest = folder / _relative(path, roots)
     dest.parent.mkdir(parents=True, exist_ok=True)
     if dest.exists() or dest.is_symlink():
@@ -36,6 +36,12 @@ def quarantine(path: Path, *, roots: tuple[Path, ...], folder: Path, kind: str, 
     except OSError:
         shutil.copy2(path, dest)
         os.unlink(path)
+    return dest
+
+
+def quarantine(path: Path, *, roots: tuple[Path, ...], folder: Path, kind: str, reason: str) -> Path:
+    """Move ``path`` into ``folder`` (same relative layout) and write its reason; return the new path."""
+    dest = relocate(path, roots=roots, folder=folder)
     note = dest.with_name(dest.name + REASON_SUFFIX)
     note.write_text(f"error_kind: {kind}\nreason: {reason}\noriginal: {path}\nwhen: {time.ctime()}\n")
     return dest

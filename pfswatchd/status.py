@@ -16,9 +16,10 @@ RECENT_ERRORS = 10
 def collect(ledger: Ledger, now: float | None = None) -> dict[str, Any]:
     """Everything ``status --json`` prints: counts, every tracked file, the oldest pending file, errors."""
     now = now or time.time()
-    rows = ledger.rows()
+    rows = ledger.rows()  # one snapshot: counts and files always agree
     counts = {state.value: 0 for state in FileState}
-    counts.update(ledger.counts())
+    for row in rows:
+        counts[row["state"]] = counts.get(row["state"], 0) + 1
     files = []
     for row in rows:
         files.append({
@@ -28,6 +29,7 @@ def collect(ledger: Ledger, now: float | None = None) -> dict[str, Any]:
             "data_id": json.loads(row["data_id"]) if row["data_id"] else None,
             "dataset_id": row["dataset_id"],
             "run": row["run"],
+            "archive_id": row["archive_id"],
             "error_kind": row["error_kind"],
             "error": row["error"],
             "attempts": row["attempts"],
@@ -42,9 +44,23 @@ def collect(ledger: Ledger, now: float | None = None) -> dict[str, Any]:
     errors = sorted((r for r in rows if r["error_kind"] and r["state"] in (
         FileState.FAILED.value, FileState.QUARANTINED.value, FileState.PENDING.value)),
         key=lambda r: r["updated_at"], reverse=True)[:RECENT_ERRORS]
+    archives = [{
+        "path": row["path"],
+        "state": row["state"],
+        "dest": row["dest"],
+        "members": row["members"],
+        "published": row["published"],
+        "failed": row["failed"],
+        "stars_bundle": bool(row["stars_bundle"]),
+        "instructions": row["instructions"],
+        "error_kind": row["error_kind"],
+        "error": row["error"],
+        "files": row["files"],
+    } for row in ledger.archive_rows()]
     return {
         "counts": counts,
         "files": files,
+        "archives": archives,
         "oldest_pending": None if oldest is None else {
             "path": oldest["path"], "state": oldest["state"], "age_seconds": round(now - oldest["seen_at"], 3)},
         "recent_errors": [{"path": r["path"], "state": r["state"], "error_kind": r["error_kind"],
@@ -64,6 +80,19 @@ def show(ledger: Ledger, out: TextIO, *, as_json: bool) -> None:
     oldest = data["oldest_pending"]
     if oldest:
         out.write(f"oldest pending: {oldest['path']} ({oldest['state']}, {oldest['age_seconds']:.1f} s)\n")
+    for archive in data["archives"]:
+        files = archive["files"]
+        done = files.get("ingested", 0) + files.get("duplicate", 0)
+        line = f"archive {archive['path']}: {archive['state']}"
+        if archive["published"] is not None:
+            line += f", {archive['published']} files published, {done} ingested"
+        if archive["failed"]:
+            line += f", {archive['failed']} failed checksum"
+        if archive["error"]:
+            line += f" [{archive['error_kind']}] {archive['error']}"
+        out.write(line + "\n")
+        if archive["instructions"]:
+            out.write(f"  operator: {archive['instructions']}\n")
     if data["recent_errors"]:
         out.write("recent errors:\n")
         for error in data["recent_errors"]:

@@ -35,7 +35,8 @@ from watchdog.observers.polling import PollingObserver
 from pfswatchd.names import is_temporary
 from pfswatchd.settle import Hint
 
-WALK = "walk"  # pseudo-hint: walk this folder (a folder was created or moved in)
+WALK = "walk"  # pseudo-hint: walk this folder (a folder was created: its files may still be written)
+WALK_MOVED = "walk-moved"  # walk this folder: it was renamed into place, so its files are complete
 
 # The events asked of the kernel.  Not IN_MODIFY (one per write() of every download), IN_OPEN,
 # IN_CLOSE_NOWRITE or IN_ATTRIB (pfswatchd's own header reads and hard links cause those): files
@@ -50,8 +51,14 @@ def ignored_name(name: str) -> bool:
 
 
 class _Handler(FileSystemEventHandler):
-    def __init__(self, sink: Callable[[str, str], None]) -> None:
+    def __init__(self, sink: Callable[[str, str], None], root: Path) -> None:
         self.sink = sink
+        self.root = str(root).rstrip(os.sep) + os.sep
+
+    def _hidden(self, path: str) -> bool:
+        """True inside a dot-folder under the root (staging areas), or for a dot-file."""
+        relative = path[len(self.root):] if path.startswith(self.root) else os.path.basename(path)
+        return any(part.startswith(".") for part in relative.split(os.sep))
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if isinstance(event, FileClosedEvent):
@@ -64,13 +71,15 @@ class _Handler(FileSystemEventHandler):
         elif isinstance(event, FileModifiedEvent):
             self._file(event.src_path, Hint.MODIFIED)
         elif isinstance(event, DirMovedEvent):
-            self.sink(_text(event.dest_path), WALK)
+            if event.dest_path and not self._hidden(_text(event.dest_path)):
+                self.sink(_text(event.dest_path), WALK_MOVED)
         elif isinstance(event, DirCreatedEvent):
-            self.sink(_text(event.src_path), WALK)
+            if not self._hidden(_text(event.src_path)):
+                self.sink(_text(event.src_path), WALK)
 
     def _file(self, path: bytes | str, hint: Hint) -> None:
         text = _text(path)
-        if not ignored_name(os.path.basename(text)):
+        if not ignored_name(os.path.basename(text)) and not self._hidden(text):
             self.sink(text, hint.value)
 
 
@@ -126,7 +135,7 @@ class Watcher:
         for root in self.roots:
             exists = root.is_dir()
             if exists and root not in self._watched:
-                self._observer.schedule(_Handler(self.sink), str(root), recursive=self.recursive,
+                self._observer.schedule(_Handler(self.sink, root), str(root), recursive=self.recursive,
                                         event_filter=list(EVENTS))
                 self._watched.add(root)
             elif not exists:

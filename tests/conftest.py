@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest_pg import pg_database, postgres  # noqa: F401
 from pfswatchd import fakedata, repo
 from pfswatchd.examine import examine
 from pfswatchd.ingest import Ingester, IngestSettings

@@ -63,12 +63,6 @@ def find_bindir() -> Path:
     )
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class PostgresServer:
     """One PostgreSQL cluster in a temporary folder, reachable on 127.0.0.1:``port``."""
 
@@ -80,15 +74,17 @@ class PostgresServer:
         self.port = 0
         self.base: Path | None = None
         self.running = False
-        self._prefix: list[str] = []
-        self._owner: pwd.struct_passwd | None = None
-        if os.geteuid() == 0:
-            self._owner = _unprivileged_user()
+        self._prefix: list[str] = []  # runs the server tools as self._owner when we are root
+        self._demote: Any = None  # or a preexec_fn, when neither runuser nor setpriv exists
+        self._owner = _unprivileged_user() if os.geteuid() == 0 else None
+        if (owner := self._owner) is not None:
             if shutil.which("runuser"):
-                self._prefix = ["runuser", "-u", self._owner.pw_name, "--"]
+                self._prefix = ["runuser", "-u", owner.pw_name, "--"]
             elif shutil.which("setpriv"):
-                self._prefix = ["setpriv", f"--reuid={self._owner.pw_uid}", f"--regid={self._owner.pw_gid}",
+                self._prefix = ["setpriv", f"--reuid={owner.pw_uid}", f"--regid={owner.pw_gid}",
                                 "--init-groups"]
+            else:
+                self._demote = lambda: (os.setgid(owner.pw_gid), os.setuid(owner.pw_uid))
 
     # -- paths and urls --------------------------------------------------------------------------
 
@@ -118,17 +114,19 @@ class PostgresServer:
             return self
         first = self.base is None
         if first:
+            atexit.register(self.close)  # removes the folder even if nobody calls close()
             self._initdb()
-            atexit.register(self.close)
         for attempt in range(3):
             if first:
-                self.port = free_port()
+                with socket.socket() as sock:  # a free port (retried if someone takes it meanwhile)
+                    sock.bind(("127.0.0.1", 0))
+                    self.port = sock.getsockname()[1]
             done = self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log_path), "-w", "-t",
                              str(int(self.timeout)), "-o", f"-p {self.port}", "start", check=False)
             if done.returncode == 0:
                 break
             if not (first and attempt < 2 and "could not bind" in self.log()):
-                raise RuntimeError(f"pg_ctl start failed ({done.returncode}): {done.stdout}\n{self._log_tail()}")
+                raise RuntimeError(f"pg_ctl start failed: {done.stdout}\n{self._log_tail()}")
         self.running = True
         self._wait_ready()
         return self
@@ -223,23 +221,11 @@ class PostgresServer:
         env["LC_ALL"] = "C"
         done = subprocess.run([*self._prefix, str(self.bindir / tool), *args], cwd=self.base, env=env,
                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True, timeout=self.timeout + 30, preexec_fn=self._demote(), check=False)
+                              text=True, timeout=self.timeout + 30, preexec_fn=self._demote, check=False)
         if check and done.returncode != 0:
             raise RuntimeError(f"{tool} {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n"
                                f"{self._log_tail()}")
         return done
-
-    def _demote(self) -> Any:
-        """A preexec_fn dropping root when neither runuser nor setpriv exists."""
-        owner = self._owner
-        if owner is None or self._prefix:
-            return None
-
-        def demote() -> None:
-            os.setgid(owner.pw_gid)
-            os.setuid(owner.pw_uid)
-
-        return demote
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.timeout

@@ -34,18 +34,18 @@ def _card(key: str, value: str | None = None) -> bytes:
 
 
 def _header(*cards: bytes | tuple[str, str], end: bool = True) -> bytes:
-    """A header block: cards given as bytes or (keyword, value), then END, padded to whole blocks."""
+    """A header: cards as bytes or (keyword, value), then END, padded to whole blocks."""
     raw = b"".join(c if isinstance(c, bytes) else _card(*c) for c in cards) + (_card("END") if end else b"")
     return raw + b" " * (-len(raw) % BLOCK)
 
 
 PRIMARY = (("SIMPLE", "T"), ("BITPIX", "8"), ("NAXIS", "0"))
-
-
 SAMPLES = {path.name: path.read_bytes() for path in (  # valid PFSA, PFSB and pfsConfig files
     fakedata.write_pfsa(WORK / "PFSA00012311.fits", visit=123, spectrograph=1, arm="b", pfs_design_id=5),
     fakedata.write_pfsb(WORK / "PFSB00012323.fits", visit=123, spectrograph=2, pfs_design_id=5, n_reads=1),
     fakedata.write_pfsconfig(WORK / fakedata.pfsconfig_filename(5, 123), visit=123, pfs_design_id=5))}
+HEADER_BYTES = {name: [i for hdu in scan(WORK / name).hdus for i in range(hdu.header_offset, hdu.data_offset)]
+                for name in SAMPLES}
 NAMES = st.sampled_from(sorted(SAMPLES))
 
 
@@ -58,8 +58,7 @@ def _write(name: str, data: bytes) -> Path:
 def _examine_ok(path: Path) -> Examination:
     """examine() did not raise; exactly one outcome; messages are one line naming the file."""
     exam = examine(path)
-    outcomes = [exam.classified, exam.skipped, exam.incomplete, exam.error]
-    assert sum(outcome is not None for outcome in outcomes) == 1, exam
+    assert sum(x is not None for x in (exam.classified, exam.skipped, exam.incomplete, exam.error)) == 1, exam
     for message in (exam.incomplete, None if exam.error is None else str(exam.error)):
         if message is not None:
             assert "\n" not in message and "\r" not in message, message
@@ -100,7 +99,7 @@ NEAR_NAMES = st.builds(
                      "pfsDesign-0x", "agcc_", "pfsconfig-0x", ""]),
     st.text(alphabet="0123456789abcdefAZ-_x\u0663\uff11\n\x00/. ", max_size=30) | st.text(max_size=20)
     | st.text(alphabet="0123456789", min_size=200, max_size=6000).map(lambda d: f"0-{d}"),
-    st.sampled_from([".fits", ".fits\n", ".FITS", ".fits.gz", ".tar", ".md5", "", ".fits/", "~", ".fits\x00"]),
+    st.sampled_from([".fits", ".fits\n", ".FITS", ".fits.gz", ".tar", ".md5", "", ".fits/", "~", ".fits\0"]),
 )
 
 
@@ -128,9 +127,8 @@ def test_parse_name_never_raises(text):
        arm=st.sampled_from("brmn"), visit=st.integers(0, 999_999), spectrograph=st.integers(0, 9),
        design=st.integers(0, 2**64 - 1), folder=st.sampled_from(["", "/data/raw/2025-05-01/sps/", "rel/"]))
 def test_well_formed_names_round_trip(site, arm, visit, spectrograph, design, folder):
-    category = "B" if arm == "n" else "A"
+    category, kind = ("B", FileKind.RAW_NIR) if arm == "n" else ("A", FileKind.RAW_CCD)
     info = parse_name(folder + fakedata.raw_filename(site, category, visit, spectrograph, arm))
-    kind = FileKind.RAW_NIR if arm == "n" else FileKind.RAW_CCD
     assert (info.kind, info.site, info.category, info.visit, info.spectrograph, info.arm) == (
         kind, site, category, visit, spectrograph, arm)
     config = parse_name(folder + fakedata.pfsconfig_filename(design, visit))
@@ -140,7 +138,7 @@ def test_well_formed_names_round_trip(site, arm, visit, spectrograph, design, fo
     assert (pfsf.kind, pfsf.visit, pfsf.subset) == (FileKind.PFSCONFIG, visit, spectrograph * 11)
 
 
-# -- 2. examine() on hostile files -----------------------------------------------------------------
+# -- 2. examine() on hostile files ----------------------------------------------------------------
 
 ABSURD = st.one_of(
     st.sampled_from([10**15, 10**18, 999, 1000, -1, -(10**15), 0, 2**63, 10**69, 8, 16, -32, -64]).map(str),
@@ -154,11 +152,12 @@ ABSURD = st.one_of(
 
 @st.composite
 def absurd_files(draw) -> bytes:
+    """Structural cards (in order or shuffled, END or not) with absurd values, maybe an extension, junk."""
     naxis = draw(st.integers(0, 5))
     values = {"BITPIX": draw(st.sampled_from(["8", "16", "-32"]) | ABSURD),
               "NAXIS": draw(st.just(str(naxis)) | ABSURD)}
     values.update({f"NAXIS{i}": draw(ABSURD) for i in range(1, naxis + 1)})
-    values.update({key: draw(ABSURD) for key in ("PCOUNT", "GCOUNT", "GROUPS", "EXTNAME") if draw(st.booleans())})
+    values.update({k: draw(ABSURD) for k in ("PCOUNT", "GCOUNT", "GROUPS", "EXTNAME") if draw(st.booleans())})
     keys = draw(st.permutations(list(values))) if draw(st.booleans()) else list(values)
     data = _header(("SIMPLE", "T"), *((key, values[key]) for key in keys), end=draw(st.booleans()))
     if draw(st.booleans()):
@@ -167,42 +166,30 @@ def absurd_files(draw) -> bytes:
     return data + draw(st.binary(max_size=3000))
 
 
-@settings(max_examples=150, deadline=None)
-@given(name=NAMES, data=st.binary(max_size=40_000), simple=st.booleans())
-def test_random_bytes(name, data, simple):
-    _examine_ok(_write(name, (_card("SIMPLE", "T") if simple else b"") + data))
+@settings(max_examples=300, deadline=None)
+@given(name=NAMES, data=absurd_files() | st.binary(max_size=40_000)
+       | st.binary(max_size=40_000).map(lambda junk: _card("SIMPLE", "T") + junk))
+@example(name="PFSA00012311.fits",  # the ValueError of a malformed GROUPS card escaped scan()
+         data=_header(("SIMPLE", "T"), ("BITPIX", "8"), ("NAXIS", "1"), ("NAXIS1", "0"), ("GROUPS", "bad")))
+def test_random_bytes_and_absurd_headers(name, data):
+    _examine_ok(_write(name, data))
 
 
 @settings(max_examples=150, deadline=None)
 @given(name=NAMES, fraction=st.floats(0, 1))
 def test_truncated_files_are_incomplete(name, fraction):
-    data = SAMPLES[name]
-    cut = int(len(data) * fraction)
-    exam = _examine_ok(_write(name, data[:cut]))
-    assert (exam.classified is not None) if cut == len(data) else (exam.incomplete is not None), exam
-
-
-HEADER_BYTES = {name: [i for hdu in scan(WORK / name).hdus for i in range(hdu.header_offset, hdu.data_offset)]
-                for name in SAMPLES}
-FLIPS = st.lists(st.tuples(st.integers(0, 10**9), st.integers(0, 255)), min_size=1, max_size=8)
+    cut = int(len(SAMPLES[name]) * fraction)
+    exam = _examine_ok(_write(name, SAMPLES[name][:cut]))
+    assert (exam.classified if cut == len(SAMPLES[name]) else exam.incomplete) is not None, exam
 
 
 @settings(max_examples=150, deadline=None)
-@given(name=NAMES, flips=FLIPS)
+@given(name=NAMES, flips=st.lists(st.tuples(st.integers(0), st.integers(0, 255)), min_size=1, max_size=9))
 def test_byte_flips_in_headers(name, flips):
     data = bytearray(SAMPLES[name])
-    where = HEADER_BYTES[name]
-    for index, byte in flips:
-        data[where[index % len(where)]] = byte
+    for index, byte in flips:  # anywhere in any header, non-ASCII bytes included
+        data[HEADER_BYTES[name][index % len(HEADER_BYTES[name])]] = byte
     _examine_ok(_write(name, bytes(data)))
-
-
-@settings(max_examples=200, deadline=None)
-@given(name=NAMES, data=absurd_files())
-@example(name="PFSA00012311.fits",  # the ValueError of a malformed GROUPS card escaped scan()
-         data=_header(("SIMPLE", "T"), ("BITPIX", "8"), ("NAXIS", "1"), ("NAXIS1", "0"), ("GROUPS", "bad")))
-def test_absurd_structural_values(name, data):
-    _examine_ok(_write(name, data))
 
 
 PFS_CARDS = ["W_ENFCAZ", "W_VISIT", "W_ARM", "W_SPMOD", "W_PFDSGN", "W_SITE", "MJD-STR", "EXPTIME",
@@ -221,7 +208,7 @@ def test_hostile_pfs_card_values(name, key, value):
     _examine_ok(_write(name, bytes(data)))
 
 
-# -- 3. bounded cost -------------------------------------------------------------------------------
+# -- 3. bounded cost ------------------------------------------------------------------------------
 
 def _huge(naxis1: int = 200_000, naxis2: int = 125_000, bitpix: int = 16) -> bytes:  # 50 GB by default
     return _header(("SIMPLE", "T"), ("BITPIX", str(bitpix)), ("NAXIS", "2"), ("NAXIS1", str(naxis1)),
@@ -243,8 +230,7 @@ def test_huge_data_block_is_incomplete_without_reading_it(bitpix, naxis1, naxis2
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert time.perf_counter() - started < 1.0
-    assert peak < 5_000_000 and sum(reads) <= 4 * BLOCK
+    assert time.perf_counter() - started < 1.0 and peak < 5_000_000 and sum(reads) <= 4 * BLOCK
     assert not result.complete and "declare at least" in result.problem
     assert _examine_ok(path).incomplete is not None
 
@@ -252,35 +238,30 @@ def test_huge_data_block_is_incomplete_without_reading_it(bitpix, naxis1, naxis2
 @pytest.mark.parametrize("missing", [0, 1])
 def test_sparse_50_gb_file_reads_one_header(tmp_path, missing):
     """A (sparse) file that holds the whole declared 50 GB block is complete after one header read."""
-    header = _huge()
     path = tmp_path / "PFSA00012311.fits"
     with open(path, "wb") as stream:
-        stream.write(header)
-        stream.truncate(len(header) + -(-50_000_000_000 // BLOCK) * BLOCK - missing)
+        stream.write(_huge())
+        stream.truncate(BLOCK + -(-50_000_000_000 // BLOCK) * BLOCK - missing)
     with _counting_reads() as reads:
         result = scan(path)
     assert result.complete == (missing == 0) and sum(reads) <= 4 * BLOCK
 
 
-@pytest.mark.parametrize(("axis", "outcome"), [(10**69, NotFitsError), (1, None)])
-def test_naxis_999(axis, outcome):
-    """999 axes of 10**69 declare a size with ~69,000 digits: rejected, not a str() ValueError."""
-    axes = [(f"NAXIS{i}", str(axis)) for i in range(1, 1000)]
+def test_naxis_999_of_absurd_size():
+    """999 axes of 10**69 declare a size of ~69,000 digits: NotFitsError, not str()'s ValueError."""
+    axes = [(f"NAXIS{i}", str(10**69)) for i in range(1, 1000)]
     path = _write("PFSA00012311.fits", _header(("SIMPLE", "T"), ("BITPIX", "8"), ("NAXIS", "999"), *axes))
-    if outcome is None:
-        assert len(scan(path).hdus) == 1 and _examine_ok(path).incomplete is not None
-    else:
-        with pytest.raises(outcome, match="declares more than"):
-            scan(path)
-        assert _examine_ok(path).error is not None
+    with pytest.raises(NotFitsError, match="declares more than"):
+        scan(path)
+    assert _examine_ok(path).error is not None
 
 
 @settings(max_examples=4, deadline=None)
 @given(filler=st.sampled_from([b" " * CARD, _card("COMMENT x"), _card("KEY", "1"), _card("ENDX")]),
        extra=st.integers(1, 50))
 def test_no_end_card_reads_at_most_max_header_blocks(filler, extra):
-    blocks = MAX_HEADER_BLOCKS + extra
-    path = _write("PFSA00012311.fits", _card("SIMPLE", "T") + filler * (blocks * BLOCK // CARD - 1))
+    cards = (MAX_HEADER_BLOCKS + extra) * BLOCK // CARD - 1
+    path = _write("PFSA00012311.fits", _card("SIMPLE", "T") + filler * cards)
     tracemalloc.start()
     try:
         with _counting_reads() as reads, pytest.raises(NotFitsError, match="no END card"):
@@ -294,17 +275,18 @@ def test_no_end_card_reads_at_most_max_header_blocks(filler, extra):
 
 def test_header_of_continue_cards_is_linear():
     """1000 blocks of CONTINUE cards took 17 s (quadratic string building)."""
-    cards = [_card("LONGSTR", "'x&'")] + [_card("CONTINUE  '" + "y" * 66 + "&'")] * (36 * MAX_HEADER_BLOCKS - 9)
+    more = _card("CONTINUE  '" + "y" * 66 + "&'")
+    cards = [_card("LONGSTR", "'x&'")] + [more] * (36 * MAX_HEADER_BLOCKS - 9)
     path = _write("PFSA00012311.fits", _header(*PRIMARY, *cards))
     started = time.perf_counter()
-    header = scan(path).primary
-    assert header["LONGSTR"].startswith("x" + "y" * 66) and len(header["LONGSTR"]) > 66 * (len(cards) - 1)
+    value = scan(path).primary["LONGSTR"]
+    assert value.startswith("x" + "y" * 66) and len(value) > 66 * (len(cards) - 1)
     assert time.perf_counter() - started < 3.0
 
 
 @pytest.mark.parametrize("hdus", [MAX_HDUS, MAX_HDUS + 1, 3 * MAX_HDUS])
 def test_many_tiny_hdus_bounded_by_max_hdus(hdus):
-    ext = _header(("XTENSION", "'IMAGE   '"), ("BITPIX", "8"), ("NAXIS", "0"), ("PCOUNT", "0"), ("GCOUNT", "1"))
+    ext = _header(("XTENSION", "'IMAGE'"), ("BITPIX", "8"), ("NAXIS", "0"), ("PCOUNT", "0"), ("GCOUNT", "1"))
     path = _write("PFSA00012311.fits", _header(*PRIMARY) + ext * (hdus - 1))
     with _counting_reads() as reads:
         if hdus <= MAX_HDUS:
@@ -312,26 +294,22 @@ def test_many_tiny_hdus_bounded_by_max_hdus(hdus):
         else:
             with pytest.raises(NotFitsError, match=f"more than {MAX_HDUS} HDUs"):
                 scan(path)
-    assert len(reads) <= MAX_HDUS + 1 and sum(reads) <= MAX_HDUS * 4 * BLOCK
+    assert len(reads) <= MAX_HDUS and sum(reads) <= MAX_HDUS * 4 * BLOCK
 
 
-# -- 4. header value grammar -----------------------------------------------------------------------
+# -- 4. header value grammar ----------------------------------------------------------------------
 
 RESERVED = {"SIMPLE", "BITPIX", "NAXIS", "END", "COMMENT", "HISTORY", "CONTINUE", "HIERARCH"}
 KEYS = st.text(alphabet=string.ascii_uppercase + string.digits + "_-", min_size=1, max_size=8).filter(
     lambda key: key not in RESERVED)
-
-
-def _quoted(text: str) -> str:
-    return "'" + f"{text.replace(chr(39), chr(39) * 2):<8}" + "'"
-
-
-VALUES = st.one_of(
+VALUES = st.one_of(  # (value field as written, value as FITS defines it)
     st.integers(-(10**60), 10**60).map(lambda v: (str(v), v)),
     st.booleans().map(lambda v: ("T" if v else "F", v)),
     st.floats(allow_nan=False, allow_infinity=False).map(lambda v: (repr(v), v)),
     st.floats(-1e300, 1e300).map(lambda v: (f"{v:.12E}".replace("E", "D"), v)),
-    st.text(alphabet=ASCII, max_size=60).map(lambda v: (_quoted(v), v.rstrip())).filter(lambda p: len(p[0]) < 69),
+    st.text(alphabet=ASCII, max_size=60).map(  # quotes doubled; trailing blanks are not significant
+        lambda v: ("'" + f"{v.replace(chr(39), chr(39) * 2):<8}" + "'", v.rstrip())
+    ).filter(lambda pair: len(pair[0]) < 69),
 )
 
 

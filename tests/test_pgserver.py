@@ -85,7 +85,8 @@ def test_created_databases_have_btree_gist(postgres, pg_database):
     engine = sa.create_engine(pg_database)
     try:
         with engine.begin() as conn:
-            assert conn.execute(sa.text("SELECT current_database()")).scalar() == pg_database.rsplit("/", 1)[1]
+            name = conn.execute(sa.text("SELECT current_database()")).scalar()
+            assert name == pg_database.rsplit("/", 1)[1]
             assert "btree_gist" in conn.execute(sa.text("SELECT extname FROM pg_extension")).scalars().all()
             # What the butler uses it for: an exclusion constraint mixing = on a scalar and && on a range.
             conn.execute(sa.text("CREATE TABLE calib (detector int, valid tsrange, "

@@ -20,11 +20,11 @@ from pfswatchd.errors import (
     ErrorKind,
     UnsafeArchiveError,
 )
+from pfswatchd.tarstream import MemberWriter as _Writer  # the O_NOFOLLOW layer is tested on its own below
 from pfswatchd.unpack import (
     STAGING_DIR_NAME,
     PublishConflictError,
     UnpackLimits,
-    _Writer,  # the O_NOFOLLOW layer is tested on its own below
     archive_complete,
     archive_stem,
     extract,

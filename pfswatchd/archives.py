@@ -1,0 +1,230 @@
+"""unpack, in the service: archives in the drop folder are extracted, checked and published.
+
+An archive (.tar, .tar.gz/.tgz, .tar.bz2, .tar.xz) that has settled is checked
+to be a whole tar stream, then extracted in a worker thread into a private
+staging folder under ``archives.extract_to`` (same filesystem), its checksum
+sidecars verified, and its tree published by rename into
+``extract_to/<archive name>/``, a folder the service watches: the FITS files
+then flow into ingest like any other, and the ledger links each to its archive.
+
+- A refused archive (unsafe member, corrupt stream, limit exceeded) is
+  quarantined whole with its reason; nothing from it is published.
+- A file that fails its checksum is not published and is recorded failed,
+  with its name and both sums.
+- A STARS2 bundle (``zadmin/unpack.py``) is extracted; by default the ledger and
+  the log say what the operator must run; with ``archives.stars.run_unpack``
+  the script runs first (no shell, limited environment, timeout) and what it
+  fetched is published too.
+- After success the archive is kept, deleted or moved to ``archives.done_path``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from collections.abc import Callable
+from typing import Any
+
+from pfswatchd import quarantine
+from pfswatchd.config import Config
+from pfswatchd.errors import ErrorKind, PfsWatchError
+from pfswatchd.ledger import ArchiveState, Ledger, Seen
+from pfswatchd.names import parse_name
+from pfswatchd.settle import Hint, Identity, Settler
+from pfswatchd.stars import operator_instructions
+from pfswatchd.transfer import transient
+from pfswatchd.unpack import UnpackLimits, UnpackResult, archive_complete, unpack
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    """What the worker thread found for one archive."""
+
+    path: Path
+    identity: Identity
+    incomplete: bool = False
+    result: UnpackResult | None = None
+    error: PfsWatchError | None = None
+
+
+class ArchiveStage:
+    def __init__(self, config: Config, ledger: Ledger, log: Any, hint: Callable[[str, str], None],
+                 wake: Callable[[], None]) -> None:
+        self.config = config
+        self.ledger = ledger
+        self.log = log
+        self.hint = hint
+        self.wake = wake
+        self.settler = Settler(config.watch.settle_seconds, config.watch.truncated_after)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pfswatchd-unpack")
+        self._lock = threading.Lock()
+        self._done: list[_Job] = []
+        self._busy: set[str] = set()
+
+    @property
+    def limits(self) -> UnpackLimits:
+        a = self.config.archives
+        return UnpackLimits(max_members=a.max_members, max_total_bytes=a.max_total_bytes, max_ratio=a.max_ratio,
+                            max_depth=a.max_depth)
+
+    # -- main thread -----------------------------------------------------------------------------
+
+    def observe(self, path: Path, identity: Identity, hint: Hint, now: float) -> None:
+        size, mtime_ns, _, inode = identity
+        if not self.ledger.upsert_archive(str(path), size, mtime_ns, inode, now):
+            return  # already handled, unchanged
+        self.settler.observe(str(path), identity, hint, now)
+
+    def tick(self, now: float, identity_of: Callable[[str], Identity | None]) -> None:
+        for path in self.settler.restat_due(now):
+            identity = identity_of(path)
+            if identity is None:
+                self.settler.forget(path)
+            else:
+                self.settler.observe(path, identity, Hint.MODIFIED, now)
+        for path in self.settler.ready(now):
+            if path in self._busy or not self.ledger.claim_archive(path, now):
+                continue
+            identity = identity_of(path)
+            if identity is None:
+                self.settler.forget(path)
+                continue
+            self.settler.examining([path])
+            self._busy.add(path)
+            future = self._pool.submit(self._work, Path(path), identity)
+            future.add_done_callback(self._finished)
+        for path, reason in self.settler.overdue(now):
+            self.settler.forget(path)
+            self._refused(Path(path), ErrorKind.CORRUPT_ARCHIVE.value,
+                          f"{Path(path).name}: {reason}; the archive stopped growing before its tar stream ended")
+        with self._lock:
+            done, self._done = self._done, []
+        for job in done:
+            self._busy.discard(str(job.path))
+            self.settler.examined(str(job.path))
+            self._record(job, now)
+
+    def next_deadline(self, now: float) -> float | None:
+        return self.settler.next_deadline(now)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    # -- worker thread ---------------------------------------------------------------------------
+
+    def _work(self, path: Path, identity: Identity) -> _Job:
+        cfg = self.config
+        try:
+            if not archive_complete(path, limits=self.limits):
+                return _Job(path, identity, incomplete=True)
+            stars = cfg.archives.stars
+            result = unpack(
+                path,
+                cfg.archives.extract_to,
+                limits=self.limits,
+                verify=cfg.archives.verify_checksums,
+                stars_script=(stars.network, stars.timeout) if stars.run_unpack else None,
+                file_mode=cfg.service.file_mode,
+                dir_mode=cfg.service.dir_mode,
+            )
+        except PfsWatchError as exc:
+            return _Job(path, identity, error=exc)
+        except OSError as exc:
+            return _Job(path, identity, error=transient(exc, f"unpacking {path.name}"))
+        return _Job(path, identity, result=result)
+
+    def _finished(self, future: Future[_Job]) -> None:
+        job = future.result()
+        with self._lock:
+            self._done.append(job)
+        self.wake()
+
+    # -- recording (main thread) -----------------------------------------------------------------
+
+    def _record(self, job: _Job, now: float) -> None:
+        path = str(job.path)
+        if job.incomplete:
+            self.ledger.finish_archive(path, ArchiveState.PENDING)
+            self.settler.incomplete(path, job.identity, f"{job.path.name}: the tar stream is not complete yet", now)
+            return
+        self.settler.forget(path)
+        if job.error is not None:
+            error = job.error
+            if error.retryable:
+                delay = self.config.ingest.retry_initial
+                self.ledger.finish_archive(path, ArchiveState.PENDING, error_kind=error.kind.value,
+                                           error=str(error), next_attempt_at=time.time() + delay)
+                self.log.warning("archive_retry_scheduled", path=path, error_kind=error.kind.value, reason=str(error))
+                self.settler.observe(path, job.identity, Hint.RETRY, now + delay)
+                return
+            self._refused(job.path, error.kind.value, str(error))
+            return
+        result = job.result
+        assert result is not None
+        archive_id = self.ledger.archive_id(path)
+        seen = []
+        for published in result.published:
+            try:
+                st = os.stat(published)
+            except OSError:
+                continue
+            seen.append(Seen(str(published), parse_name(published).kind.value, st.st_size, st.st_mtime_ns,
+                             st.st_ino, archive_id=archive_id))
+        self.ledger.upsert_seen(seen, now)
+        self.ledger.link_archive([s.path for s in seen], archive_id)
+        for member, reason in result.failed:
+            self.ledger.record_member_failure(f"{path}#{member}", archive_id, ErrorKind.CHECKSUM_MISMATCH.value,
+                                              reason, now)
+        for item in seen:
+            self.hint(item.path, Hint.MOVED.value)
+        instructions = operator_instructions(result.dest) if result.stars_bundle and result.script is None else None
+        state = ArchiveState.OPERATOR if instructions else ArchiveState.PUBLISHED
+        self.ledger.finish_archive(path, state, dest=str(result.dest), members=result.members,
+                                   published=len(result.published), failed=len(result.failed),
+                                   stars_bundle=result.stars_bundle, instructions=instructions)
+        self.log.info("archive_unpacked", path=path, dest=str(result.dest), members=result.members,
+                      published=len(result.published), failed=len(result.failed), stars_bundle=result.stars_bundle)
+        if instructions:
+            self.log.warning("stars_bundle_needs_operator", path=path, instructions=instructions)
+        if result.script is not None:
+            self.log.info("stars_script_ran", path=path, fetched=len(result.script.new_files),
+                          seconds=round(result.script.seconds, 1))
+        if not result.failed:
+            self._after(job.path, ArchiveState.OPERATOR if instructions else ArchiveState.DONE)
+
+    def _refused(self, archive: Path, kind: str, reason: str) -> None:
+        path = str(archive)
+        values: dict[str, Any] = {"error_kind": kind, "error": reason}
+        state = ArchiveState.FAILED
+        if self.config.quarantine.policy == "move" and archive.exists():
+            try:
+                moved = quarantine.quarantine(archive, roots=self.config.watch_roots,
+                                              folder=self.config.quarantine.path, kind=kind, reason=reason)
+            except OSError as exc:
+                self.log.error("quarantine_failed", path=path, error=str(exc))
+            else:
+                state = ArchiveState.QUARANTINED
+                values["dest"] = str(moved)
+        self.ledger.finish_archive(path, state, **values)
+        self.log.error(f"archive_{state.value}", path=path, error_kind=kind, reason=reason)
+
+    def _after(self, archive: Path, state: ArchiveState) -> None:
+        """Keep, delete or move a successfully unpacked archive (archives.after)."""
+        policy = self.config.archives.after
+        if policy == "keep":
+            return
+        try:
+            if policy == "delete":
+                archive.unlink()
+            else:
+                target = quarantine.relocate(archive, roots=self.config.watch_roots,
+                                             folder=self.config.archives.done_path)
+                self.log.info("archive_moved", path=str(archive), dest=str(target))
+        except OSError as exc:
+            self.log.error("archive_after_failed", path=str(archive), policy=policy, error=str(exc))
+            return
+        self.ledger.finish_archive(str(archive), state, after=policy)

@@ -1,0 +1,147 @@
+"""The ledger's database: states, tables and engine settings (SQLite or PostgreSQL).
+
+All times are Unix epoch seconds (floats), so the same schema serves both databases.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+SCHEMA_VERSION = 1
+CHUNK = 500  # rows per statement (IN lists, executemany)
+
+
+class FileState(StrEnum):
+    PENDING = "pending"
+    INGESTING = "ingesting"
+    WAITING = "waiting"
+    INGESTED = "ingested"
+    DUPLICATE = "duplicate"
+    IGNORED = "ignored"
+    FAILED = "failed"
+    QUARANTINED = "quarantined"
+
+
+class ArchiveState(StrEnum):
+    PENDING = "pending"  # seen; waiting to be whole, or for a retry
+    EXTRACTING = "extracting"  # claimed by an instance
+    PUBLISHED = "published"  # extracted and published; its files flow into ingest
+    OPERATOR = "operator"  # a STARS2 bundle: the operator must run zadmin/unpack.py
+    DONE = "done"  # published, and archives.after applied
+    FAILED = "failed"
+    QUARANTINED = "quarantined"
+
+
+ARCHIVE_FINAL = frozenset({ArchiveState.PUBLISHED, ArchiveState.OPERATOR, ArchiveState.DONE, ArchiveState.FAILED,
+                           ArchiveState.QUARANTINED})
+
+FINAL_STATES = frozenset(
+    {FileState.INGESTED, FileState.DUPLICATE, FileState.IGNORED, FileState.FAILED, FileState.QUARANTINED}
+)
+CLAIMABLE_STATES = (FileState.PENDING.value, FileState.WAITING.value)
+
+metadata = sa.MetaData()
+
+files = sa.Table(
+    "files",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("path", sa.Text, nullable=False, unique=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False, index=True),
+    sa.Column("size", sa.BigInteger),
+    sa.Column("mtime_ns", sa.BigInteger),
+    sa.Column("inode", sa.BigInteger),
+    sa.Column("instrument", sa.String(16)),
+    sa.Column("visit", sa.Integer, index=True),
+    sa.Column("data_id", sa.Text),
+    sa.Column("dataset_id", sa.String(36)),
+    sa.Column("run", sa.String(255)),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("error_kind", sa.String(32)),
+    sa.Column("error", sa.Text),
+    sa.Column("seen_at", sa.Float, nullable=False),
+    sa.Column("complete_at", sa.Float),
+    sa.Column("ingested_at", sa.Float),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("next_attempt_at", sa.Float, index=True),
+    sa.Column("claimed_by", sa.String(255)),
+    sa.Column("claim_expires", sa.Float),
+    sa.Column("archive_id", sa.Integer, index=True),
+    sa.Column("quarantine_path", sa.Text),
+)
+
+archives = sa.Table(
+    "archives",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("path", sa.Text, nullable=False, unique=True),
+    sa.Column("state", sa.String(16), nullable=False, index=True),
+    sa.Column("size", sa.BigInteger),
+    sa.Column("mtime_ns", sa.BigInteger),
+    sa.Column("inode", sa.BigInteger),
+    sa.Column("dest", sa.Text),
+    sa.Column("members", sa.Integer),
+    sa.Column("published", sa.Integer),
+    sa.Column("failed", sa.Integer),
+    sa.Column("stars_bundle", sa.Boolean),
+    sa.Column("instructions", sa.Text),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("error_kind", sa.String(32)),
+    sa.Column("error", sa.Text),
+    sa.Column("seen_at", sa.Float, nullable=False),
+    sa.Column("done_at", sa.Float),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("next_attempt_at", sa.Float),
+    sa.Column("claimed_by", sa.String(255)),
+    sa.Column("claim_expires", sa.Float),
+    sa.Column("after", sa.String(16)),
+)
+
+meta = sa.Table(
+    "pfswatchd_meta",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text),
+)
+
+
+
+def make_engine(url: str) -> Engine:
+    """An engine with the settings a long-running service needs.
+
+    SQLite: WAL (readers never block the writer), a 30 s busy timeout, and
+    NORMAL synchronous (durable at each checkpoint; a crash loses at most the
+    last transactions, which the rescan re-finds).  PostgreSQL: pre-ping and a
+    bounded pool, so a restarted server or an idle timeout costs a reconnect,
+    not an error.
+    """
+    if url.startswith("sqlite"):
+        database = url.split("///", 1)[-1]
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": 30})
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(connection: Any, _record: Any) -> None:
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    return sa.create_engine(
+        url, pool_pre_ping=True, pool_size=4, max_overflow=4, pool_recycle=1800, pool_timeout=30
+    )
+
+
+def upsert_insert(conn: Connection, table: sa.Table) -> Any:
+    """An INSERT that supports ON CONFLICT DO NOTHING on both databases."""
+    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)

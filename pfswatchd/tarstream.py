@@ -1,0 +1,383 @@
+"""Reading tar members safely, as one stream, and writing them through descriptors that never follow a link.
+
+``TarReader`` lists one archive's members with tarfile's header parser (a TarInfo subclass refuses
+what tarfile would otherwise load into memory: GNU sparse maps and oversized extended headers), copies
+their data (``copy_file_range`` for an uncompressed tar, 8 MiB at a time from the decompressed stream
+otherwise) and, once the member list ends, checks that the archive ends properly.  gzip, bzip2 and xz
+are decompressed here, ``_OUT_CHUNK`` at a time, with the ratio limit checked as bytes come out.
+``TreeTotals`` counts members and bytes over a whole tree against ``UnpackLimits``.  ``MemberWriter``
+creates checked members through directory descriptors opened with O_NOFOLLOW and files created with
+O_EXCL|O_NOFOLLOW.  Deciding which members are safe is ``pfswatchd.unpack``'s job.
+"""
+
+from __future__ import annotations
+
+import bz2
+import errno
+import io
+import lzma
+import os
+import tarfile
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, Self, TypeAlias, TypeVar
+
+from pfswatchd.errors import ArchiveLimitError, CorruptArchiveError, PfsWatchError, UnsafeArchiveError
+
+if TYPE_CHECKING:
+    from pfswatchd.unpack import UnpackLimits
+
+__all__ = ["MemberWriter", "TarReader", "TreeTotals"]
+
+_IN_CHUNK = 1 << 20  # compressed bytes read at a time
+_OUT_CHUNK = 4 << 20  # decompressed bytes per call: bounds memory whatever the ratio
+_COPY_CHUNK = 8 << 20
+_RATIO_SLACK = 1 << 20  # ratio limits apply past the first MiB: a tiny archive is mostly tar padding
+_MAX_EXTENDED = 1 << 20  # tarfile reads GNU long names and pax headers into memory
+_EXTENDED = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE, tarfile.XGLTYPE,
+             tarfile.SOLARIS_XHDTYPE)
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_NO_COPY_RANGE = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP}
+_T = TypeVar("_T")
+# How tarfile's member list ended; tarfile raises these but its type stubs do not export them.
+_EOF_HEADER: type[Exception] = tarfile.EOFHeaderError  # type: ignore[attr-defined]
+_EMPTY_HEADER: type[Exception] = tarfile.EmptyHeaderError  # type: ignore[attr-defined]
+_INVALID_HEADER: type[Exception] = tarfile.InvalidHeaderError  # type: ignore[attr-defined]
+
+
+def _check_ratio(label: str, expanded: int, size: int, max_ratio: float) -> None:
+    if expanded > max_ratio * size + _RATIO_SLACK:
+        raise ArchiveLimitError(
+            f"{label}: expands to more than {expanded} bytes from {size} bytes on disk "
+            f"(ratio {expanded / max(size, 1):.0f}); limit max_ratio = {max_ratio:g}"
+        )
+
+
+class _Refusal(Exception):
+    """A header refused inside tarfile's parser; ``TarReader`` re-raises it with the archive's name."""
+
+    def __init__(self, error: type[PfsWatchError], detail: str) -> None:
+        super().__init__(detail)
+        self.error, self.detail = error, detail
+
+
+class _Member(tarfile.TarInfo):
+    """TarInfo that records why the member list ended and refuses what tarfile would load into memory."""
+
+    @classmethod
+    def fromtarfile(cls, tarfile_: tarfile.TarFile) -> Self:
+        assert isinstance(tarfile_, _TarFile) and tarfile_.fileobj is not None
+        start = tarfile_.fileobj.tell()
+        try:
+            member = cls.frombuf(tarfile_.fileobj.read(tarfile.BLOCKSIZE), tarfile_.encoding, tarfile_.errors)
+        except tarfile.HeaderError as exc:
+            tarfile_.end = (exc, tarfile_.offset)  # offset: where the header should have been
+            raise
+        member.offset = start
+        if member.type == tarfile.GNUTYPE_SPARSE:  # its extension blocks are read into an unbounded list
+            raise _Refusal(UnsafeArchiveError,
+                           f"member {member.name!r} is a GNU sparse file; expected a plain regular file")
+        if member.type in _EXTENDED and member.size > _MAX_EXTENDED:
+            raise _Refusal(ArchiveLimitError,
+                           f"extended header at byte {start} declares {member.size} bytes; limit "
+                           f"{_MAX_EXTENDED}")
+        # _proc_member is tarfile's documented hook for TarInfo subclasses (see its comment above _proc_*).
+        processed = member._proc_member(tarfile_)  # type: ignore[attr-defined]
+        assert isinstance(processed, cls)
+        return processed
+
+
+class _TarFile(tarfile.TarFile):
+    tarinfo = _Member
+    end: tuple[Exception, int] | None = None
+
+
+class TarReader:
+    """One open archive: its members in order, their data, and a check that it ends properly."""
+
+    def __init__(self, raw: BinaryIO, codec: str, label: str, limits: UnpackLimits) -> None:
+        self.raw, self.label = raw, label
+        self.size = os.fstat(raw.fileno()).st_size
+        self.declared = 0
+        self._buffer: bytearray | None = None  # one copy buffer per archive, allocated on first use
+        self.stream = None
+        with self._errors():
+            if codec == "tar":
+                self.tar = _TarFile.open(fileobj=raw, mode="r:")
+            else:
+                self.stream = _Decompressed(raw, codec, label, self.size, limits.max_ratio)
+                # The stubs want a writable, seekable file object; stream mode only ever calls read().
+                self.tar = _TarFile.open(fileobj=self.stream, mode="r|", bufsize=_IN_CHUNK)  # type: ignore[call-overload]
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except _Refusal as exc:
+            raise exc.error(f"{self.label}: {exc.detail}") from None
+        except (tarfile.TarError, ValueError, RecursionError) as exc:
+            raise CorruptArchiveError(f"{self.label}: unreadable tar data ({exc}); expected a tar archive") \
+                from None
+
+    def __iter__(self) -> Iterator[tarfile.TarInfo]:
+        while True:
+            with self._errors():
+                member = self.tar.next()
+            if member is None:
+                break
+            yield member
+        self._check_end()
+
+    def _check_end(self) -> None:
+        error, offset = self.tar.end or (None, -1)
+        if isinstance(error, _INVALID_HEADER):
+            raise CorruptArchiveError(f"{self.label}: bad tar header at byte {offset} ({error}); expected a "
+                                      "valid header or the end-of-archive marker")
+        if self.stream is not None:
+            self.stream.drain()  # raises unless the compressed data ends properly, CRC included
+            at_member_end = isinstance(error, _EMPTY_HEADER) and offset == self.stream.produced
+            if isinstance(error, _EOF_HEADER) or at_member_end:
+                return  # an end marker, or the stream ends right after the last member's data
+        elif isinstance(error, _EOF_HEADER):
+            assert self.tar.fileobj is not None
+            if self.tar.fileobj.read(tarfile.BLOCKSIZE) == bytes(tarfile.BLOCKSIZE):
+                return  # both zero blocks of the end-of-archive marker are there
+        length = self.size if self.stream is None else self.stream.produced
+        raise CorruptArchiveError(f"{self.label}: the tar data stops at byte {length} before its "
+                                  "end-of-archive marker (truncated, or still being written); expected a "
+                                  "whole archive")
+
+    def copy_data(self, member: tarfile.TarInfo, fd: int) -> None:
+        """Write ``member``'s data to ``fd``: in the kernel when seekable, else 8 MiB at a time."""
+        if self.stream is None:
+            _copy_range(self.raw.fileno(), fd, member.offset_data, member.size)
+            return
+        if member.size == 0:
+            return
+        if self._buffer is None:
+            self._buffer = bytearray(_COPY_CHUNK)
+        view = memoryview(self._buffer)
+        with self._errors():
+            source = self.tar.extractfile(member)
+            assert isinstance(source, io.BufferedReader)
+            while count := source.readinto(view):
+                _write_all(fd, view[:count])
+
+
+_Decompressor: TypeAlias = "zlib._Decompress | bz2.BZ2Decompressor | lzma.LZMADecompressor"
+
+
+class _Decompressed:
+    """The decompressed bytes of a gzip, bzip2 or xz file, read by tarfile's stream mode.
+
+    Concatenated streams (pigz, pbzip2, parallel xz) and zero padding after a stream are accepted; a cut
+    stream raises CorruptArchiveError, and expanding past the ratio limit raises ArchiveLimitError.
+    """
+
+    def __init__(self, raw: BinaryIO, codec: str, label: str, size: int, max_ratio: float) -> None:
+        self._raw, self._codec, self.label = raw, codec, label
+        self._size, self._max_ratio = size, max_ratio
+        self._in = b""
+        self._out, self._pos = b"", 0
+        self._decompressor: _Decompressor | None = self._new()
+        self.produced = 0
+
+    def _new(self) -> _Decompressor:
+        if self._codec == "gzip":
+            return zlib.decompressobj(wbits=31)  # gzip header, and the CRC and size trailer are checked
+        if self._codec == "bzip2":
+            return bz2.BZ2Decompressor()
+        return lzma.LZMADecompressor(format=lzma.FORMAT_XZ)
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` decompressed bytes; b"" only at the proper end of the last stream."""
+        if self._pos >= len(self._out):
+            self._out, self._pos = self._next(), 0
+        end = len(self._out) if size < 0 else self._pos + size
+        data = self._out[self._pos : end]
+        self._pos += len(data)
+        return data
+
+    def drain(self) -> None:
+        """Read to the end, so the last stream's end (and CRC) is checked."""
+        self._out, self._pos = b"", 0
+        while self._next():
+            pass
+
+    def _next(self) -> bytes:
+        while self._decompressor is not None or self._start_next_stream():
+            at_end = False
+            if not self._in:
+                self._in = self._raw.read(_IN_CHUNK)
+                at_end = not self._in
+            try:
+                out = self._step()
+            except (zlib.error, lzma.LZMAError, OSError, EOFError) as exc:
+                where = self._raw.tell()
+                raise CorruptArchiveError(f"{self.label}: corrupt {self._codec} data near byte {where} "
+                                          f"({exc}); expected a valid {self._codec} stream") from None
+            if out:
+                self.produced += len(out)
+                _check_ratio(self.label, self.produced, self._size, self._max_ratio)
+                return out
+            if at_end and self._decompressor is not None:
+                raise CorruptArchiveError(f"{self.label}: the {self._codec} stream stops at byte "
+                                          f"{self._raw.tell()} before its end (truncated, or still being "
+                                          "written); expected a whole stream")
+        return b""
+
+    def _step(self) -> bytes:
+        decompressor = self._decompressor
+        assert decompressor is not None
+        if isinstance(decompressor, (bz2.BZ2Decompressor, lzma.LZMADecompressor)):
+            if decompressor.needs_input:
+                out = decompressor.decompress(self._in, _OUT_CHUNK)
+                self._in = b""
+            else:
+                out = decompressor.decompress(b"", _OUT_CHUNK)
+        else:
+            out = decompressor.decompress(self._in, _OUT_CHUNK)
+            self._in = decompressor.unconsumed_tail
+        if decompressor.eof:
+            self._in = decompressor.unused_data + self._in
+            self._decompressor = None
+        return out
+
+    def _start_next_stream(self) -> bool:
+        """After a stream ended: skip zero padding; start a new stream if more data follows."""
+        while not (rest := self._in.lstrip(b"\0")):
+            self._in = self._raw.read(_IN_CHUNK)
+            if not self._in:
+                return False
+        self._in, self._decompressor = rest, self._new()
+        return True
+
+
+class TreeTotals:
+    """Counts over the whole tree, checked against the limits as members are read."""
+
+    def __init__(self, limits: UnpackLimits, label: str, size: int) -> None:
+        self.limits, self.label, self.size = limits, label, size
+        self.members = self.bytes = 0
+        self.nested: list[Path] = []
+
+    def add(self, member: tarfile.TarInfo, archive: TarReader) -> None:
+        limits = self.limits
+        self.members += 1
+        if self.members > limits.max_members:
+            raise ArchiveLimitError(f"{archive.label}: more than {limits.max_members} members (member "
+                                    f"{self.members} is {member.name!r}); limit max_members = "
+                                    f"{limits.max_members}")
+        if not member.isreg():
+            return
+        if limits.max_member_bytes is not None and member.size > limits.max_member_bytes:
+            raise ArchiveLimitError(f"{archive.label}: member {member.name!r} has {member.size} bytes; limit "
+                                    f"max_member_bytes = {limits.max_member_bytes}")
+        self.bytes += member.size
+        archive.declared += member.size
+        if self.bytes > limits.max_total_bytes:
+            raise ArchiveLimitError(f"{archive.label}: members hold more than {self.bytes} bytes; limit "
+                                    f"max_total_bytes = {limits.max_total_bytes}")
+        _check_ratio(archive.label, archive.declared, archive.size, limits.max_ratio)
+        _check_ratio(self.label, self.bytes, self.size, limits.max_ratio)
+
+
+class MemberWriter:
+    """Creates members under ``root`` through directory descriptors that never follow a symlink."""
+
+    def __init__(self, root: Path, label: str, modes: tuple[int, int]) -> None:
+        self.label = label
+        self.file_mode, self.dir_mode = modes
+        self.exec_mode = self.file_mode | (self.file_mode & 0o444) >> 2
+        self._dirs: dict[tuple[str, ...], int] = {(): os.open(root, _DIR_FLAGS)}
+
+    def close(self) -> None:
+        for fd in self._dirs.values():
+            os.close(fd)
+        self._dirs.clear()
+
+    def dir_fd(self, parts: tuple[str, ...]) -> int:
+        """The descriptor of directory ``parts``, creating missing directories."""
+        known = len(parts)
+        while parts[:known] not in self._dirs:
+            known -= 1
+        fd = self._dirs[parts[:known]]
+        for end in range(known + 1, len(parts) + 1):
+            name = parts[end - 1]
+            try:
+                os.mkdir(name, 0o700, dir_fd=fd)
+                created = True
+            except FileExistsError:
+                created = False
+            try:
+                fd = os.open(name, _DIR_FLAGS, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                    raise
+                raise UnsafeArchiveError(f"{self.label}: {'/'.join(parts[:end])!r} is a symlink or file on "
+                                         "disk; expected a directory (no write goes through a link)") \
+                    from None
+            if created:
+                os.fchmod(fd, self.dir_mode)
+            self._dirs[parts[:end]] = fd
+        return fd
+
+    def write(self, archive: TarReader, member: tarfile.TarInfo, parts: tuple[str, ...]) -> None:
+        """Create one checked member (a later member of the same name replaces a file or link)."""
+        if len(self._dirs) > 256:  # keep descriptors bounded on archives with many folders
+            for key in [key for key in self._dirs if key]:
+                os.close(self._dirs.pop(key))
+        if member.isdir():
+            self.dir_fd(parts)
+            return
+        parent, leaf = self.dir_fd(parts[:-1]), parts[-1]
+        if member.issym():
+            _replacing(parent, leaf, lambda: os.symlink(member.linkname, leaf, dir_fd=parent))
+        elif member.islnk():
+            target = tuple(part for part in member.linkname.split("/") if part not in ("", "."))
+            source_dir = self.dir_fd(target[:-1])
+            _replacing(parent, leaf, lambda: os.link(target[-1], leaf, src_dir_fd=source_dir,
+                                                     dst_dir_fd=parent, follow_symlinks=False))
+        else:
+            fd: int = _replacing(parent, leaf, lambda: os.open(leaf, _NEW_FILE, 0o600, dir_fd=parent))
+            try:
+                archive.copy_data(member, fd)
+                os.fchmod(fd, self.exec_mode if member.mode & 0o111 else self.file_mode)
+                if 0 <= member.mtime < 2**34:
+                    os.utime(fd, (member.mtime, member.mtime))
+            finally:
+                os.close(fd)
+
+
+def _replacing(parent: int, leaf: str, create: Callable[[], _T]) -> _T:
+    try:
+        return create()
+    except FileExistsError:  # an earlier file or link of the same name (the layout refused directories)
+        os.unlink(leaf, dir_fd=parent)
+        return create()
+
+
+def _copy_range(source: int, target: int, offset: int, size: int) -> None:
+    """Copy ``size`` bytes at ``offset`` of ``source`` in the kernel, with a read/write fallback."""
+    end = offset + size
+    while offset < end:
+        try:
+            count = os.copy_file_range(source, target, min(end - offset, 1 << 30), offset_src=offset)
+        except OSError as exc:
+            if exc.errno not in _NO_COPY_RANGE:
+                raise
+            count = _write_all(target, memoryview(os.pread(source, min(end - offset, _COPY_CHUNK), offset)))
+        if count == 0:
+            raise CorruptArchiveError(f"the archive shrank while it was read (byte {offset} of {end} "
+                                      "missing); expected an archive that is no longer written")
+        offset += count
+
+
+def _write_all(fd: int, data: memoryview) -> int:
+    done = 0
+    while done < len(data):
+        done += os.write(fd, data[done:])
+    return done
