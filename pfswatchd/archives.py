@@ -215,12 +215,10 @@ class ArchiveStage:
     def _after(self, archive: Path, state: ArchiveState) -> None:
         """Keep, delete or move a successfully unpacked archive (archives.after)."""
         policy = self.config.archives.after
-        if policy == "keep":
-            return
         try:
             if policy == "delete":
                 archive.unlink()
-            else:
+            elif policy == "move":
                 target = quarantine.relocate(archive, roots=self.config.watch_roots,
                                              folder=self.config.archives.done_path)
                 self.log.info("archive_moved", path=str(archive), dest=str(target))

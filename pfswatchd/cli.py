@@ -133,6 +133,26 @@ def _retry(args: argparse.Namespace) -> int:
     return EX_OK
 
 
+def _unpack(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from pfswatchd.stars import operator_instructions
+    from pfswatchd.unpack import UnpackLimits, unpack
+
+    cfg = _load_config(args.config)
+    a = cfg.archives
+    limits = UnpackLimits(max_members=a.max_members, max_total_bytes=a.max_total_bytes, max_ratio=a.max_ratio,
+                          max_depth=a.max_depth)
+    result = unpack(Path(args.archive), Path(args.dest), limits=limits, verify=not args.no_verify,
+                    file_mode=cfg.service.file_mode, dir_mode=cfg.service.dir_mode)
+    print(f"{args.archive}: {result.members} members, {len(result.published)} files published into {result.dest}")
+    for member, reason in result.failed:
+        print(f"FAILED {member}: {reason}", file=sys.stderr)
+    if result.stars_bundle:
+        print(operator_instructions(result.dest))
+    return EX_FAILED if result.failed else EX_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pfswatchd", description="Ingest Subaru PFS raw frames and pfsConfigs into a butler repository."
@@ -192,6 +212,13 @@ def build_parser() -> argparse.ArgumentParser:
     retry.add_argument("--kind", action="append", help="only this error kind (repeatable)")
     retry.add_argument("paths", metavar="PATH", nargs="*", help="only these files")
     retry.set_defaults(func=_retry)
+
+    unpack = commands.add_parser("unpack", help="extract an archive safely, once, by hand (as the service does)")
+    unpack.add_argument("archive", metavar="ARCHIVE")
+    unpack.add_argument("dest", metavar="DEST", help="published into DEST/<archive name>/")
+    unpack.add_argument("--config", metavar="FILE", help="take the [archives] limits from this file")
+    unpack.add_argument("--no-verify", action="store_true", help="do not check md5/sha256 sidecars")
+    unpack.set_defaults(func=_unpack)
     return parser
 
 

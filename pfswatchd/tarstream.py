@@ -29,7 +29,7 @@ from pfswatchd.errors import ArchiveLimitError, CorruptArchiveError, PfsWatchErr
 if TYPE_CHECKING:
     from pfswatchd.unpack import UnpackLimits
 
-__all__ = ["MemberWriter", "TarReader", "TreeTotals"]
+__all__ = ["ArchiveEndsEarly", "MemberWriter", "TarReader", "TreeTotals"]
 
 _IN_CHUNK = 1 << 20  # compressed bytes read at a time
 _OUT_CHUNK = 4 << 20  # decompressed bytes per call: bounds memory whatever the ratio
@@ -55,6 +55,12 @@ def _check_ratio(label: str, expanded: int, size: int, max_ratio: float) -> None
             f"(ratio {expanded / max(size, 1):.0f}); limit max_ratio = {max_ratio:g}"
         )
 
+
+_SHORT_READS = frozenset({"unexpected end of data", "empty file", "truncated header"})
+
+
+class ArchiveEndsEarly(CorruptArchiveError):
+    """The archive stops before its stream ends: cut short, or still being written."""
 
 class _Refusal(Exception):
     """A header refused inside tarfile's parser; ``TarReader`` re-raises it with the archive's name."""
@@ -118,6 +124,12 @@ class TarReader:
             yield
         except _Refusal as exc:
             raise exc.error(f"{self.label}: {exc.detail}") from None
+        except tarfile.ReadError as exc:
+            if str(exc) in _SHORT_READS:  # tarfile's words for data that stops early
+                raise ArchiveEndsEarly(f"{self.label}: the tar data stops early ({exc}; truncated, or still "
+                                       "being written); expected a whole archive") from None
+            raise CorruptArchiveError(f"{self.label}: unreadable tar data ({exc}); expected a tar archive") \
+                from None
         except (tarfile.TarError, ValueError, RecursionError) as exc:
             raise CorruptArchiveError(f"{self.label}: unreadable tar data ({exc}); expected a tar archive") \
                 from None
@@ -146,7 +158,7 @@ class TarReader:
             if self.tar.fileobj.read(tarfile.BLOCKSIZE) == bytes(tarfile.BLOCKSIZE):
                 return  # both zero blocks of the end-of-archive marker are there
         length = self.size if self.stream is None else self.stream.produced
-        raise CorruptArchiveError(f"{self.label}: the tar data stops at byte {length} before its "
+        raise ArchiveEndsEarly(f"{self.label}: the tar data stops at byte {length} before its "
                                   "end-of-archive marker (truncated, or still being written); expected a "
                                   "whole archive")
 
@@ -215,7 +227,10 @@ class _Decompressed:
                 at_end = not self._in
             try:
                 out = self._step()
-            except (zlib.error, lzma.LZMAError, OSError, EOFError) as exc:
+            except EOFError as exc:
+                raise ArchiveEndsEarly(f"{self.label}: the {self._codec} stream stops near byte "
+                                       f"{self._raw.tell()} ({exc}); expected a whole stream") from None
+            except (zlib.error, lzma.LZMAError, OSError) as exc:
                 where = self._raw.tell()
                 raise CorruptArchiveError(f"{self.label}: corrupt {self._codec} data near byte {where} "
                                           f"({exc}); expected a valid {self._codec} stream") from None
@@ -224,7 +239,7 @@ class _Decompressed:
                 _check_ratio(self.label, self.produced, self._size, self._max_ratio)
                 return out
             if at_end and self._decompressor is not None:
-                raise CorruptArchiveError(f"{self.label}: the {self._codec} stream stops at byte "
+                raise ArchiveEndsEarly(f"{self.label}: the {self._codec} stream stops at byte "
                                           f"{self._raw.tell()} before its end (truncated, or still being "
                                           "written); expected a whole stream")
         return b""

@@ -33,7 +33,7 @@ from pfswatchd.checksums import verify_tree
 from pfswatchd.errors import ArchiveLimitError, CorruptArchiveError, UnsafeArchiveError
 from pfswatchd.publish import PublishConflictError, publish
 from pfswatchd.stars import ScriptResult, is_stars_bundle, run_unpack_script
-from pfswatchd.tarstream import MemberWriter, TarReader, TreeTotals
+from pfswatchd.tarstream import ArchiveEndsEarly, MemberWriter, TarReader, TreeTotals
 from pfswatchd.transfer import transient
 
 __all__ = [
@@ -141,6 +141,8 @@ def archive_complete(path: Path | str, *, limits: UnpackLimits = UnpackLimits())
     any byte gives False, except inside the zero padding after the marker, where every member is there.
 
     Raises:
+        CorruptArchiveError: bad data before the end (a CRC error, invalid compressed data, a bad tar
+            header): no amount of waiting makes such an archive whole.
         ArchiveLimitError: the stream expands past ``limits.max_ratio`` (a bomb, complete or not).
         UnsafeArchiveError: a header already read is refused whatever follows (old GNU sparse member).
         OSError: the file cannot be read.
@@ -151,7 +153,7 @@ def archive_complete(path: Path | str, *, limits: UnpackLimits = UnpackLimits())
         try:
             for _member in TarReader(raw, codec, path.name, limits):
                 pass
-        except CorruptArchiveError:
+        except ArchiveEndsEarly:
             return False
     return True
 

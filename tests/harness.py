@@ -69,7 +69,12 @@ class Daemon:
         lines = []
         for name, values in self.settings.items():
             lines.append(f"[{name}]")
-            lines.extend(f"{key} = {toml_value(value)}" for key, value in values.items())
+            lines.extend(f"{key} = {toml_value(value)}" for key, value in values.items()
+                         if not isinstance(value, dict))
+            for key, table in values.items():
+                if isinstance(table, dict):
+                    lines.append(f"[{name}.{key}]")
+                    lines.extend(f"{k} = {toml_value(v)}" for k, v in table.items())
         self.config_path.write_text("\n".join(lines) + "\n")
 
     # -- process ---------------------------------------------------------------------------------
