@@ -31,7 +31,7 @@ def _create(args: argparse.Namespace) -> int:
     from pfswatchd import repo
 
     instruments = args.instrument or list(repo.DEFAULT_INSTRUMENTS)
-    repo.create(args.repo, instruments=instruments)
+    repo.create(args.repo, instruments=instruments, registry_db=args.registry_db)
     print(f"{args.repo}: PFS repository ready with instruments {', '.join(instruments)}")
     for instrument in instruments:
         print(f"  {repo.defaults_chain(instrument)} -> {repo.default_raw_run(instrument)}, "
@@ -163,6 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
     create = commands.add_parser("create", help="create a butler repository with the PFS universe")
     create.add_argument("repo", metavar="REPO")
     create.add_argument("--instrument", action="append", help="instrument to register (repeatable)")
+    create.add_argument("--registry-db", metavar="URL", help="registry database, e.g. "
+                        "postgresql+psycopg2://user@host/db (default: SQLite in REPO); a password in the URL "
+                        "is used but not stored (other tools read it from ~/.lsst/db-auth.yaml)")
     create.set_defaults(func=_create)
 
     raws = commands.add_parser("ingest-raws", help="ingest PFSA/PFSB raw frames (like butler ingest-raws)")

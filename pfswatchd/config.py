@@ -26,6 +26,7 @@ class RepositoryConfig:
     root: Path
     create: bool = True
     instruments: tuple[str, ...] = ("PFS", "PFS-F", "PFS-L")
+    registry_db: str = ""  # "" = SQLite in root
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,8 +227,13 @@ def parse(data: Mapping[str, Any], *, base: Path, source: Path | None) -> Config
 
     s = sections["repository"]
     instruments = s._get("instruments", ["PFS", "PFS-F", "PFS-L"], (list,), "a list of instrument names")
+    registry_db = s.string("registry_db", "")
+    if registry_db and not registry_db.startswith(("sqlite://", "postgresql+psycopg2://")):
+        raise ConfigError(f"repository.registry_db = {redact_url(registry_db)!r}: expected a "
+                          "postgresql+psycopg2:// URL (or \"\" for SQLite in the repository)")
     repository = RepositoryConfig(
-        root=s.path("root", "var/repo"), create=s.boolean("create", True), instruments=tuple(instruments)
+        root=s.path("root", "var/repo"), create=s.boolean("create", True), instruments=tuple(instruments),
+        registry_db=registry_db,
     )
 
     s = sections["watch"]

@@ -175,11 +175,14 @@ class Service:
 
     def _open_repository(self) -> Any:
         cfg = self.config.repository
+        if cfg.registry_db:
+            repo.use_credentials(cfg.registry_db)  # a password in the URL reaches the butler, not its files
         if repo.is_repository(cfg.root):
             butler = repo.open_butler(cfg.root)
         elif cfg.create:
             butler = repo.create(cfg.root, instruments=cfg.instruments, raw_run=self.config.ingest.raw_run or None,
-                                 pfsconfig_run=self.config.ingest.pfsconfig_run or None)
+                                 pfsconfig_run=self.config.ingest.pfsconfig_run or None,
+                                 registry_db=cfg.registry_db or None)
             self.log.info("repository_created", repository=str(cfg.root))
         else:
             raise ConfigError(f"repository.root = {cfg.root}: no butler repository there and "

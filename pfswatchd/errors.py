@@ -37,6 +37,7 @@ class ErrorKind(StrEnum):
     PERMISSION_DENIED = "permission_denied"
     IO_ERROR = "io_error"
     DATASTORE_BUSY = "datastore_busy"
+    CONCURRENT_WRITE = "concurrent_write"
 
 
 RETRYABLE_KINDS = frozenset(
@@ -46,6 +47,7 @@ RETRYABLE_KINDS = frozenset(
         ErrorKind.PERMISSION_DENIED,
         ErrorKind.IO_ERROR,
         ErrorKind.DATASTORE_BUSY,
+        ErrorKind.CONCURRENT_WRITE,
     }
 )
 
@@ -182,6 +184,8 @@ ERROR_HELP: dict[ErrorKind, str] = {
     "read). Retried automatically.",
     ErrorKind.DATASTORE_BUSY: "The datastore path is being written by another ingest. "
     "Retried automatically.",
+    ErrorKind.CONCURRENT_WRITE: "Another instance wrote the same registry rows (a visit record, a "
+    "dataset) at the same moment. Retried automatically; the retry sees what the other one wrote.",
 }
 
 assert set(ERROR_HELP) == set(ErrorKind), "every error kind needs operator help"

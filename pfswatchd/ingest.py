@@ -55,6 +55,7 @@ from lsst.daf.butler import (
     FileDataset,
 )
 from lsst.daf.butler.datastore.file_templates import FileTemplates
+from lsst.daf.butler.registry import ConflictingDefinitionError
 
 from pfswatchd import repo
 from pfswatchd.errors import (
@@ -601,12 +602,18 @@ def _is_database_unavailable(exc: BaseException) -> bool:
 
 
 def _as_error(exc: BaseException, path: Path) -> PfsWatchError:
-    """A one-line PfsWatchError for an unexpected failure while writing ``path``."""
+    """A one-line PfsWatchError for a failure while writing ``path`` after a checked plan.
+
+    A checked plan has already compared the registry with the file (a different file with the same
+    data ID is a ConflictError before anything is written), so a constraint violation now means that
+    another instance wrote the same rows in between: transient, and the retry sees them.
+    """
     if isinstance(exc, PfsWatchError):
         return exc
     if isinstance(exc, OSError):
         return transient(exc, f"ingesting {path.name}")
     text = _first_line(exc)
-    if "already contains" in text or "conflict" in text.lower():
-        return ConflictError(f"{path.name}: {text}")
+    if isinstance(exc, ConflictingDefinitionError | sqlalchemy.exc.IntegrityError) or "already contains" in text:
+        return TransientError(f"{path.name}: another instance wrote the same registry rows meanwhile ({text})",
+                              kind=ErrorKind.CONCURRENT_WRITE)
     return PfsWatchError(f"{path.name}: {type(exc).__name__}: {text}", kind=ErrorKind.INTERNAL)

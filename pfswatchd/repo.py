@@ -12,6 +12,8 @@ pfsConfigs.
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
@@ -20,6 +22,7 @@ from typing import Any
 from lsst.daf.butler import Butler, CollectionType, Config, DatasetType, DimensionUniverse
 from lsst.daf.butler.registry import MissingCollectionError
 from lsst.utils import doImportType
+from sqlalchemy.engine import URL, make_url
 
 from pfswatchd.errors import NotPfsRepositoryError
 from pfswatchd.formatters import FORMATTERS, STORAGE_CLASSES
@@ -115,21 +118,51 @@ def open_butler(root: str | Path, *, writeable: bool = True) -> Butler:
     return butler
 
 
+def use_credentials(registry_db: str) -> str:
+    """Hand a password in a registry URL to the butler's DbAuth (in this process); return the URL
+    without it, which is what goes into butler.yaml.
+
+    Other programs (``butler query-datasets``) find the password the butler's usual way, in
+    ``~/.lsst/db-auth.yaml``; no password is ever written into the repository.
+    """
+    url = make_url(registry_db)
+    if url.password is None:
+        return registry_db
+    entry = {"url": f"{url.get_backend_name()}://{url.username}@{url.host}:{url.port or 5432}/{url.database}",
+             "password": url.password}
+    existing = json.loads(os.environ.get("LSST_DB_AUTH_CREDENTIALS") or "[]")
+    os.environ["LSST_DB_AUTH_CREDENTIALS"] = json.dumps([entry, *(e for e in existing if e["url"] != entry["url"])])
+    return _without_password(url)
+
+
+def _without_password(url: URL) -> str:
+    # URL.set(password=None) keeps the password (None means "unchanged"), so rebuild the URL.
+    bare = URL.create(url.drivername, url.username, None, url.host, url.port, url.database, url.query)
+    return bare.render_as_string(hide_password=False)
+
+
 def create(
     root: str | Path,
     *,
     instruments: Iterable[str] = DEFAULT_INSTRUMENTS,
     raw_run: str | None = None,
     pfsconfig_run: str | None = None,
+    registry_db: str | None = None,
 ) -> Butler:
     """Create (or complete) a PFS repository at ``root`` and return a writeable butler.
 
-    On an existing repository this checks the universe first and changes
-    nothing when it is not PFS-shaped; otherwise it only adds what is missing.
+    ``registry_db`` puts the registry in that database (e.g. PostgreSQL, which needs the btree_gist
+    extension) instead of SQLite in ``root``.  On an existing repository this checks the universe
+    first and changes nothing when it is not PFS-shaped; otherwise it only adds what is missing.
     """
     if not is_repository(root):
         Path(root).mkdir(parents=True, exist_ok=True)
-        Butler.makeRepo(str(root), config=seed_config(), dimensionConfig=str(dimension_config_path()))
+        seed = seed_config()
+        if registry_db:
+            seed["registry", "db"] = use_credentials(registry_db)
+        Butler.makeRepo(str(root), config=seed, dimensionConfig=str(dimension_config_path()))
+        if registry_db:
+            _strip_password(Path(root) / "butler.yaml")
     butler = open_butler(root)
     for instrument in instruments:
         ensure_instrument(butler, instrument)
@@ -140,6 +173,15 @@ def create(
             pfsconfig_run or default_pfsconfig_run(instrument),
         )
     return butler
+
+
+def _strip_password(butler_yaml: Path) -> None:
+    """makeRepo writes the URL it connected with, password included: take the password out again."""
+    config = Config(str(butler_yaml))
+    url = make_url(config["registry", "db"])
+    if url.password is not None:
+        config["registry", "db"] = _without_password(url)
+        config.dumpToUri(str(butler_yaml), overwrite=True)
 
 
 def dataset_types(universe: DimensionUniverse) -> tuple[DatasetType, DatasetType]:

@@ -43,8 +43,6 @@ class Daemon:
 
     def __init__(self, base: Path, **sections: dict[str, Any]) -> None:
         self.base = base
-        self.incoming = base / "incoming"
-        self.repo = base / "repo"
         self.quarantine = base / "quarantine"
         self.config_path = base / "pfswatchd.toml"
         self.log_path = base / "service.log"
@@ -59,7 +57,11 @@ class Daemon:
         for name, values in sections.items():
             settings.setdefault(name, {}).update(values)
         self.settings = settings
+        self.repo = base / settings["repository"]["root"]
+        self.incoming = base / settings["watch"]["paths"][0]
+        self.ledger_url = settings["state"].get("url") or f"sqlite:///{base / 'state' / 'ledger.sqlite3'}"
         self.incoming.mkdir(parents=True, exist_ok=True)
+        base.mkdir(parents=True, exist_ok=True)
         self.write_config()
         self.process: subprocess.Popen[bytes] | None = None
         self.notify: socket.socket | None = None
@@ -170,7 +172,7 @@ class Daemon:
 
     def quick_status(self) -> dict[str, Any]:
         """The same object, read in-process (for polling loops)."""
-        ledger = Ledger(f"sqlite:///{self.base / 'state' / 'ledger.sqlite3'}")
+        ledger = Ledger(self.ledger_url)
         try:
             return status.collect(ledger)
         finally:
@@ -181,7 +183,7 @@ class Daemon:
         deadline = time.monotonic() + timeout
         last: dict[str, Any] = {}
         while time.monotonic() < deadline:
-            if (self.base / "state" / "ledger.sqlite3").exists():
+            if not self.ledger_url.startswith("sqlite") or (self.base / "state" / "ledger.sqlite3").exists():
                 try:
                     last = self.quick_status()
                 except Exception:

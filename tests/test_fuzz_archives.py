@@ -1,0 +1,262 @@
+"""Fuzzed archives never write outside staging: hypothesis builds hostile tars, then checks the sandbox.
+
+Each example gets a fresh sandbox (``ROOT/<mkdtemp>``) holding the archive, victim files and the staging
+or destination folder; ``ROOT/outside`` is a sibling that ``../../outside/...`` or an absolute member name
+would hit.  Names never aim at the real ``/etc`` (the tests may run as root): absolute names are rewritten
+to point into ``ROOT/outside``; link targets may still name ``/etc`` since only a symlink is ever made.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import lzma
+import os
+import shutil
+import stat
+import tarfile
+import tempfile
+import zlib
+from pathlib import Path
+
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from pfswatchd.errors import (
+    ArchiveLimitError,
+    ConflictError,
+    CorruptArchiveError,
+    TransientError,
+    UnsafeArchiveError,
+)
+from pfswatchd.unpack import STAGING_DIR_NAME, UnpackLimits, archive_complete, extract, unpack
+
+_TMP = tempfile.TemporaryDirectory(prefix="pfswatchd-fuzz-archives-")  # removed at exit
+ROOT = Path(_TMP.name)
+OUTSIDE = ROOT / "outside"
+EXTRACT_ERRORS = (UnsafeArchiveError, CorruptArchiveError, ArchiveLimitError, TransientError)
+UNPACK_ERRORS = (*EXTRACT_ERRORS, ConflictError)
+COMPRESS = {"tar": lambda b: b, "tar.gz": lambda b: gzip.compress(b, mtime=0), "tar.bz2": bz2.compress,
+            "tar.xz": lambda b: lzma.compress(b, format=lzma.FORMAT_XZ)}
+SPECIAL_BITS = stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX
+FAKE_MD5 = "d41d8cd98f00b204e9800998ecf8427e"
+
+
+def _victims(folder: Path) -> None:
+    """Files that a '../' or absolute member would overwrite, extend, link to or write through."""
+    (folder / "a").mkdir(parents=True)
+    (folder / "a/x.fits").write_bytes(b"victim")
+    (folder / "x.fits").write_bytes(b"victim")
+    (folder / "b").write_bytes(b"")
+    (folder / "link").symlink_to("a")
+    (folder / "etc").symlink_to(OUTSIDE)
+
+
+_victims(OUTSIDE)
+
+PIECES = ["a", "b", "..", ".", "", "/", "//", "/etc", "x.fits", "link", "outside", "etc", "x.tar",
+          "y.tar.gz", "x.fits.md5", "SUMS", "é", "日本語", "\udcff", "a\nb", "a\0b", "n" * 255, "n" * 256]
+PATHS = st.lists(st.sampled_from(PIECES), min_size=1, max_size=4).map("/".join)
+NAMES = PATHS.map(lambda name: f"{OUTSIDE}{name}" if name.startswith("/") else name)
+LINKS = st.one_of(PATHS, st.sampled_from(["/etc", "/etc/passwd", "/", str(OUTSIDE), f"{OUTSIDE}/x.fits",
+                                          "../../outside", "a/../..", "link/.."]))
+KINDS = [tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE,
+         tarfile.CHRTYPE, tarfile.BLKTYPE, tarfile.FIFOTYPE, tarfile.CONTTYPE, tarfile.GNUTYPE_SPARSE]
+MODES = st.one_of(st.sampled_from([0o644, 0o755, 0o4755, 0o2755, 0o6777, 0o1777, 0o7777, 0, 0o111]),
+                  st.integers(0, 0o7777))
+MTIMES = st.sampled_from([1_700_000_000, 0, -1, 2**34, 2**40])
+PAX = st.one_of(st.just({}), st.sampled_from([
+    {"path": "a\0b"}, {"path": f"{OUTSIDE}/x.fits"}, {"path": "../../outside/x.fits"}, {"linkpath": "/etc"},
+    {"linkpath": "a\0b"}, {"size": "-1"}, {"size": "99999999999"}, {"GNU.sparse.map": "0,1,2,3"},
+    {"GNU.sparse.major": "1", "GNU.sparse.minor": "0", "GNU.sparse.name": "s"}, {"GNU.sparse.offset": "x"},
+    {"mtime": "nan"}, {"mtime": "1e400"}, {"uid": "x"}, {"hdrcharset": "BINARY"}, {"comment": "\0\n"},
+]))
+DATA = st.one_of(st.binary(max_size=40), st.sampled_from([
+    f"{FAKE_MD5}  x.fits\n".encode(), f"{FAKE_MD5}  ../../outside/x.fits\n".encode(),
+    f"{FAKE_MD5}  {OUTSIDE}/x.fits\n".encode(), f"{FAKE_MD5}  link/x.fits\n".encode(),
+]))
+NESTED_NAMES = st.tuples(st.sampled_from(["", "a/", "b/c/"]),
+                         st.sampled_from(["x.tar", "y.tar.gz", "z.tar.bz2", "w.txz"]))
+FORMATS = st.sampled_from([tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT])
+LIMITS = st.one_of(st.just(UnpackLimits()), st.builds(
+    UnpackLimits, max_members=st.integers(1, 12), max_total_bytes=st.integers(0, 300),
+    max_depth=st.integers(1, 3), max_member_bytes=st.none() | st.integers(0, 60)))
+
+
+@st.composite
+def archives(draw: st.DrawFn, depth: int = 2) -> tuple[str, bytes]:
+    """``(suffix, bytes)`` of an archive with hostile members, maybe holding smaller archives."""
+    members: list[tuple[tarfile.TarInfo, bytes]] = []
+    names: list[str] = []
+    for _ in range(draw(st.integers(0, 6))):
+        kind = draw(st.sampled_from(KINDS))
+        name = draw(st.sampled_from(names)) if names and draw(st.integers(0, 3)) == 0 else draw(NAMES)
+        data = b""
+        if kind in (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.CONTTYPE):
+            if depth > 0 and draw(st.integers(0, 3)) == 0:
+                name = "".join(draw(NESTED_NAMES))
+                data = draw(archives(depth - 1).map(lambda nested: nested[1]))
+            else:
+                data = draw(DATA)
+        info = tarfile.TarInfo(name)
+        info.type, info.mode, info.mtime = kind, draw(MODES), draw(MTIMES)
+        info.linkname = draw(st.sampled_from(names) | LINKS) if names else draw(LINKS)
+        info.size, info.pax_headers = len(data) if info.isreg() else 0, draw(PAX)
+        members.append((info, data))
+        names.append(name)
+    suffix = draw(st.sampled_from(sorted(COMPRESS)))
+    return suffix, COMPRESS[suffix](_tar(members, draw(FORMATS)))
+
+
+def _tar(members: list[tuple[tarfile.TarInfo, bytes]], fmt: int) -> bytes:
+    """The tar bytes exactly as given (addfile keeps absolute names, '..' and odd types); PAX if need be."""
+    buffer = io.BytesIO()
+    try:
+        with tarfile.open(fileobj=buffer, mode="w", format=fmt) as tar:
+            for info, data in members:
+                tar.addfile(info, io.BytesIO(data) if info.isreg() else None)
+    except (ValueError, UnicodeError):  # USTAR/GNU cannot hold some names, numbers or encodings
+        return _tar(members, tarfile.PAX_FORMAT)
+    return buffer.getvalue()
+
+
+DAMAGE = st.tuples(st.lists(st.tuples(st.integers(0, 2**20), st.integers(1, 255)), max_size=3),
+                   st.none() | st.integers(0, 2**20))
+
+
+def _damage(data: bytes, damage: tuple[list[tuple[int, int]], int | None]) -> bytes:
+    """Flip bytes at (position mod length) and cut at (cut mod length + 1)."""
+    flips, cut = damage
+    out = bytearray(data)
+    for position, xor in flips:
+        if out:
+            out[position % len(out)] ^= xor
+    return bytes(out if cut is None else out[: cut % (len(out) + 1)])
+
+
+def _snapshot(top: Path, skip: tuple[Path, ...] = ()) -> dict[str, tuple[object, ...]]:
+    """Every path under ``top`` (links not followed): type, mode, size, links, times, content, target."""
+    found: dict[str, tuple[object, ...]] = {}
+    for folder, dirnames, filenames in os.walk(top):
+        dirnames[:] = [name for name in dirnames if Path(folder, name) not in skip]
+        for name in dirnames + [name for name in filenames if Path(folder, name) not in skip]:
+            path = Path(folder, name)
+            info = os.lstat(path)
+            content = (zlib.crc32(path.read_bytes()) if stat.S_ISREG(info.st_mode)
+                       else os.readlink(path) if stat.S_ISLNK(info.st_mode) else None)
+            found[str(path.relative_to(top))] = (info.st_mode, info.st_size, info.st_nlink, info.st_mtime_ns,
+                                                 info.st_ctime_ns, content)
+    return found
+
+
+def _world(sandbox: Path, skip: tuple[Path, ...]) -> tuple[object, ...]:
+    """What must not change: the sandbox outside ``skip``, the outside folder, and ROOT's listing."""
+    top = os.lstat(OUTSIDE)
+    return (_snapshot(sandbox, skip), _snapshot(OUTSIDE), (top.st_mtime_ns, top.st_ctime_ns),
+            sorted(os.listdir(ROOT)))
+
+
+def _check_tree(top: Path, *, modes: bool) -> None:
+    """Only directories, files and symlinks that resolve inside ``top``; no setuid/setgid/sticky bits."""
+    real_top = os.path.realpath(top)
+    for folder, dirnames, filenames in os.walk(top):
+        for name in dirnames + filenames:
+            path = Path(folder, name)
+            mode = os.lstat(path).st_mode
+            assert stat.S_ISDIR(mode) or stat.S_ISREG(mode) or stat.S_ISLNK(mode), (path, oct(mode))
+            assert not mode & SPECIAL_BITS, (path, oct(mode))
+            if stat.S_ISLNK(mode):
+                real = os.path.realpath(path)
+                assert real == real_top or real.startswith(real_top + os.sep), (path, os.readlink(path))
+            elif modes:  # extract's defaults: file_mode 0o644 (0o755 if executable), dir_mode 0o755
+                assert stat.S_IMODE(mode) in ((0o755,) if stat.S_ISDIR(mode) else (0o644, 0o755)), path
+
+
+def _sandbox(suffix: str, data: bytes) -> tuple[Path, Path]:
+    sandbox = Path(tempfile.mkdtemp(dir=ROOT))
+    _victims(sandbox)
+    archive = sandbox / f"fuzz.{suffix}"
+    archive.write_bytes(data)
+    return sandbox, archive
+
+
+def _check_extract(suffix: str, data: bytes, limits: UnpackLimits) -> None:
+    sandbox, archive = _sandbox(suffix, data)
+    try:
+        staging = sandbox / "staging"
+        before = _world(sandbox, (staging,))
+        try:
+            complete: bool | None = archive_complete(archive, limits=limits)
+        except EXTRACT_ERRORS:
+            complete = None
+        assert _world(sandbox, (staging,)) == before, "archive_complete wrote something"
+        try:
+            extracted = extract(archive, staging, limits)
+        except EXTRACT_ERRORS as exc:
+            event(f"extract: {type(exc).__name__}")
+            assert not os.path.lexists(staging), "staging left behind after a refusal"
+        else:
+            event(f"extracted {'nested' if extracted.nested else 'flat'}, {len(_snapshot(staging))} paths")
+            assert complete is True, "extracted an archive that archive_complete calls incomplete"
+            assert extracted.root == staging and stat.S_IMODE(os.lstat(staging).st_mode) == 0o700
+            assert extracted.members <= limits.max_members and extracted.bytes <= limits.max_total_bytes
+            _check_tree(staging, modes=True)
+        assert _world(sandbox, (staging,)) == before, "something outside staging changed"
+    finally:
+        shutil.rmtree(sandbox)
+
+
+def _settings(examples: int) -> settings:
+    return settings(max_examples=examples, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+@_settings(200)
+@given(archive=archives(), limits=LIMITS)
+def test_fuzzed_archive_never_writes_outside_staging(archive: tuple[str, bytes], limits: UnpackLimits) -> None:
+    """Whole archives of hostile members: a PfsWatchError or a clean tree, and nothing changes outside."""
+    _check_extract(*archive, limits)
+
+
+@_settings(150)
+@given(archive=archives(depth=1), damage=DAMAGE, limits=LIMITS)
+def test_damaged_archive_never_writes_outside_staging(
+    archive: tuple[str, bytes], damage: tuple[list[tuple[int, int]], int | None], limits: UnpackLimits,
+) -> None:
+    """Flipped bytes and cuts at any offset: still only our errors, staging removed, nothing outside."""
+    suffix, data = archive
+    _check_extract(suffix, _damage(data, damage), limits)
+
+
+@_settings(100)
+@given(archive=archives(depth=1), damage=DAMAGE | st.just(([], None)), limits=LIMITS, occupied=st.booleans())
+def test_fuzzed_unpack_never_writes_outside_dest(
+    archive: tuple[str, bytes], damage: tuple[list[tuple[int, int]], int | None], limits: UnpackLimits,
+    occupied: bool,
+) -> None:
+    """unpack changes nothing outside dest, never overwrites a file in dest, and empties its staging."""
+    suffix, data = archive
+    sandbox, archive_path = _sandbox(suffix, _damage(data, damage))
+    try:
+        dest = sandbox / "dest"
+        kept = {"fuzz/x.fits": b"old", "fuzz/a/x.fits": b"old", "fuzz/a/b": b""} if occupied else {}
+        for name, content in kept.items():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            (dest / name).write_bytes(content)
+        before = _world(sandbox, (dest,))
+        try:
+            result = unpack(archive_path, dest, limits=limits)
+        except UNPACK_ERRORS as exc:
+            event(f"unpack: {type(exc).__name__}")
+        else:
+            assert result.dest == dest / "fuzz"
+            assert all(path.is_relative_to(result.dest) for path in result.published)
+            _check_tree(result.dest, modes=False)
+        assert _world(sandbox, (dest,)) == before, "something outside dest changed"
+        assert set(os.listdir(dest)) <= {"fuzz", STAGING_DIR_NAME}
+        assert os.listdir(dest / STAGING_DIR_NAME) == [], "staging left behind"
+        for name, content in kept.items():
+            assert not (dest / name).is_symlink() and (dest / name).read_bytes() == content, name
+    finally:
+        shutil.rmtree(sandbox)
