@@ -167,6 +167,10 @@ class Service:
         if self._butler is not None:
             self._butler.close()
         if self.ledger is not None:
+            try:
+                self.ledger.release_own()
+            except Exception as exc:  # the database may be away; claims then expire on their own
+                self.log.warning("claims_not_released", error=str(exc).splitlines()[0])
             self.ledger.close()
         self.log.info("service_stopped", exit_code=self.exit_code)
         self._restore_signals()

@@ -151,6 +151,41 @@ class Ledger(ArchiveRecords):
 
     # -- claims ----------------------------------------------------------------------------------
 
+    def reserve(self, paths: Iterable[str], now: float | None = None) -> set[str]:
+        """Mark pending/waiting rows as this instance's to examine (state unchanged); return those won.
+
+        With several instances watching one folder, the first to see a file reserves it and the
+        others leave it alone, so its headers are read once.  A reservation expires like a claim.
+        """
+        now = now or time.time()
+        won: set[str] = set()
+        paths = sorted(set(paths))
+        for start in range(0, len(paths), CHUNK):
+            with self.engine.begin() as conn:
+                chunk = paths[start : start + CHUNK]
+                result = conn.execute(
+                    files.update()
+                    .where(files.c.path.in_(chunk), files.c.state.in_(CLAIMABLE_STATES),
+                           sa.or_(files.c.claimed_by.is_(None), files.c.claim_expires < now,
+                                  files.c.claimed_by == self.instance))
+                    .values(claimed_by=self.instance, claim_expires=now + self.claim_timeout)
+                    .returning(files.c.path)
+                )
+                won.update(row.path for row in result)
+        return won
+
+    def release_own(self) -> None:
+        """At a clean stop: give up this instance's reservations and claims so others take them at once."""
+        now = time.time()
+        with self.engine.begin() as conn:
+            conn.execute(files.update().where(files.c.claimed_by == self.instance,
+                                              files.c.state.in_(CLAIMABLE_STATES))
+                         .values(claimed_by=None, claim_expires=None, updated_at=now))
+            conn.execute(files.update().where(files.c.claimed_by == self.instance,
+                                              files.c.state == FileState.INGESTING.value)
+                         .values(state=FileState.PENDING.value, claimed_by=None, claim_expires=None,
+                                 next_attempt_at=now, updated_at=now))
+
     def claim(self, paths: Iterable[str], now: float | None = None) -> set[str]:
         """Claim pending/waiting (or abandoned) rows for this instance; return those won."""
         now = now or time.time()
@@ -187,7 +222,7 @@ class Ledger(ArchiveRecords):
         released = 0
         with self.engine.begin() as conn:
             rows = conn.execute(
-                sa.select(files.c.claimed_by).where(files.c.state == FileState.INGESTING.value).distinct()
+                sa.select(files.c.claimed_by).where(files.c.claimed_by.is_not(None)).distinct()
             ).all()
             dead = [r.claimed_by for r in rows if r.claimed_by and _dead_local_instance(r.claimed_by, host,
                                                                                          self.instance)]
@@ -202,6 +237,12 @@ class Ledger(ArchiveRecords):
                 .values(state=FileState.PENDING.value, claimed_by=None, claim_expires=None, next_attempt_at=now,
                         updated_at=now)
             ).rowcount
+            # Reservations (pending or waiting rows a dead instance meant to examine) are simply freed.
+            conn.execute(
+                files.update()
+                .where(files.c.state.in_(CLAIMABLE_STATES), files.c.claimed_by.is_not(None), condition)
+                .values(claimed_by=None, claim_expires=None, updated_at=now)
+            )
             archive_condition = archives.c.claim_expires < now
             if dead:
                 archive_condition = sa.or_(archive_condition, archives.c.claimed_by.in_(dead))

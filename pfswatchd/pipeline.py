@@ -156,6 +156,10 @@ class Pipeline:
             size, mtime_ns, _, inode = identity
             seen.append(Seen(path, kind.value, size, mtime_ns, inode))
         active = set(self.ledger.upsert_seen(seen, now)) if seen else set()
+        # Another instance watching the same folder may already hold some of them.
+        ingestible = [s.path for s in seen if s.path in active and FileKind(s.kind) in INGESTIBLE_KINDS]
+        if ingestible:
+            active -= set(ingestible) - self.ledger.reserve(ingestible, now)
         ignored = []
         for item in seen:
             if item.path not in active:

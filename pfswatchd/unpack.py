@@ -277,8 +277,12 @@ class _Layout:
 
     def check(self, member: tarfile.TarInfo) -> tuple[str, ...]:
         """Refuse ``member`` unless it is safe after the earlier ones; return its path parts."""
-        parts = self.parts(member.name, "member")
         what = f"{self.label}: member {member.name!r}"
+        if "\0" in member.name or ((member.issym() or member.islnk()) and "\0" in member.linkname):
+            # Only a pax record can carry a NUL; the OS would refuse the name with a ValueError.
+            raise CorruptArchiveError(f"{what} has a NUL byte in its name or link target; expected names "
+                                      "without NUL bytes")
+        parts = self.parts(member.name, "member")
         if not parts:
             if member.isdir():
                 return parts
