@@ -60,6 +60,20 @@ class ArchiveRecords:
             conn.execute(archives.update().where(archives.c.path == path).values(
                 state=state.value, claimed_by=None, claim_expires=None, updated_at=now, **values))
 
+    def archive_attempts(self, path: str) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(archives.c.attempts).where(archives.c.path == path)).scalar() or 1)
+
+    def due_archives(self, now: float) -> list[str]:
+        """Archives waiting for a retry whose time has come and that nobody holds."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(archives.c.path).where(
+                    archives.c.state == ArchiveState.PENDING.value, archives.c.next_attempt_at <= now,
+                    sa.or_(archives.c.claimed_by.is_(None), archives.c.claim_expires < now))
+            ).all()
+        return [row.path for row in rows]
+
     def archive_id(self, path: str) -> int | None:
         with self.engine.connect() as conn:
             return conn.execute(sa.select(archives.c.id).where(archives.c.path == path)).scalar()

@@ -64,6 +64,7 @@ class ArchiveStage:
         self._lock = threading.Lock()
         self._done: list[_Job] = []
         self._busy: set[str] = set()
+        self._due_checked = 0.0
 
     @property
     def limits(self) -> UnpackLimits:
@@ -97,6 +98,12 @@ class ArchiveStage:
             self._busy.add(path)
             future = self._pool.submit(self._work, Path(path), identity)
             future.add_done_callback(self._finished)
+        if now - self._due_checked >= 1.0:
+            self._due_checked = now
+            for path in self.ledger.due_archives(now):
+                identity = identity_of(path)
+                if identity is not None and path not in self._busy:
+                    self.settler.observe(path, identity, Hint.RETRY, now)
         for path, reason in self.settler.overdue(now):
             self.settler.forget(path)
             self._refused(Path(path), ErrorKind.CORRUPT_ARCHIVE.value,
@@ -155,17 +162,19 @@ class ArchiveStage:
         if job.error is not None:
             error = job.error
             if error.retryable:
-                delay = self.config.ingest.retry_initial
+                attempts = self.ledger.archive_attempts(path)
+                delay = min(self.config.ingest.retry_max, self.config.ingest.retry_initial * 2 ** (attempts - 1))
                 self.ledger.finish_archive(path, ArchiveState.PENDING, error_kind=error.kind.value,
                                            error=str(error), next_attempt_at=time.time() + delay)
-                self.log.warning("archive_retry_scheduled", path=path, error_kind=error.kind.value, reason=str(error))
-                self.settler.observe(path, job.identity, Hint.RETRY, now + delay)
-                return
+                self.log.warning("archive_retry_scheduled", path=path, error_kind=error.kind.value, reason=str(error),
+                                 retry_in=delay)
+                return  # tick() picks it up again when it is due
             self._refused(job.path, error.kind.value, str(error))
             return
         result = job.result
         assert result is not None
         archive_id = self.ledger.archive_id(path)
+        self._set_group(result)
         seen = []
         for published in result.published:
             try:
@@ -196,6 +205,19 @@ class ArchiveStage:
         if not result.failed:
             self._after(job.path, ArchiveState.OPERATOR if instructions else ArchiveState.DONE)
 
+    def _set_group(self, result: UnpackResult) -> None:
+        """Extracted files got their modes at extraction; give them and their folders the group too."""
+        perms = self.config.service.permissions
+        if perms.gid is None:
+            return
+        try:
+            for published in result.published:
+                os.chown(published, -1, perms.gid, follow_symlinks=False)
+            for folder, _, _ in os.walk(result.dest):
+                os.chown(folder, -1, perms.gid)
+        except OSError as exc:
+            self.log.warning("group_not_set", path=str(result.dest), error=str(exc))
+
     def _refused(self, archive: Path, kind: str, reason: str) -> None:
         path = str(archive)
         values: dict[str, Any] = {"error_kind": kind, "error": reason}
@@ -203,7 +225,8 @@ class ArchiveStage:
         if self.config.quarantine.policy == "move" and archive.exists():
             try:
                 moved = quarantine.quarantine(archive, roots=self.config.watch_roots,
-                                              folder=self.config.quarantine.path, kind=kind, reason=reason)
+                                              folder=self.config.quarantine.path, kind=kind, reason=reason,
+                                              perms=self.config.service.permissions)
             except OSError as exc:
                 self.log.error("quarantine_failed", path=path, error=str(exc))
             else:
@@ -220,7 +243,8 @@ class ArchiveStage:
                 archive.unlink()
             elif policy == "move":
                 target = quarantine.relocate(archive, roots=self.config.watch_roots,
-                                             folder=self.config.archives.done_path)
+                                             folder=self.config.archives.done_path,
+                                             perms=self.config.service.permissions)
                 self.log.info("archive_moved", path=str(archive), dest=str(target))
         except OSError as exc:
             self.log.error("archive_after_failed", path=str(archive), policy=policy, error=str(exc))

@@ -9,6 +9,7 @@ key and why.
 
 from __future__ import annotations
 
+import grp
 import os
 import socket
 import tomllib
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pfswatchd.errors import ConfigError
+from pfswatchd.permissions import Permissions
 from pfswatchd.transfer import TRANSFER_MODES
 
 
@@ -98,6 +100,11 @@ class ServiceConfig:
     file_mode: int = 0o644
     dir_mode: int = 0o755
     group: str = ""
+    gid: int | None = None  # resolved from group at load time
+
+    @property
+    def permissions(self) -> Permissions:
+        return Permissions(self.file_mode, self.dir_mode, self.gid)
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,10 +313,12 @@ def parse(data: Mapping[str, Any], *, base: Path, source: Path | None) -> Config
     stars_section.finish()
 
     s = sections["service"]
+    group = s.string("group", "")
     service = ServiceConfig(
         file_mode=_mode(s, "file_mode", "0644"),
         dir_mode=_mode(s, "dir_mode", "0755"),
-        group=s.string("group", ""),
+        group=group,
+        gid=_gid(group),
     )
     for section in sections.values():
         section.finish()
@@ -338,6 +347,17 @@ def _check_folders(repository: RepositoryConfig, watch: WatchConfig, state: Stat
                                   "(pfswatchd would watch its own output)")
             if _inside(root, folder):
                 raise ConfigError(f"watch.paths entry {root} is inside {key} = {folder}: expected it outside")
+
+
+def _gid(group: str) -> int | None:
+    if not group:
+        return None
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        if group.isdigit():
+            return int(group)
+        raise ConfigError(f"service.group = {group!r}: no such group on this host") from None
 
 
 def _mode(section: _Section, key: str, default: str) -> int:

@@ -196,7 +196,8 @@ class Service:
     def _make_ingester(self) -> Ingester:
         cfg = self.config.ingest
         settings = IngestSettings(transfer=cfg.transfer, raw_run=cfg.raw_run or None,
-                                  pfsconfig_run=cfg.pfsconfig_run or None)
+                                  pfsconfig_run=cfg.pfsconfig_run or None,
+                                  perms=self.config.service.permissions)
         return Ingester(self._butler, self.config.repository.root, settings)
 
     def _hint(self, path: str, hint: str) -> None:

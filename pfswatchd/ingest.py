@@ -68,6 +68,7 @@ from pfswatchd.errors import (
 )
 from pfswatchd.fitsheader import read_column
 from pfswatchd.model import Classified, FileKind, Outcome, PfsConfigFile, RawFile, Status
+from pfswatchd.permissions import DEFAULT, Permissions
 from pfswatchd.transfer import TRANSFER_MODES, Placement, clean_scratch, place, same_content, transient
 from pfswatchd.visitrecord import visit_values
 
@@ -78,6 +79,7 @@ class IngestSettings:
     raw_run: str | None = None  # None: <instrument>/raw/all
     pfsconfig_run: str | None = None  # None: <instrument>/raw/pfsConfig
     fail_fast: bool = False
+    perms: Permissions = DEFAULT
 
     def __post_init__(self) -> None:
         if self.transfer not in TRANSFER_MODES:
@@ -264,7 +266,8 @@ class Ingester:
                     # Only a checked plan knows that an existing destination is not a registered
                     # dataset, so only then may an old orphan be replaced.
                     item.placement = place(item.file.path, dest, self.settings.transfer,
-                                           datastore_root=self.datastore_root, replace_orphans=checked)
+                                           datastore_root=self.datastore_root, replace_orphans=checked,
+                                           perms=self.settings.perms)
                     placed.append(item.placement)
                     path = str(item.placement.dest)
                 datasets.append(FileDataset(path=path, refs=[item.ref], formatter=formatter))

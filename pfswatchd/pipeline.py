@@ -307,7 +307,8 @@ class Pipeline:
                 try:
                     moved = quarantine.quarantine(Path(result.path), roots=self.roots,
                                                   folder=self.config.quarantine.path,
-                                                  kind=result.error_kind or "", reason=result.error or "")
+                                                  kind=result.error_kind or "", reason=result.error or "",
+                                                  perms=self.config.service.permissions)
                 except OSError as exc:
                     self.log.error("quarantine_failed", path=result.path, error=str(exc))
                 else:

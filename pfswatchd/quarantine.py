@@ -13,6 +13,8 @@ import shutil
 import time
 from pathlib import Path
 
+from pfswatchd.permissions import DEFAULT, Permissions
+
 REASON_SUFFIX = ".reason"
 
 
@@ -25,10 +27,10 @@ def _relative(path: Path, roots: tuple[Path, ...]) -> Path:
     return Path(path.name)
 
 
-def relocate(path: Path, *, roots: tuple[Path, ...], folder: Path) -> Path:
+def relocate(path: Path, *, roots: tuple[Path, ...], folder: Path, perms: Permissions = DEFAULT) -> Path:
     """Move ``path`` into ``folder``, keeping its path relative to the watched folder; never overwrite."""
     dest = folder / _relative(path, roots)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    perms.makedirs(dest.parent)
     if dest.exists() or dest.is_symlink():
         dest = dest.with_name(f"{dest.name}.{time.strftime('%Y%m%dT%H%M%S')}.{os.getpid()}")
     try:
@@ -39,11 +41,13 @@ def relocate(path: Path, *, roots: tuple[Path, ...], folder: Path) -> Path:
     return dest
 
 
-def quarantine(path: Path, *, roots: tuple[Path, ...], folder: Path, kind: str, reason: str) -> Path:
+def quarantine(path: Path, *, roots: tuple[Path, ...], folder: Path, kind: str, reason: str,
+               perms: Permissions = DEFAULT) -> Path:
     """Move ``path`` into ``folder`` (same relative layout) and write its reason; return the new path."""
-    dest = relocate(path, roots=roots, folder=folder)
+    dest = relocate(path, roots=roots, folder=folder, perms=perms)
     note = dest.with_name(dest.name + REASON_SUFFIX)
     note.write_text(f"error_kind: {kind}\nreason: {reason}\noriginal: {path}\nwhen: {time.ctime()}\n")
+    perms.file(note)
     return dest
 
 

@@ -306,7 +306,6 @@ class MemberWriter:
     def __init__(self, root: Path, label: str, modes: tuple[int, int]) -> None:
         self.label = label
         self.file_mode, self.dir_mode = modes
-        self.exec_mode = self.file_mode | (self.file_mode & 0o444) >> 2
         self._dirs: dict[tuple[str, ...], int] = {(): os.open(root, _DIR_FLAGS)}
 
     def close(self) -> None:
@@ -360,7 +359,7 @@ class MemberWriter:
             fd: int = _replacing(parent, leaf, lambda: os.open(leaf, _NEW_FILE, 0o600, dir_fd=parent))
             try:
                 archive.copy_data(member, fd)
-                os.fchmod(fd, self.exec_mode if member.mode & 0o111 else self.file_mode)
+                os.fchmod(fd, self.file_mode)  # exactly the configured mode: no set-id, no execute bits
                 if 0 <= member.mtime < 2**34:
                     os.utime(fd, (member.mtime, member.mtime))
             finally:

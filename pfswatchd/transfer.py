@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Literal
 
 from pfswatchd.errors import ErrorKind, TransientError
+from pfswatchd.permissions import DEFAULT, Permissions
 
 TransferMode = Literal["auto", "link", "symlink", "relsymlink", "hardlink", "copy", "move", "direct"]
 TRANSFER_MODES: tuple[str, ...] = ("auto", "link", "symlink", "relsymlink", "hardlink", "copy", "move", "direct")
@@ -79,7 +80,8 @@ class DestinationExists(Exception):
     """``dest`` exists with other content and the caller has not checked that it is an orphan."""
 
 
-def place(source: Path, dest: Path, mode: str, *, datastore_root: Path, replace_orphans: bool = True) -> Placement:
+def place(source: Path, dest: Path, mode: str, *, datastore_root: Path, replace_orphans: bool = True,
+          perms: Permissions = DEFAULT) -> Placement:
     """Make ``dest`` hold ``source`` according to ``mode`` (not ``direct``).
 
     An existing ``dest`` with the same content is reused.  One with other
@@ -97,22 +99,22 @@ def place(source: Path, dest: Path, mode: str, *, datastore_root: Path, replace_
             return Placement(source, source, created=False, unlink_source_after_commit=False)
         mode = "link"
     try:
-        _make_parent(dest)
+        _make_parent(dest, perms)
         try:
             scratch = scratch_folder(datastore_root)
             try:
-                _create(source, dest, mode, scratch)
+                _create(source, dest, mode, scratch, perms)
             except FileNotFoundError:
                 if not os.path.exists(source):
                     raise
                 _made.discard(dest.parent)  # the folder was removed since we made it
-                _make_parent(dest)
-                _create(source, dest, mode, scratch)
+                _make_parent(dest, perms)
+                _create(source, dest, mode, scratch, perms)
             created = True
         except FileExistsError:
             if not replace_orphans and not same_content(source, dest):
                 raise DestinationExists(f"{dest} exists with other content") from None
-            created = _adopt_or_replace(source, dest, mode, scratch_folder(datastore_root))
+            created = _adopt_or_replace(source, dest, mode, scratch_folder(datastore_root), perms)
     except OSError as exc:
         raise transient(exc, f"placing {source.name} at {dest}") from exc
     return Placement(source, dest, created=created, unlink_source_after_commit=mode == "move")
@@ -121,12 +123,12 @@ def place(source: Path, dest: Path, mode: str, *, datastore_root: Path, replace_
 _made: set[Path] = set()
 
 
-def _make_parent(dest: Path) -> None:
+def _make_parent(dest: Path, perms: Permissions) -> None:
     """Create ``dest``'s folder once per process (a visit's files share it)."""
     parent = dest.parent
     if parent in _made:
         return
-    parent.mkdir(parents=True, exist_ok=True)
+    perms.makedirs(parent)
     if len(_made) > 10_000:
         _made.clear()
     _made.add(parent)
@@ -173,7 +175,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _create(source: Path, dest: Path, mode: str, scratch: Path) -> None:
+def _create(source: Path, dest: Path, mode: str, scratch: Path, perms: Permissions) -> None:
     """Create ``dest`` exclusively (FileExistsError when it is already there)."""
     real = os.path.realpath(source)
     if mode in ("hardlink", "link", "move"):
@@ -188,18 +190,18 @@ def _create(source: Path, dest: Path, mode: str, scratch: Path) -> None:
         if mode == "link":
             os.symlink(real, dest)
             return
-        _copy_exclusive(Path(real), dest, scratch, verify=True)  # move across filesystems
+        _copy_exclusive(Path(real), dest, scratch, perms, verify=True)  # move across filesystems
     elif mode == "symlink":
         os.symlink(real, dest)
     elif mode == "relsymlink":
         os.symlink(os.path.relpath(real, dest.parent), dest)
     elif mode == "copy":
-        _copy_exclusive(Path(real), dest, scratch, verify=False)
+        _copy_exclusive(Path(real), dest, scratch, perms, verify=False)
     else:
         raise ValueError(f"transfer mode {mode!r}; expected one of {', '.join(TRANSFER_MODES)}")
 
 
-def _copy_exclusive(source: Path, dest: Path, scratch: Path, *, verify: bool) -> None:
+def _copy_exclusive(source: Path, dest: Path, scratch: Path, perms: Permissions, *, verify: bool) -> None:
     """Copy to a temporary file in ``scratch``, fsync, optionally verify, then link into place.
 
     A kill at any moment leaves either nothing at ``dest`` or the whole file; the temporary copy is
@@ -216,6 +218,7 @@ def _copy_exclusive(source: Path, dest: Path, scratch: Path, *, verify: bool) ->
                     digest.update(chunk)
             out.flush()
             os.fsync(out.fileno())
+        perms.file(temp)
         if verify and _hash(temp) != digest.digest():
             raise OSError(errno.EIO, f"copy of {source} to {temp} does not match its source")
         os.link(temp, dest)
@@ -253,7 +256,7 @@ def same_content(source: Path, other: Path) -> bool:
         return False
 
 
-def _adopt_or_replace(source: Path, dest: Path, mode: str, scratch: Path) -> bool:
+def _adopt_or_replace(source: Path, dest: Path, mode: str, scratch: Path, perms: Permissions) -> bool:
     """``dest`` exists but is not registered: reuse it, or replace stale debris.
 
     Returns whether this call created the final ``dest``.
@@ -268,7 +271,7 @@ def _adopt_or_replace(source: Path, dest: Path, mode: str, scratch: Path) -> boo
             kind=ErrorKind.DATASTORE_BUSY,
         )
     os.unlink(dest)
-    _create(source, dest, mode, scratch)
+    _create(source, dest, mode, scratch, perms)
     return True
 
 

@@ -164,9 +164,9 @@ def extract(
 ) -> Extracted:
     """Unpack ``archive`` into ``staging``, a new private folder, expanding nested archives.
 
-    Files get ``file_mode`` (its read bits also become execute bits when the member is executable:
-    0o644 -> 0o755); directories get ``dir_mode`` (owner rwx always kept); setuid/setgid/sticky bits and
-    ownership are never restored.  A nested archive is expanded into a folder named after it, next to
+    Files get exactly ``file_mode`` (a downloaded archive's execute bits are not trusted; the STARS2
+    script is run as ``python3 zadmin/unpack.py``); directories get ``dir_mode`` (owner rwx always
+    kept); setuid/setgid/sticky bits and ownership are never restored.  A nested archive is expanded into a folder named after it, next to
     it, and then removed.
 
     Raises:

@@ -94,3 +94,34 @@ def test_permission_denied_on_a_source_then_fixed(tmp_path):
     locked.chmod(0o644)
     daemon.wait_files("ingested", 2, timeout=30)
     assert daemon.stop() == 0
+
+
+def test_disk_full_in_the_staging_folder_then_freed(tmp_path):
+    """An archive that does not fit while it is extracted leaves nothing behind and is retried later."""
+    if os.geteuid() != 0:
+        raise AssertionError("this test mounts a small tmpfs and must run as root (as CI does)")
+    import io
+    import tarfile
+
+    extracted = tmp_path / "svc" / "extracted"
+    _mount_tmpfs(extracted, "200k")
+    try:
+        daemon = Daemon(tmp_path / "svc", archives={"extract_to": "extracted"},
+                        ingest={"retry_initial": 0.5, "retry_max": 1.0})
+        daemon.start()
+        files = burst_files(tmp_path / "src", tmp_path / "templates", 12, first_visit=8100)  # ~600 KB
+        archive = tmp_path / "big.tar"
+        with tarfile.open(archive, "w") as tar:
+            for path in files:
+                tar.add(path, arcname=f"raw/2025-05-01/sps/{path.name}")
+        os.rename(archive, daemon.incoming / archive.name)
+        status = daemon.wait_until(lambda s: s["archives"] and s["archives"][0]["error_kind"] == "disk_full", 60,
+                                   what="a disk_full retry")
+        assert status["archives"][0]["state"] in ("pending", "extracting")
+        leftovers = [p for p in extracted.rglob("*") if p.is_file()]
+        assert leftovers == []  # no partial file in staging or in the published folder
+        subprocess.run(["mount", "-o", "remount,size=64m", str(extracted)], check=True)
+        daemon.wait_files("ingested", 12, timeout=120)
+        assert daemon.stop() == 0
+    finally:
+        subprocess.run(["umount", "-l", str(extracted)], check=False)

@@ -261,7 +261,7 @@ def test_duplicate_name_replaces_a_symlink_without_writing_through_it(suffix: st
 
 
 def test_modes_are_normalised_and_special_bits_stripped(suffix: str, tmp_path: Path) -> None:
-    """setuid/setgid/sticky are dropped; files get 0o644 or 0o755, directories 0o755; staging is 0o700."""
+    """setuid/setgid/sticky and execute bits are dropped: files get 0o644, directories 0o755; staging 0o700."""
     archive = make_tar(
         tmp_path / "modes",
         [
@@ -274,16 +274,16 @@ def test_modes_are_normalised_and_special_bits_stripped(suffix: str, tmp_path: P
     )
     root = extract(archive, tmp_path / "staging").root
     modes = {name: stat.S_IMODE(os.stat(root / name).st_mode) for name in ("suid", "sgid", "plain", "tmp")}
-    assert modes == {"suid": 0o755, "sgid": 0o644, "plain": 0o644, "tmp": 0o755}
+    assert modes == {"suid": 0o644, "sgid": 0o644, "plain": 0o644, "tmp": 0o755}
     assert stat.S_IMODE(os.stat(root).st_mode) == 0o700
 
 
 def test_caller_modes_are_used(tmp_path: Path) -> None:
-    """file_mode and dir_mode replace the defaults; an executable file gets execute bits where it can read."""
+    """file_mode and dir_mode replace the defaults, exactly (an executable member gets no execute bits)."""
     archive = make_tar(tmp_path / "modes", [entry("d/f", b"x"), entry("d/run", b"x", mode=0o755)])
     root = extract(archive, tmp_path / "staging", file_mode=0o640, dir_mode=0o750).root
     modes = [stat.S_IMODE(os.stat(root / name).st_mode) for name in ("d", "d/f", "d/run")]
-    assert modes == [0o750, 0o640, 0o750]
+    assert modes == [0o750, 0o640, 0o640]
 
 
 def test_staging_must_be_new(tmp_path: Path) -> None:
