@@ -26,9 +26,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
 from common import raw_files  # noqa: E402
-from pgserver import PostgresServer  # noqa: E402
-
 from pfswatchd import repo  # noqa: E402
+from pgserver import PostgresServer  # noqa: E402
 
 
 def start(base: Path, shared: Path, registry: str, ledger: str, name: str) -> subprocess.Popen[bytes]:

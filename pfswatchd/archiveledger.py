@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from pfswatchd.ledgerdb import ARCHIVE_FINAL, ArchiveState, FileState, CHUNK, archives, files
+from pfswatchd.ledgerdb import ARCHIVE_FINAL, CHUNK, ArchiveState, FileState, archives, files
 
 
 class ArchiveRecords:

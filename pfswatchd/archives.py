@@ -23,10 +23,10 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 from pfswatchd import quarantine
@@ -191,10 +191,14 @@ class ArchiveStage:
         for item in seen:
             self.hint(item.path, Hint.MOVED.value)
         instructions = operator_instructions(result.dest) if result.stars_bundle and result.script is None else None
+        if result.script_error:
+            instructions = f"zadmin/unpack.py failed: {result.script_error}. {instructions}"
         state = ArchiveState.OPERATOR if instructions else ArchiveState.PUBLISHED
+        problem = {"error_kind": ErrorKind.UNPACK_SCRIPT.value, "error": result.script_error} if result.script_error \
+            else {}
         self.ledger.finish_archive(path, state, dest=str(result.dest), members=result.members,
                                    published=len(result.published), failed=len(result.failed),
-                                   stars_bundle=result.stars_bundle, instructions=instructions)
+                                   stars_bundle=result.stars_bundle, instructions=instructions, **problem)
         self.log.info("archive_unpacked", path=path, dest=str(result.dest), members=result.members,
                       published=len(result.published), failed=len(result.failed), stars_bundle=result.stars_bundle)
         if instructions:

@@ -24,9 +24,9 @@ from typing import Any
 
 from pfswatchd import config as config_module
 from pfswatchd import logconfig, repo
+from pfswatchd.archives import ArchiveStage
 from pfswatchd.config import Config
 from pfswatchd.errors import ConfigError, PfsWatchError
-from pfswatchd.archives import ArchiveStage
 from pfswatchd.examiner import Examiner
 from pfswatchd.ingest import Ingester, IngestSettings
 from pfswatchd.ledger import Ledger
@@ -99,7 +99,7 @@ class Service:
         self.notifier.ready(self._status_line())
 
     def main_loop(self) -> None:
-        assert self.pipeline is not None
+        assert self.pipeline is not None and self.ledger is not None
         while not self.should_exit:
             hints = self._collect(self._timeout())
             if self.reload_requested:
@@ -126,7 +126,7 @@ class Service:
                 self._sleep(self._db_backoff)
                 continue
             if report.new_visits:
-                for path in self.ledger.waiting(report.new_visits):  # type: ignore[union-attr]
+                for path in self.ledger.waiting(report.new_visits):
                     self._hint(path, Hint.RETRY.value)
             if report.permanent_failure and self.config.ingest.fail_fast:
                 self.log.error("service_stopped_fail_fast", reason=report.permanent_failure)
@@ -150,9 +150,12 @@ class Service:
             released = self.ledger.release_abandoned()
             if released:
                 self.log.warning("claims_released", count=released)
-        if self.notifier.watchdog_interval and self._due(now, "watchdog", self.notifier.watchdog_interval):
-            if self.watcher.alive():
-                self.notifier.watchdog()
+        if (
+            self.notifier.watchdog_interval
+            and self._due(now, "watchdog", self.notifier.watchdog_interval)
+            and self.watcher.alive()
+        ):
+            self.notifier.watchdog()
         if self._due(now, "status", 5.0):
             self.notifier.status(self._status_line())
 

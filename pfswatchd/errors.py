@@ -169,11 +169,11 @@ ERROR_HELP: dict[ErrorKind, str] = {
     ErrorKind.ARCHIVE_LIMIT: "The archive exceeds a configured limit (member count, size, "
     "compression ratio, nesting). Raise [archives] limits if it is genuine.",
     ErrorKind.CHECKSUM_MISMATCH: "A file does not match its md5/sha256 sidecar. Re-download it.",
-    ErrorKind.UNPACK_SCRIPT: "The STARS2 zadmin/unpack.py script failed or timed out; see the "
-    "message and run it by hand in the staging folder.",
+    ErrorKind.UNPACK_SCRIPT: "The STARS2 zadmin/unpack.py script failed or timed out. The bundle was "
+    "published without what it half-fetched; run the script by hand there (status shows the command).",
     ErrorKind.NOT_PFS_REPOSITORY: "The butler repository does not have the PFS dimension universe.",
-    ErrorKind.INTERNAL: "An unexpected error (a bug). The message and log carry the traceback; "
-    "please report it. `pfswatchd retry` re-queues the file.",
+    ErrorKind.INTERNAL: "An unexpected error (a bug). The message names the exception; the log has "
+    "the details. Please report it. `pfswatchd retry` re-queues the file.",
     ErrorKind.DATABASE_UNAVAILABLE: "The registry or ledger database is locked or down. "
     "Retried automatically with backoff.",
     ErrorKind.DISK_FULL: "No space left in the datastore or staging folder. Free space; "

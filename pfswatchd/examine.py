@@ -51,9 +51,9 @@ def examine(path: Path, name: NameInfo | None = None) -> Examination:
     except OSError as exc:
         return Examination(path, name, error=transient(exc, f"reading {path.name}"))
     identity = result.identity()
-    reason = incomplete_reason(name.kind, result)
-    if reason is not None:
-        return Examination(path, name, incomplete=f"{path.name}: {reason}", identity=identity)
+    unfinished = incomplete_reason(name.kind, result)
+    if unfinished is not None:
+        return Examination(path, name, incomplete=f"{path.name}: {unfinished}", identity=identity)
     try:
         classified = classify(path, name, result)
     except PfsWatchError as exc:

@@ -11,8 +11,11 @@ shared between processes.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
+import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
@@ -26,6 +29,26 @@ def examine_many(paths: list[str]) -> list[Examination]:
     return [examine(Path(path)) for path in paths]
 
 
+def _exit_with(service_pid: int) -> None:
+    """Worker initializer: leave when the service is gone.
+
+    A worker is a child of the forkserver, not of the service, so it would outlive a service killed
+    with SIGKILL (outside systemd, which kills the whole cgroup); this thread ends it within a second.
+    """
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            try:
+                os.kill(service_pid, 0)
+            except ProcessLookupError:
+                os._exit(0)
+            except PermissionError:
+                continue
+
+    threading.Thread(target=watch, name="pfswatchd-parent-watch", daemon=True).start()
+
+
 class Examiner:
     def __init__(self, workers: int, on_done: Callable[[], None] | None = None) -> None:
         self.workers = workers
@@ -37,7 +60,8 @@ class Examiner:
         if workers > 0:
             # forkserver: the service has threads (the watcher), which fork() must not copy.
             context = multiprocessing.get_context("forkserver")
-            self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+            self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_exit_with,
+                                             initargs=(os.getpid(),))
 
     @property
     def busy(self) -> int:
@@ -58,7 +82,7 @@ class Examiner:
             with self._lock:
                 self._in_flight += len(chunk)
             future = self._pool.submit(examine_many, chunk)
-            future.add_done_callback(lambda f, chunk=chunk: self._finished(f, chunk))
+            future.add_done_callback(functools.partial(self._finished, chunk=chunk))
 
     def _finished(self, future: Future[list[Examination]], chunk: list[str]) -> None:
         try:

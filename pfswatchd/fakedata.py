@@ -159,7 +159,8 @@ def _sexagesimal(ra: float, dec: float) -> tuple[str, str]:
 
 
 def _clock(t: Time) -> str:
-    return t.strftime("%H:%M:%S.%f")[:12]
+    text: str = t.strftime("%H:%M:%S.%f")  # a scalar Time gives one string
+    return text[:12]
 
 
 def _parse_cards(table: str) -> list[tuple[str, Any, str]]:

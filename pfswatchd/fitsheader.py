@@ -257,7 +257,9 @@ def _parse_cards(raw: bytes, path: Path) -> Header:
     try:
         text = raw.decode("ascii")
     except UnicodeDecodeError as exc:
-        raise NotFitsError(f"{path}: header has a non-ASCII byte at offset {exc.start}; FITS allows ASCII only")
+        raise NotFitsError(
+            f"{path}: header has a non-ASCII byte at offset {exc.start}; FITS allows ASCII only"
+        ) from exc
     if "HIERARCH" not in text and "CONTINUE" not in text:
         return Header(text=text)
     cards: dict[str, str] = {}

@@ -35,12 +35,13 @@ This is the only module that writes to the butler.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import sqlalchemy.exc
 from lsst.daf.butler import (
@@ -48,6 +49,7 @@ from lsst.daf.butler import (
     ButlerConfig,
     CollectionType,
     DataCoordinate,
+    DatasetId,
     DatasetIdGenEnum,
     DatasetRef,
     DatasetType,
@@ -71,6 +73,8 @@ from pfswatchd.model import Classified, FileKind, Outcome, PfsConfigFile, RawFil
 from pfswatchd.permissions import DEFAULT, Permissions
 from pfswatchd.transfer import TRANSFER_MODES, Placement, clean_scratch, place, same_content, transient
 from pfswatchd.visitrecord import visit_values
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,10 +210,11 @@ class Ingester:
         plan = _Plan()
         raws = [item for item in items if isinstance(item.file, RawFile)]
         configs = [item for item in items if isinstance(item.file, PfsConfigFile)]
-        for instrument in {item.file.instrument for item in raws}:  # type: ignore[union-attr]
+        raw_files = [cast(RawFile, item.file) for item in raws]
+        for instrument in {raw.instrument for raw in raw_files}:
             self._ensure_instrument(instrument)
         if checked:
-            self._load_visits({(i.file.instrument, i.file.visit) for i in raws})  # type: ignore[misc, union-attr]
+            self._load_visits({(raw.instrument, raw.visit) for raw in raw_files})
         candidates: list[_Item] = []
         for item in raws:
             try:
@@ -346,7 +351,8 @@ class Ingester:
             for start in range(0, len(visits), 500):
                 chunk = sorted(visits[start : start + 500])
                 records = self._query(
-                    lambda chunk=chunk, instrument=instrument: self.butler.query_dimension_records(
+                    functools.partial(
+                        self.butler.query_dimension_records,
                         "visit",
                         where="instrument = inst AND visit IN (visits)",
                         bind={"inst": instrument, "visits": chunk},
@@ -468,7 +474,7 @@ class Ingester:
     def _expanded(self, ref: DatasetRef, plan: _Plan) -> DatasetRef:
         """``ref`` with its dimension records attached, built from what the plan already knows."""
         data_id = ref.dataId
-        instrument, visit = data_id["instrument"], data_id["visit"]
+        instrument, visit = cast(str, data_id["instrument"]), cast(int, data_id["visit"])
         state = self._visits.get((instrument, visit)) or plan.new_visits[(instrument, visit)]
         records: dict[str, DimensionRecord | None] = {
             "instrument": self._instruments[instrument],
@@ -479,7 +485,7 @@ class Ingester:
                 values = tuple(data_id[name] for name in self.universe[element].required.names)
                 record = self._records.get((element, values))
                 if record is None:
-                    record = self.universe[element].RecordClass(**data_id.subset(element).mapping)  # type: ignore[arg-type]
+                    record = self.universe[element].RecordClass(**data_id.subset(element).mapping)
                     self._records[(element, values)] = record
                 records[element] = record
         return ref.expanded(data_id.expanded(records))
@@ -491,20 +497,20 @@ class Ingester:
             template = self._templates[ref.datasetType.name] = self.templates.getTemplate(ref)
         return self.datastore_root / f"{template.format(ref)}.fits"
 
-    def _existing_refs(self, items: list[_Item]) -> dict[Any, DatasetRef]:
+    def _existing_refs(self, items: list[_Item]) -> dict[DatasetId, DatasetRef]:
         """Refs already registered for these items, by dataset id (one query per type/run/instrument)."""
         groups: dict[tuple[str, str, str], set[int]] = defaultdict(set)
         for item in items:
             assert item.ref is not None
-            groups[(item.ref.datasetType.name, item.run, item.ref.dataId["instrument"])].add(
-                item.ref.dataId["visit"]  # type: ignore[arg-type]
-            )
-        found: dict[Any, DatasetRef] = {}
+            instrument, visit = cast(str, item.ref.dataId["instrument"]), cast(int, item.ref.dataId["visit"])
+            groups[(item.ref.datasetType.name, item.run, instrument)].add(visit)
+        found: dict[DatasetId, DatasetRef] = {}
         for (type_name, run, instrument), visits in groups.items():
             if run not in self._runs and not self._run_exists(run):
                 continue
             refs = self._query(
-                lambda: self.butler.query_datasets(
+                functools.partial(
+                    self.butler.query_datasets,
                     type_name,
                     collections=run,
                     where="instrument = inst AND visit IN (visits)",
@@ -540,7 +546,7 @@ class Ingester:
             "nothing was overwritten"
         )
 
-    def _query(self, call: Any) -> Any:
+    def _query(self, call: Callable[[], _T]) -> _T:
         try:
             return call()
         except Exception as exc:

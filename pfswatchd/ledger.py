@@ -31,8 +31,8 @@ import sqlalchemy as sa
 
 from pfswatchd.archiveledger import ArchiveRecords
 from pfswatchd.ledgerdb import (
-    CHUNK,
     ARCHIVE_FINAL,
+    CHUNK,
     CLAIMABLE_STATES,
     FINAL_STATES,
     SCHEMA_VERSION,
@@ -369,7 +369,7 @@ class Ledger(ArchiveRecords):
     def retry(self, *, kinds: Iterable[str] | None = None, paths: Iterable[str] | None = None) -> list[dict[str, Any]]:
         """Put failed/quarantined rows back in the queue; return them as they were."""
         now = time.time()
-        condition = files.c.state.in_([FileState.FAILED.value, FileState.QUARANTINED.value])
+        condition: sa.ColumnElement[bool] = files.c.state.in_([FileState.FAILED.value, FileState.QUARANTINED.value])
         if kinds:
             condition = sa.and_(condition, files.c.error_kind.in_(list(kinds)))
         if paths:

@@ -17,7 +17,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, cast
 
 from pfswatchd import repo
 from pfswatchd.examine import Examination, examine
@@ -143,7 +143,8 @@ class _Progress:
         self.total = total
         self.done = 0
         self.stream = stream
-        self.enabled = total >= 20 and (isatty or getattr(stream, "isatty", lambda: False))()
+        probe = isatty or cast("Callable[[], bool]", getattr(stream, "isatty", lambda: False))
+        self.enabled = total >= 20 and probe()
 
     def advance(self, count: int = 1) -> None:
         self.done += count

@@ -298,8 +298,10 @@ class PfsRaw:
         """Return ``(width, height)`` of the image without reading pixels (ZNAXIS1/2 if compressed)."""
         if self.isCcd():
             index = self._imageIndex()
+        elif int(self.metadata.get("W_4FMTVR", 0)) >= 3:
+            index = 3
         else:
-            index = 3 if int(self.metadata.get("W_4FMTVR", 0)) >= 3 else 1
+            index = 1
         with fits.open(self.path, memmap=False, lazy_load_hdus=True, disable_image_compression=True) as hdul:
             header = hdul[index].header
             prefix = "Z" if header.get("ZIMAGE", False) else ""

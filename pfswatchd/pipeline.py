@@ -104,7 +104,9 @@ class Pipeline:
 
     # -- watch -> ledger -------------------------------------------------------------------------
 
-    def _observe(self, hints: Iterable[tuple[str, str]], report: StepReport, now: float) -> dict[str, tuple[Identity, Hint]]:
+    def _observe(
+        self, hints: Iterable[tuple[str, str]], report: StepReport, now: float
+    ) -> dict[str, tuple[Identity, Hint]]:
         """Stat hinted paths: {path: (identity, strongest hint)} for regular files inside the roots."""
         observed: dict[str, tuple[Identity, Hint]] = {}
         expanded: list[tuple[str, str]] = []

@@ -24,6 +24,7 @@ symbolic), ``symlink``, ``relsymlink``, ``hardlink``, ``copy``, ``move``,
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import filecmp
 import hashlib
@@ -54,18 +55,14 @@ class Placement:
     def undo(self) -> None:
         """Remove what this placement created (after a failed commit)."""
         if self.created:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.dest)
-            except FileNotFoundError:
-                pass
 
     def finish(self) -> None:
         """After the commit: complete a move by unlinking the source."""
         if self.unlink_source_after_commit and self.source != self.dest:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.source)
-            except FileNotFoundError:
-                pass
 
 
 def inside(path: Path, root: Path) -> bool:
@@ -224,10 +221,8 @@ def _copy_exclusive(source: Path, dest: Path, scratch: Path, perms: Permissions,
         os.link(temp, dest)
         _fsync_dir(dest.parent)
     finally:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
-        except FileNotFoundError:
-            pass
 
 
 def _hash(path: Path) -> bytes:

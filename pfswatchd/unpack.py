@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pfswatchd.checksums import verify_tree
-from pfswatchd.errors import ArchiveLimitError, CorruptArchiveError, UnsafeArchiveError
+from pfswatchd.errors import ArchiveLimitError, CorruptArchiveError, UnpackScriptError, UnsafeArchiveError
 from pfswatchd.publish import PublishConflictError, publish
 from pfswatchd.stars import ScriptResult, is_stars_bundle, run_unpack_script
 from pfswatchd.tarstream import ArchiveEndsEarly, MemberWriter, TarReader, TreeTotals
@@ -109,7 +109,8 @@ class UnpackResult:
         stars_bundle: the archive is a STARS2 download bundle (it holds ``zadmin/unpack.py``).
         members: members read, nested archives included.
         bytes: bytes of file data extracted, nested archives included.
-        script: what zadmin/unpack.py did, when it was run (``stars_script``).
+        script: what zadmin/unpack.py did, when it was run (``stars_script``) and succeeded.
+        script_error: why it failed, when it was run and failed (the bundle is published as it came).
     """
 
     archive: Path
@@ -120,6 +121,7 @@ class UnpackResult:
     members: int
     bytes: int
     script: ScriptResult | None = None
+    script_error: str | None = None
 
 
 def is_archive_name(path: Path | str) -> bool:
@@ -166,8 +168,8 @@ def extract(
 
     Files get exactly ``file_mode`` (a downloaded archive's execute bits are not trusted; the STARS2
     script is run as ``python3 zadmin/unpack.py``); directories get ``dir_mode`` (owner rwx always
-    kept); setuid/setgid/sticky bits and ownership are never restored.  A nested archive is expanded into a folder named after it, next to
-    it, and then removed.
+    kept); setuid/setgid/sticky bits and ownership are never restored.  A nested archive is expanded
+    into a folder named after it, next to it, and then removed.
 
     Raises:
         FileExistsError: ``staging`` exists (it must be new, so only this call's output is removed).
@@ -228,17 +230,29 @@ def unpack(
     try:
         extracted = extract(archive, work / "tree", limits, file_mode=file_mode, dir_mode=dir_mode)
         stars = is_stars_bundle(extracted)
-        script = None
+        script: ScriptResult | None = None
+        script_error: str | None = None
         if stars and stars_script is not None:
             network, timeout = stars_script
-            script = run_unpack_script(extracted.root, network=network, timeout=timeout)
+            bundle = {p for p in extracted.root.rglob("*")}
+            try:
+                script = run_unpack_script(extracted.root, network=network, timeout=timeout)
+            except UnpackScriptError as exc:
+                # Publish the bundle as it came, without what a failed run left half-fetched, so the
+                # operator can run the script by hand.
+                script_error = str(exc)
+                for leftover in sorted(set(extracted.root.rglob("*")) - bundle, reverse=True):
+                    if leftover.is_dir() and not leftover.is_symlink():
+                        shutil.rmtree(leftover, ignore_errors=True)
+                    else:
+                        leftover.unlink(missing_ok=True)
         report = verify_tree(extracted.root) if verify else None
         published = publish(extracted, target, checksums=report, dir_mode=dir_mode)
         failed: dict[Path, str] = {}
         for result in report.mismatched if report is not None else ():
             failed.setdefault(result.path.relative_to(extracted.root), str(result.error))
         return UnpackResult(archive, target, tuple(published), tuple(failed.items()), stars,
-                            extracted.members, extracted.bytes, script)
+                            extracted.members, extracted.bytes, script, script_error)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -19,8 +19,8 @@ turns them into a butler record.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 import math
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 

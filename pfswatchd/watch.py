@@ -73,9 +73,8 @@ class _Handler(FileSystemEventHandler):
         elif isinstance(event, DirMovedEvent):
             if event.dest_path and not self._hidden(_text(event.dest_path)):
                 self.sink(_text(event.dest_path), WALK_MOVED)
-        elif isinstance(event, DirCreatedEvent):
-            if not self._hidden(_text(event.src_path)):
-                self.sink(_text(event.src_path), WALK)
+        elif isinstance(event, DirCreatedEvent) and not self._hidden(_text(event.src_path)):
+            self.sink(_text(event.src_path), WALK)
 
     def _file(self, path: bytes | str, hint: Hint) -> None:
         text = _text(path)

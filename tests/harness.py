@@ -7,6 +7,7 @@ and the butler, never through the service's memory.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -91,11 +92,10 @@ class Daemon:
         self.notify.settimeout(0.2)
         self.messages = []
         environment = {**os.environ, "NOTIFY_SOCKET": address, **(env or {})}
-        log = open(self.log_path, "ab")
         command = [*(prefix or []), str(BIN / "pfswatchd"), "run", "--config", str(self.config_path)]
-        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment)
+        with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment)
         RUNNING.append(self)
-        log.close()
         if wait_ready:
             self.wait_notify("READY=1", timeout=90)
         return self
@@ -114,10 +114,8 @@ class Daemon:
 
     def poll_notify(self) -> None:
         assert self.notify is not None
-        try:
+        with contextlib.suppress(TimeoutError):
             self.messages.append(self.notify.recv(4096).decode())
-        except TimeoutError:
-            pass
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
         assert self.process is not None

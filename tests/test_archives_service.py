@@ -193,3 +193,18 @@ def test_unpack_command(tmp_path):
                             capture_output=True, text=True)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.count("\n") == 1 and "absolute" in result.stderr
+
+
+def test_failing_stars_script_leaves_the_bundle_for_the_operator(daemon, tmp_path):
+    daemon.settings["archives"]["stars"] = {"run_unpack": True, "network": "1", "timeout": 30.0}
+    daemon.write_config()
+    daemon.start()
+    failing = "open('half.fits', 'wb').write(b'SIMPLE  =')\nraise SystemExit('network unreachable')\n"
+    _drop(_tar(tmp_path / "S2Query.tar", {"zadmin/unpack.py": failing.encode()}, mode="w"), daemon.incoming)
+    status = daemon.wait_until(lambda s: s["archives"] and s["archives"][0]["state"] == "operator", 60)
+    entry = status["archives"][0]
+    assert entry["error_kind"] == "unpack_script" and "network unreachable" in entry["error"]
+    assert entry["instructions"].startswith("zadmin/unpack.py failed") and "python3 zadmin/unpack.py" in \
+        entry["instructions"]
+    folder = daemon.base / "extracted" / "S2Query"
+    assert (folder / "zadmin" / "unpack.py").exists() and not (folder / "half.fits").exists()

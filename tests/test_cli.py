@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -109,7 +108,8 @@ def test_missing_path_is_a_clear_error(tmp_path):
     repo = tmp_path / "repo"
     run("pfswatchd", "create", repo)
     result = run("pfswatchd", "ingest-raws", repo, tmp_path / "nope", check=False)
-    assert result.returncode == 1 and result.stderr.strip() == f"pfswatchd: {tmp_path / 'nope'}: no such file or directory"
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"pfswatchd: {tmp_path / 'nope'}: no such file or directory"
 
 
 def test_ingest_pfsconfig_accepts_an_instrument_class(tmp_path):

@@ -162,3 +162,36 @@ def test_claims_of_a_killed_service_are_released_at_restart(tmp_path):
     daemon.start()
     daemon.wait_files("ingested", 2)
     assert daemon.events("service_started")[0]["released_claims"] == 2
+
+
+def _descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def test_a_killed_service_leaves_no_process_behind(tmp_path):
+    """Header workers (and their forkserver) end with the service even when it is SIGKILLed."""
+    daemon = Daemon(tmp_path / "svc", ingest={"examine_workers": 2})
+    daemon.start()
+    for path in burst_files(tmp_path / "src", tmp_path / "templates", 12, first_visit=7800):
+        os.rename(path, daemon.incoming / path.name)
+    daemon.wait_files("ingested", 12)
+    helpers = _descendants(daemon.process.pid)
+    assert len(helpers) >= 3  # resource tracker, forkserver, workers
+    daemon.kill()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in helpers):
+        time.sleep(0.2)
+    assert [pid for pid in helpers if Path(f"/proc/{pid}").exists()] == []

@@ -100,7 +100,6 @@ def test_disk_full_in_the_staging_folder_then_freed(tmp_path):
     """An archive that does not fit while it is extracted leaves nothing behind and is retried later."""
     if os.geteuid() != 0:
         raise AssertionError("this test mounts a small tmpfs and must run as root (as CI does)")
-    import io
     import tarfile
 
     extracted = tmp_path / "svc" / "extracted"

@@ -179,8 +179,8 @@ def test_reads_only_headers_of_a_large_file(tmp_path):
     with open(path, "wb") as stream:
         stream.write(header.tostring().encode())
         stream.truncate(len(header.tostring()) + ((4416 * 4300 * 2 + BLOCK - 1) // BLOCK) * BLOCK)
-    import io
     import builtins
+    import io
 
     reads = []
     real_open = builtins.open

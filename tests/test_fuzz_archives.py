@@ -59,12 +59,15 @@ PIECES = ["a", "b", "..", ".", "", "/", "//", "/etc", "x.fits", "link", "outside
           "y.tar.gz", "x.fits.md5", "SUMS", "é", "日本語", "\udcff", "a\nb", "a\0b", "n" * 255, "n" * 256]
 TAME_PIECES = ["a", "b", ".", "", "x.fits", "link", "é", "日本語", "n" * 255, "x.fits.md5", "SUMS"]
 PATHS = st.lists(st.sampled_from(PIECES), min_size=1, max_size=4).map("/".join)
-NAMES = PATHS.map(lambda name: f"{OUTSIDE}{name}" if name.startswith("/") else name)
+ESCAPES = ["../x.fits", "../a/x.fits", "../../outside/x.fits", "../../outside/new", "a/../../b", "./../link/new",
+           "link/new", "etc/x.fits", f"{OUTSIDE}/x.fits", f"{OUTSIDE}/new", f"/{OUTSIDE}/a/x.fits", ".."]
+NAMES = st.one_of(PATHS.map(lambda name: f"{OUTSIDE}{name}" if name.startswith("/") else name),
+                  st.sampled_from(ESCAPES))  # aimed at the victims
 TAME_NAMES = st.builds(lambda *parts: "/".join(parts), st.sampled_from(TAME_PIECES),
                        st.sampled_from([piece for piece in TAME_PIECES if piece not in ("", ".")]))
 TAME_LINKS = st.lists(st.sampled_from([*TAME_PIECES, ".."]), min_size=1, max_size=3).map("/".join)
-LINKS = st.one_of(PATHS, st.sampled_from(["/etc", "/etc/passwd", "/", str(OUTSIDE), f"{OUTSIDE}/x.fits",
-                                          "../../outside", "a/../..", "link/.."]))
+LINKS = st.one_of(PATHS, st.sampled_from(["/etc", "/etc/passwd", "/", str(OUTSIDE), "../../outside", "link/..",
+                                          *ESCAPES]))
 KINDS = [tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE,
          tarfile.CHRTYPE, tarfile.BLKTYPE, tarfile.FIFOTYPE, tarfile.CONTTYPE, tarfile.GNUTYPE_SPARSE]
 TAME_KINDS = [tarfile.REGTYPE, tarfile.REGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE]
@@ -100,18 +103,19 @@ class Archive:
 
 @st.composite
 def archives(draw: st.DrawFn, depth: int = 2) -> Archive:
-    """An archive of hostile members, maybe holding smaller archives; mostly harmless ones if ``tame``."""
-    tame = draw(st.sampled_from([True, True, True, False]))  # sampled_from favours early entries
+    """An archive of hostile members, maybe holding smaller archives."""
+    # Each of a member's name, type, link target and pax headers is hostile at one of these odds, so
+    # one hostile attribute often sits among harmless ones (sampled_from favours early entries).
+    odds = draw(st.sampled_from([[False] * 7 + [True], [False] * 3 + [True], [True, False]]))
     members: list[tuple[tarfile.TarInfo, bytes]] = []
     names: list[str] = []
     described: list[str] = []
     for _ in range(draw(st.integers(0, 6))):
-        wild = not tame or draw(st.sampled_from([False] * 15 + [True]))
-        kind = draw(st.sampled_from(KINDS if wild else TAME_KINDS))
+        kind = draw(st.sampled_from(KINDS if draw(st.sampled_from(odds)) else TAME_KINDS))
         if names and draw(st.integers(0, 3)) == 0:
             name = draw(st.sampled_from(names))
         else:
-            name = draw(NAMES if wild else TAME_NAMES)
+            name = draw(NAMES if draw(st.sampled_from(odds)) else TAME_NAMES)
         data, about = b"", ""
         if kind in (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.CONTTYPE):
             if depth > 0 and draw(st.integers(0, 3)) == 0:
@@ -123,13 +127,15 @@ def archives(draw: st.DrawFn, depth: int = 2) -> Archive:
                 about = f" {data!r}"
         info = tarfile.TarInfo(name)
         info.type, info.mode, info.mtime = kind, draw(MODES), draw(MTIMES)
+        wild = draw(st.sampled_from(odds))
         links = LINKS if wild else TAME_LINKS
         if names and (wild or kind != tarfile.LNKTYPE):
             links = st.sampled_from(names) | links
         elif names:  # a tame hard link names an earlier member
             links = st.sampled_from(names)
         info.linkname = draw(links)
-        info.size, info.pax_headers = len(data) if info.isreg() else 0, draw(PAX) if wild else {}
+        info.size = len(data) if info.isreg() else 0
+        info.pax_headers = draw(PAX) if draw(st.sampled_from(odds)) else {}
         members.append((info, data))
         names.append(name)
         link = f" -> {info.linkname!r}" if info.issym() or info.islnk() else ""

@@ -10,6 +10,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 import sqlalchemy as sa
+
 from pgserver import PostgresServer
 
 pytestmark = pytest.mark.postgres
