@@ -20,65 +20,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from lsst.daf.butler import DatasetIdGenEnum, DatasetRef, FileDataset
-
-from pfswatchd import fakedata, repo
+from pfswatchd import repo
 from pfswatchd.examine import examine
 from pfswatchd.ingest import Ingester, IngestSettings
-from pfswatchd.visitrecord import visit_values
 
-ARMS = ("b", "r", "n")
-
-
-def write_files(folder: Path, count: int) -> list[Path]:
-    paths: list[Path] = []
-    visit = 1000
-    while len(paths) < count:
-        design = 0x1000 + visit
-        for spectrograph in (1, 2, 3, 4):
-            for arm in ARMS:
-                if len(paths) == count:
-                    break
-                category = "B" if arm == "n" else "A"
-                path = folder / fakedata.raw_filename("S", category, visit, spectrograph, arm)
-                if path.exists():  # --keep: reuse files written by an earlier run
-                    paths.append(path)
-                    continue
-                if arm == "n":
-                    fakedata.write_pfsb(path, visit=visit, spectrograph=spectrograph, pfs_design_id=design,
-                                        n_reads=2)
-                else:
-                    fakedata.write_pfsa(path, visit=visit, spectrograph=spectrograph, arm=arm,
-                                        pfs_design_id=design)
-                paths.append(path)
-        visit += 1
-    return paths
-
-
-def plain_butler_ingest(root: Path, paths: list[Path]) -> float:
-    """Seconds for ONE Butler.ingest call; records and refs are prepared outside the timing."""
-    butler = repo.create(root, instruments=["PFS"])
-    raw_type, _ = repo.dataset_types(butler.dimensions)
-    datasets = []
-    visits = {}
-    for path in paths:
-        raw = examine(path).classified
-        visits.setdefault(raw.visit, raw)
-        ref = DatasetRef(raw_type, {**raw.data_id, "dither": raw.dither, "pfs_design_id": raw.pfs_design_id},
-                         run="PFS/raw/all", id_generation_mode=DatasetIdGenEnum.DATAID_TYPE_RUN)
-        datasets.append(FileDataset(path=str(path), refs=[ref]))
-    registry = butler.registry
-    for raw in visits.values():
-        registry.insertDimensionData("pfs_design_id", {"instrument": "PFS", "value": raw.pfs_design_id},
-                                     skip_existing=True)
-        registry.insertDimensionData("dither", {"instrument": "PFS", "value": raw.dither}, skip_existing=True)
-    registry.insertDimensionData("visit", *(butler.dimensions["visit"].RecordClass(**visit_values(raw))
-                                            for raw in visits.values()))
-    start = time.perf_counter()
-    butler.ingest(*datasets, transfer="link")
-    elapsed = time.perf_counter() - start
-    butler.close()
-    return elapsed
+sys.path.insert(0, str(Path(__file__).parent))
+from common import plain_butler_ingest, raw_files  # noqa: E402
 
 
 def engine_in_process(root: Path, paths: list[Path]) -> float:
@@ -113,7 +60,7 @@ def main() -> None:
     data = work / "data"
     data.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    paths = write_files(data, args.files)
+    paths = raw_files(data, args.files, 1000, work / "templates")
     size = sum(p.stat().st_size for p in paths)
     print(f"wrote {len(paths)} files ({size / 2**20:.1f} MiB) in {time.perf_counter() - t0:.1f} s")
     for name in ("plain", "engine", "cli"):

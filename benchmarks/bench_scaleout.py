@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,32 +24,19 @@ import sqlalchemy as sa
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
-from common import raw_files  # noqa: E402
+from common import raw_files, start_service  # noqa: E402
 from pfswatchd import repo  # noqa: E402
 from pgserver import PostgresServer  # noqa: E402
 
 
 def start(base: Path, shared: Path, registry: str, ledger: str, name: str) -> subprocess.Popen[bytes]:
-    base.mkdir(parents=True)
-    config = base / "pfswatchd.toml"
-    config.write_text(
+    return start_service(base, (
         f'[repository]\nroot = "{shared / "repo"}"\nregistry_db = "{registry}"\n'
         f'[watch]\npaths = ["{shared / "incoming"}"]\nrescan_interval = 3600.0\n'
         f'[ingest]\ntransfer = "link"\n[state]\npath = "state"\nurl = "{ledger}"\ninstance = "{name}"\n'
         f'[quarantine]\npath = "quarantine"\n[archives]\nextract_to = "{shared / "extracted"}"\n'
         '[log]\nformat = "json"\nlevel = "warning"\n'
-    )
-    address = str(base / "notify.sock")
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(address)
-    sock.settimeout(120)
-    process = subprocess.Popen([sys.executable, "-m", "pfswatchd", "run", "--config", str(config)],
-                               env={**os.environ, "NOTIFY_SOCKET": address}, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    while b"READY=1" not in sock.recv(4096):
-        pass
-    sock.close()
-    return process
+    ))
 
 
 def run_case(work: Path, files: list[Path], instances: int, registry: str, ledger: str) -> float:

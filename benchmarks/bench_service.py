@@ -18,7 +18,6 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -28,27 +27,16 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import plain_butler_ingest, raw_files  # noqa: E402
+from common import plain_butler_ingest, raw_files, start_service  # noqa: E402
 
 
-def start_service(work: Path) -> tuple[subprocess.Popen[bytes], Path]:
+def start_watching(work: Path) -> tuple[subprocess.Popen[bytes], Path]:
     (work / "incoming").mkdir(parents=True)
-    config = work / "pfswatchd.toml"
-    config.write_text(
+    process = start_service(work, (
         '[repository]\nroot = "repo"\n[watch]\npaths = ["incoming"]\nrescan_interval = 3600.0\n'
         '[ingest]\ntransfer = "link"\n[state]\npath = "state"\n[quarantine]\npath = "quarantine"\n'
         '[log]\nformat = "json"\nlevel = "warning"\n'
-    )
-    address = str(work / "notify.sock")
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(address)
-    sock.settimeout(120)
-    process = subprocess.Popen([sys.executable, "-m", "pfswatchd", "run", "--config", str(config)],
-                               env={**os.environ, "NOTIFY_SOCKET": address}, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    while b"READY=1" not in sock.recv(4096):
-        pass
-    sock.close()
+    ))
     return process, work / "state" / "ledger.sqlite3"
 
 
@@ -68,7 +56,7 @@ def main() -> None:
         burst = raw_files(work / "burst", args.burst, 20_000, work / "templates")
         plain = plain_butler_ingest(work / "plain", raw_files(work / "plain-src", args.burst, 20_000,
                                                                work / "templates"))
-        process, ledger_path = start_service(work / "svc")
+        process, ledger_path = start_watching(work / "svc")
         incoming = work / "svc" / "incoming"
         ledger = sqlite3.connect(f"file:{ledger_path}?mode=ro", uri=True, timeout=30)
         latencies = []

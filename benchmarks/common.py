@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -67,3 +71,21 @@ def plain_butler_ingest(root: Path, paths: list[Path], transfer: str = "link") -
     elapsed = time.perf_counter() - start
     butler.close()
     return elapsed
+
+
+def start_service(work: Path, config: str) -> subprocess.Popen[bytes]:
+    """Start `pfswatchd run` with ``config`` (TOML text) in ``work``; return once it said READY=1."""
+    work.mkdir(parents=True, exist_ok=True)
+    path = work / "pfswatchd.toml"
+    path.write_text(config)
+    address = str(work / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(address)
+    sock.settimeout(120)
+    process = subprocess.Popen([sys.executable, "-m", "pfswatchd", "run", "--config", str(path)],
+                               env={**os.environ, "NOTIFY_SOCKET": address}, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    while b"READY=1" not in sock.recv(4096):
+        pass
+    sock.close()
+    return process
