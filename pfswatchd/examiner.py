@@ -59,9 +59,14 @@ class Examiner:
         self._pool: ProcessPoolExecutor | None = None
         if workers > 0:
             # forkserver: the service has threads (the watcher), which fork() must not copy.
+            # The fork server imports the examining code once (astropy takes a third of a second), and
+            # the workers are started here, before the service says READY, not on the first file.
             context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(["pfswatchd.examine"])
             self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_exit_with,
                                              initargs=(os.getpid(),))
+            for warm in [self._pool.submit(os.getpid) for _ in range(workers)]:
+                warm.result()
 
     @property
     def busy(self) -> int:

@@ -39,20 +39,21 @@ _INT = re.compile(r"^[+-]?\d+$")
 class Header(Mapping[str, Any]):
     """The cards of one HDU: keyword -> value, parsed on demand; read-only.
 
-    Most headers are kept as their raw text and a keyword is found with one
-    ``str.find`` (aligned to a card boundary), so looking up the dozen cards
-    ingest needs does not cost parsing the other hundreds.  Headers with
+    Most headers are kept as their raw text; the first lookup indexes the
+    keywords (one pass, no values parsed), so looking up the cards ingest needs
+    does not cost parsing the other hundreds.  Headers with
     HIERARCH or CONTINUE cards are parsed into a dict at once.  Commentary
     cards (COMMENT, HISTORY, blank) are dropped.  A keyword that appears twice
     keeps its first value, as astropy's ``header[key]`` does.
     """
 
-    __slots__ = ("_text", "_fields", "_parsed")
+    __slots__ = ("_text", "_fields", "_parsed", "_index")
 
     def __init__(self, fields: dict[str, str] | None = None, *, text: str | None = None) -> None:
         self._text = text
         self._fields = fields
         self._parsed: dict[str, Any] = {}
+        self._index: dict[str, int] | None = None
 
     @classmethod
     def from_cards(cls, cards: Mapping[str, Any]) -> Header:
@@ -65,13 +66,17 @@ class Header(Mapping[str, Any]):
         """The value field (columns 11-80) of ``key``, or None."""
         if self._fields is not None:
             return self._fields.get(key)
-        if len(key) > 8 or self._text is None:
-            return None
         text = self._text
-        pattern = key.ljust(8) + "= "
-        at = text.find(pattern)
-        while at > 0 and at % CARD:
-            at = text.find(pattern, at + 1)
+        if text is None:
+            return None
+        index = self._index
+        if index is None:  # one pass over the keywords, at the first lookup
+            index = self._index = {
+                text[at : at + 8].rstrip(): at
+                for at in range(len(text) - CARD, -1, -CARD)  # backwards: the first occurrence wins
+                if text[at + 8 : at + 10] == "= "
+            }
+        at = index.get(key, -1)
         return None if at < 0 else text[at + 10 : at + CARD]
 
     @property
@@ -297,6 +302,9 @@ def _parse_value(field: str, key: str) -> Any:
     """Parse the value field (card columns 11-80) of ``key``."""
     text = field.lstrip()
     if text.startswith("'"):
+        close = text.find("'", 1)
+        if close > 0 and text[close + 1 : close + 2] != "'":  # no '' escape: the common case
+            return text[1:close].rstrip()
         chars: list[str] = []
         i = 1
         while i < len(text):
@@ -370,11 +378,7 @@ def _padded_data_size(header: Header, path: Path, index: int) -> int:
     gcount = integer("GCOUNT", 1)
     if pcount < 0 or gcount < 0:
         raise NotFitsError(f"{path}: HDU {index} has PCOUNT {pcount}, GCOUNT {gcount}; expected >= 0")
-    try:
-        groups = header.get("GROUPS")
-    except ValueError:  # a malformed GROUPS card is not GROUPS = T
-        groups = None
-    random_groups = index == 0 and axes[0] == 0 and groups is True
+    random_groups = index == 0 and axes[0] == 0 and _groups(header)
     count = math.prod(axes[1:] if random_groups else axes)
     bits = abs(bitpix) * gcount * (pcount + count)
     nbytes = bits // 8
@@ -384,6 +388,13 @@ def _padded_data_size(header: Header, path: Path, index: int) -> int:
             "expected sizes a file can have"
         )
     return -(-nbytes // BLOCK) * BLOCK
+
+
+def _groups(header: Header) -> bool:
+    try:
+        return header.get("GROUPS") is True
+    except ValueError:  # a malformed GROUPS card is not GROUPS = T
+        return False
 
 
 def read_column(path: str | os.PathLike[str], extname: str, column: str) -> list[Any]:
