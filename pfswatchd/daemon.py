@@ -49,7 +49,6 @@ class Service:
         self.notifier = Notifier()
         self.hints: queue.Queue[tuple[str, str]] = queue.Queue()
         self.should_exit = False
-        self.force_exit = False
         self.reload_requested = False
         self.exit_code = EX_OK
         self.ledger: Ledger | None = None
@@ -329,7 +328,6 @@ class Service:
         if signum == signal.SIGHUP:
             self.reload_requested = True
         elif self.should_exit:
-            self.force_exit = True
             raise SystemExit(EX_FAILED)
         else:
             self.should_exit = True

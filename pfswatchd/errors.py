@@ -83,10 +83,6 @@ class NotFitsError(PfsWatchError):
     kind = ErrorKind.NOT_FITS
 
 
-class TruncatedError(PfsWatchError):
-    kind = ErrorKind.TRUNCATED
-
-
 class BadHeaderError(PfsWatchError):
     kind = ErrorKind.BAD_HEADER
 
@@ -139,11 +135,6 @@ class TransientError(PfsWatchError):
 
 class ConfigError(Exception):
     """The configuration is invalid; the message names the key and why."""
-
-
-def describe(kind: ErrorKind) -> str:
-    """One line for operators: what causes ``kind`` and what to do."""
-    return ERROR_HELP[kind]
 
 
 ERROR_HELP: dict[ErrorKind, str] = {

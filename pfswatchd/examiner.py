@@ -55,7 +55,6 @@ class Examiner:
         self.on_done = on_done
         self._lock = threading.Lock()
         self._done: list[Examination] = []
-        self._in_flight = 0
         self._pool: ProcessPoolExecutor | None = None
         if workers > 0:
             # forkserver: the service has threads (the watcher), which fork() must not copy.
@@ -67,10 +66,6 @@ class Examiner:
                                              initargs=(os.getpid(),))
             for warm in [self._pool.submit(os.getpid) for _ in range(workers)]:
                 warm.result()
-
-    @property
-    def busy(self) -> int:
-        return self._in_flight
 
     def submit(self, paths: list[str]) -> None:
         if not paths:
@@ -84,8 +79,6 @@ class Examiner:
         size = max(1, min(CHUNK, -(-len(paths) // (self.workers * 2))))
         for start in range(0, len(paths), size):
             chunk = paths[start : start + size]
-            with self._lock:
-                self._in_flight += len(chunk)
             future = self._pool.submit(examine_many, chunk)
             future.add_done_callback(functools.partial(self._finished, chunk=chunk))
 
@@ -97,7 +90,6 @@ class Examiner:
             results = examine_many(chunk)
         with self._lock:
             self._done.extend(results)
-            self._in_flight -= len(chunk)
         if self.on_done is not None:
             self.on_done()
 

@@ -39,21 +39,20 @@ _INT = re.compile(r"^[+-]?\d+$")
 class Header(Mapping[str, Any]):
     """The cards of one HDU: keyword -> value, parsed on demand; read-only.
 
-    Most headers are kept as their raw text; the first lookup indexes the
-    keywords (one pass, no values parsed), so looking up the cards ingest needs
-    does not cost parsing the other hundreds.  Headers with
+    Most headers are kept as their raw text until the first lookup splits it
+    into keyword -> value field (one pass, no values parsed), so looking up the
+    cards ingest needs does not cost parsing the other hundreds.  Headers with
     HIERARCH or CONTINUE cards are parsed into a dict at once.  Commentary
     cards (COMMENT, HISTORY, blank) are dropped.  A keyword that appears twice
     keeps its first value, as astropy's ``header[key]`` does.
     """
 
-    __slots__ = ("_text", "_fields", "_parsed", "_index")
+    __slots__ = ("_text", "_fields", "_parsed")
 
     def __init__(self, fields: dict[str, str] | None = None, *, text: str | None = None) -> None:
         self._text = text
         self._fields = fields
         self._parsed: dict[str, Any] = {}
-        self._index: dict[str, int] | None = None
 
     @classmethod
     def from_cards(cls, cards: Mapping[str, Any]) -> Header:
@@ -64,20 +63,7 @@ class Header(Mapping[str, Any]):
 
     def _field(self, key: str) -> str | None:
         """The value field (columns 11-80) of ``key``, or None."""
-        if self._fields is not None:
-            return self._fields.get(key)
-        text = self._text
-        if text is None:
-            return None
-        index = self._index
-        if index is None:  # one pass over the keywords, at the first lookup
-            index = self._index = {
-                text[at : at + 8].rstrip(): at
-                for at in range(len(text) - CARD, -1, -CARD)  # backwards: the first occurrence wins
-                if text[at + 8 : at + 10] == "= "
-            }
-        at = index.get(key, -1)
-        return None if at < 0 else text[at + 10 : at + CARD]
+        return self.fields.get(key)
 
     @property
     def fields(self) -> dict[str, str]:
