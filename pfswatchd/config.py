@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pfswatchd.errors import ConfigError
+from pfswatchd.logconfig import redact as redact_url
 from pfswatchd.permissions import Permissions
 from pfswatchd.transfer import TRANSFER_MODES
 
@@ -369,14 +370,4 @@ def _mode(section: _Section, key: str, default: str) -> int:
     if not 0 <= value <= 0o7777:
         raise ConfigError(f"{section.name}.{key} = {text!r}: expected an octal mode such as '0644'")
     return value
-
-
-def redact_url(url: str) -> str:
-    """A database URL with its password replaced by ***."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    credentials, _, host = rest.rpartition("@")
-    user, colon, _ = credentials.partition(":")
-    return f"{scheme}://{user}{':***' if colon else ''}@{host}"
 

@@ -17,11 +17,15 @@ from typing import Any
 
 import structlog
 
-_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<password>[^@/\s]+)@")
+# The password runs to the last "@" of the URL (a word without spaces or quotes): SQLAlchemy takes a
+# password with "/" or ":" as written, and "@" in a password may be left unquoted by mistake.
+_URL_PASSWORD = re.compile(
+    r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s'\"]*):(?P<password>[^\s'\"]*)@(?=[^@\s'\"]*(?:[\s'\"]|$))"
+)
 
 
 def redact(text: str) -> str:
-    """Replace the password of any URL in ``text`` by ***."""
+    """Replace the password of every URL in ``text`` (a URL alone, or a message holding URLs) by ***."""
     return _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
 
 

@@ -108,3 +108,13 @@ def test_password_never_printed(tmp_path):
                             capture_output=True, text=True)
     assert result.returncode == 0
     assert "hunter2" not in result.stdout and "pfs:***@db.example" in result.stdout
+
+
+def test_passwords_are_redacted_inside_messages():
+    """SQLAlchemy takes a password with '/' or ':' as written; every URL in a message loses its password."""
+    from pfswatchd.logconfig import redact
+
+    message = ("could not connect to 'postgresql+psycopg2://pfs:se/cr:et@db.example:5432/ledger' "
+               "nor postgresql://ops:p@ss@db2/ledger (sqlite:////var/pfs/ledger.sqlite3 is fine)")
+    assert redact(message) == ("could not connect to 'postgresql+psycopg2://pfs:***@db.example:5432/ledger' "
+                               "nor postgresql://ops:***@db2/ledger (sqlite:////var/pfs/ledger.sqlite3 is fine)")
