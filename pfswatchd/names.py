@@ -29,9 +29,11 @@ _RAW = re.compile(r"^PF([A-Z])([A-Z])(\d{6})(\d)(\d)\.fits\Z", re.ASCII)
 _PFSCONFIG = re.compile(r"^pfsConfig-0x([0-9a-f]{1,16})-(\d{6,255})\.fits\Z", re.ASCII)
 _PFSDESIGN = re.compile(r"^pfsDesign-0x([0-9a-f]{1,16})\.fits\Z", re.ASCII)
 _AGCC = re.compile(r"^agcc_(\d{6})_(\d{8})\.fits\Z", re.ASCII)
-_ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
-_CHECKSUM_SUFFIXES = (".md5", ".sha256", ".md5sum", ".sha256sum")
-_CHECKSUM_NAMES = frozenset({"MD5SUMS", "SHA256SUMS", "md5sums", "sha256sums"})
+# Archive suffix (any case) -> its compression, as unpack reads it.
+ARCHIVE_CODECS = {".tar": "tar", ".tar.gz": "gzip", ".tgz": "gzip", ".tar.bz2": "bzip2", ".tbz2": "bzip2",
+                  ".tar.xz": "xz", ".txz": "xz"}
+# Checksum sidecars (x.fits.md5) and lists (MD5SUMS, x.sha256sum, STARS2's 0_list_*), as checksums reads them.
+_CHECKSUM_NAME = re.compile(r"\.(md5|sha1|sha256|sha512)(sum)?$|SUMS$|^0_list_", re.IGNORECASE)
 # Names that writers use while a file is incomplete, and editor debris.
 _TEMPORARY_SUFFIXES = (".part", ".tmp", ".crdownload", ".partial", ".swp", ".swx", ".download", "~")
 
@@ -91,8 +93,22 @@ def parse_name(path: str | PurePath) -> NameInfo:
         return NameInfo(kind=FileKind.PFSDESIGN, pfs_design_id=int(match.group(1), 16))
     if match := _AGCC.match(name):
         return NameInfo(kind=FileKind.GUIDER, visit=int(match.group(1)), sequence=int(match.group(2)))
-    if name.endswith(_ARCHIVE_SUFFIXES):
+    if split_archive_name(name) is not None:
         return NameInfo(kind=FileKind.ARCHIVE)
-    if name.endswith(_CHECKSUM_SUFFIXES) or name in _CHECKSUM_NAMES or name.startswith("0_list_"):
+    if is_checksum_name(name):
         return NameInfo(kind=FileKind.CHECKSUM)
     return NameInfo(kind=FileKind.OTHER)
+
+
+def split_archive_name(name: str) -> tuple[str, str] | None:
+    """``(stem, codec)`` for an archive name (``S2Query.tar`` -> ``("S2Query", "tar")``), else None."""
+    lower = name.lower()
+    for suffix, codec in ARCHIVE_CODECS.items():
+        if lower.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)], codec
+    return None
+
+
+def is_checksum_name(name: str) -> bool:
+    """True for names of checksum sidecars and lists."""
+    return _CHECKSUM_NAME.search(name) is not None

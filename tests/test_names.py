@@ -118,3 +118,18 @@ def test_instrument_for_site(site, instrument):
 )
 def test_temporary_names(name, temporary):
     assert is_temporary(name) is temporary
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["S2Query.tar", "DATA.TAR.GZ", "x.tgz", "x.tar.bz2", "x.TBZ2", "x.tar.xz", "x.txz", ".tar", "x.tar.zst",
+     "x.fits.md5", "x.fits.SHA1", "x.sha512", "MD5SUMS", "sha256sums", "x.md5sum", "0_list_visit", "x.fits"],
+)
+def test_archive_and_checksum_names_agree_with_unpack_and_checksums(name):
+    """The service routes a file by parse_name: it must take exactly what unpack and checksums read."""
+    from pfswatchd.checksums import is_sidecar_name
+    from pfswatchd.unpack import is_archive_name
+
+    kind = parse_name(name).kind
+    assert (kind is FileKind.ARCHIVE) == is_archive_name(name)
+    assert (kind is FileKind.CHECKSUM) == (is_sidecar_name(name) and not is_archive_name(name))
