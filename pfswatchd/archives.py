@@ -1,11 +1,14 @@
 """unpack, in the service: archives in the drop folder are extracted, checked and published.
 
-An archive (.tar, .tar.gz/.tgz, .tar.bz2, .tar.xz) that has settled is checked
-to be a whole tar stream, then extracted in a worker thread into a private
-staging folder under ``archives.extract_to`` (same filesystem), its checksum
-sidecars verified, and its tree published by rename into
-``extract_to/<archive name>/``, a folder the service watches: the FITS files
-then flow into ingest like any other, and the ledger links each to its archive.
+An archive (.tar, .tar.gz/.tgz, .tar.bz2, .tar.xz) that has settled is
+extracted in a worker thread into a private staging folder under
+``archives.extract_to`` (same filesystem), its checksum sidecars verified, and
+its tree published by rename into ``extract_to/<archive name>/``, a folder the
+service watches: the FITS files then flow into ingest like any other, and the
+ledger links each to its archive.  The archive is read once: if its tar stream
+stops early, staging is removed, nothing is published, and the archive is
+treated as still being written (looked at again when it changes, refused when
+it stays short).
 
 - A refused archive (unsafe member, corrupt stream, limit exceeded) is
   quarantined whole with its reason; nothing from it is published.
@@ -36,8 +39,9 @@ from pfswatchd.ledger import ArchiveState, Ledger, Seen
 from pfswatchd.names import parse_name
 from pfswatchd.settle import Hint, Identity, Settler
 from pfswatchd.stars import operator_instructions
+from pfswatchd.tarstream import ArchiveEndsEarly
 from pfswatchd.transfer import transient
-from pfswatchd.unpack import UnpackLimits, UnpackResult, archive_complete, unpack
+from pfswatchd.unpack import UnpackResult, unpack
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,12 +69,6 @@ class ArchiveStage:
         self._done: list[_Job] = []
         self._busy: set[str] = set()
         self._due_checked = 0.0
-
-    @property
-    def limits(self) -> UnpackLimits:
-        a = self.config.archives
-        return UnpackLimits(max_members=a.max_members, max_total_bytes=a.max_total_bytes, max_ratio=a.max_ratio,
-                            max_depth=a.max_depth)
 
     # -- main thread -----------------------------------------------------------------------------
 
@@ -126,18 +124,18 @@ class ArchiveStage:
     def _work(self, path: Path, identity: Identity) -> _Job:
         cfg = self.config
         try:
-            if not archive_complete(path, limits=self.limits):
-                return _Job(path, identity, incomplete=True)
             stars = cfg.archives.stars
             result = unpack(
                 path,
                 cfg.archives.extract_to,
-                limits=self.limits,
+                limits=self.config.archives.limits,
                 verify=cfg.archives.verify_checksums,
                 stars_script=(stars.network, stars.timeout) if stars.run_unpack else None,
                 file_mode=cfg.service.file_mode,
                 dir_mode=cfg.service.dir_mode,
             )
+        except ArchiveEndsEarly:  # cut short or still being written: staging is gone, nothing published
+            return _Job(path, identity, incomplete=True)
         except PfsWatchError as exc:
             return _Job(path, identity, error=exc)
         except OSError as exc:

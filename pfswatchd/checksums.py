@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Literal
 
 from pfswatchd.errors import ChecksumMismatchError
+from pfswatchd.names import is_checksum_name
 
 _ALGORITHMS = {32: "md5", 40: "sha1", 64: "sha256", 128: "sha512"}
 _SIDECAR_SUFFIX = re.compile(r"\.(md5|sha1|sha256|sha512)$", re.IGNORECASE)
-_LIST_NAME = re.compile(r"(SUMS|\.(md5|sha1|sha256|sha512)sum)$|^0_list_", re.IGNORECASE)
 _LINE = re.compile(r"([0-9a-fA-F]{32,128})(?:[ \t]+\*?(.+))?")
 _MAX_SIDECAR_BYTES = 16 * 2**20  # a "sidecar" bigger than this is data with an unlucky name
 _CHUNK = 4 * 2**20
@@ -71,14 +71,9 @@ class ChecksumResult:
 
 @dataclass(frozen=True, slots=True)
 class ChecksumReport:
-    """Every sidecar line found under ``root``, in walk order."""
+    """Every sidecar line found under the verified folder, in walk order."""
 
-    root: Path
     results: tuple[ChecksumResult, ...]
-
-    @property
-    def ok(self) -> tuple[ChecksumResult, ...]:
-        return tuple(r for r in self.results if r.status == "ok")
 
     @property
     def mismatched(self) -> tuple[ChecksumResult, ...]:
@@ -93,11 +88,6 @@ class ChecksumReport:
     def failed_paths(self) -> frozenset[Path]:
         """Files that do not match a sidecar; they must not be published."""
         return frozenset(r.path for r in self.mismatched)
-
-
-def is_sidecar_name(name: str) -> bool:
-    """True for names this module reads as checksum sidecars or lists."""
-    return bool(_SIDECAR_SUFFIX.search(name) or _LIST_NAME.search(name))
 
 
 def hash_file(path: Path, algorithm: str) -> str:
@@ -148,7 +138,7 @@ def verify_tree(root: Path) -> ChecksumReport:
         dirnames.sort()
         for name in sorted(filenames):
             sidecar = Path(folder, name)
-            if not is_sidecar_name(name) or not sidecar.is_file():
+            if not is_checksum_name(name) or not sidecar.is_file():
                 continue
             for algorithm, expected, listed in read_sidecar(sidecar):
                 if listed is None:
@@ -165,7 +155,7 @@ def verify_tree(root: Path) -> ChecksumReport:
                         digests[key] = hash_file(Path(real), algorithm)
                     actual = digests[key]
                 results.append(ChecksumResult(target, sidecar, algorithm, expected, actual))
-    return ChecksumReport(root, tuple(results))
+    return ChecksumReport(tuple(results))
 
 
 def _resolve(folder: Path, listed: str, top: str) -> Path:

@@ -19,9 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from pfswatchd.errors import ConfigError
-from pfswatchd.logconfig import redact as redact_url
+from pfswatchd.logconfig import redact
 from pfswatchd.permissions import Permissions
-from pfswatchd.transfer import TRANSFER_MODES
+from pfswatchd.transfer import TRANSFER_MODES, inside
+from pfswatchd.unpack import UnpackLimits
+
+redact_url = redact  # public: cli and daemon print state.url through it
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +98,11 @@ class ArchivesConfig:
     verify_checksums: bool = True
     stars: StarsConfig = field(default_factory=StarsConfig)
 
+    @property
+    def limits(self) -> UnpackLimits:
+        return UnpackLimits(max_members=self.max_members, max_total_bytes=self.max_total_bytes,
+                            max_ratio=self.max_ratio, max_depth=self.max_depth)
+
 
 @dataclass(frozen=True, slots=True)
 class ServiceConfig:
@@ -125,7 +133,7 @@ class Config:
         """The folders the service watches: watch.paths, plus archives.extract_to (extracted files flow
         into ingest from there) unless it already lies inside one of them."""
         extract_to = self.archives.extract_to
-        if any(_inside(extract_to, root) for root in self.watch.paths):
+        if any(inside(extract_to, root) for root in self.watch.paths):
             return self.watch.paths
         return (*self.watch.paths, extract_to)
 
@@ -327,26 +335,21 @@ def parse(data: Mapping[str, Any], *, base: Path, source: Path | None) -> Config
     return Config(source, repository, watch, ingest, state, quarantine, log, archives, service)
 
 
-def _inside(path: Path, folder: Path) -> bool:
-    path, folder = Path(os.path.abspath(path)), Path(os.path.abspath(folder))
-    return path == folder or folder in path.parents
-
-
 def _check_folders(repository: RepositoryConfig, watch: WatchConfig, state: StateConfig,
                    quarantine: QuarantineConfig, archives: ArchivesConfig) -> None:
     """pfswatchd's own folders must not be inside a watched folder, or it would ingest its own output."""
     own = {"repository.root": repository.root, "state.path": state.path, "quarantine.path": quarantine.path,
            "archives.done_path": archives.done_path}
     for key, folder in own.items():
-        if _inside(archives.extract_to, folder) or _inside(folder, archives.extract_to):
+        if inside(archives.extract_to, folder) or inside(folder, archives.extract_to):
             raise ConfigError(f"archives.extract_to = {archives.extract_to} overlaps {key} = {folder}: expected "
                               "separate folders")
     for root in watch.paths:
         for key, folder in own.items():
-            if _inside(folder, root):
+            if inside(folder, root):
                 raise ConfigError(f"{key} = {folder} is inside the watched folder {root}: expected it outside "
                                   "(pfswatchd would watch its own output)")
-            if _inside(root, folder):
+            if inside(root, folder):
                 raise ConfigError(f"watch.paths entry {root} is inside {key} = {folder}: expected it outside")
 
 

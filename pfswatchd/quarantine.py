@@ -27,17 +27,21 @@ def _relative(path: Path, roots: tuple[Path, ...]) -> Path:
     return Path(path.name)
 
 
+def _move(source: Path, dest: Path) -> None:
+    """Rename ``source`` to ``dest``, or copy and unlink it when rename fails (another filesystem)."""
+    try:
+        os.rename(source, dest)
+    except OSError:
+        shutil.copy2(source, dest)
+        os.unlink(source)
+
 def relocate(path: Path, *, roots: tuple[Path, ...], folder: Path, perms: Permissions = DEFAULT) -> Path:
     """Move ``path`` into ``folder``, keeping its path relative to the watched folder; never overwrite."""
     dest = folder / _relative(path, roots)
     perms.makedirs(dest.parent)
     if dest.exists() or dest.is_symlink():
         dest = dest.with_name(f"{dest.name}.{time.strftime('%Y%m%dT%H%M%S')}.{os.getpid()}")
-    try:
-        os.rename(path, dest)
-    except OSError:
-        shutil.copy2(path, dest)
-        os.unlink(path)
+    _move(path, dest)
     return dest
 
 
@@ -57,11 +61,7 @@ def release(quarantined: Path, original: Path) -> Path:
     if target.exists():
         target = original.with_name(f"{original.name}.retry-{time.strftime('%Y%m%dT%H%M%S')}")
     target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.rename(quarantined, target)
-    except OSError:
-        shutil.copy2(quarantined, target)
-        os.unlink(quarantined)
+    _move(quarantined, target)
     note = quarantined.with_name(quarantined.name + REASON_SUFFIX)
     if note.exists():
         note.unlink()

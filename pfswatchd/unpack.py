@@ -31,6 +31,7 @@ from pathlib import Path
 
 from pfswatchd.checksums import verify_tree
 from pfswatchd.errors import ArchiveLimitError, CorruptArchiveError, UnpackScriptError, UnsafeArchiveError
+from pfswatchd.names import ARCHIVE_CODECS, split_archive_name
 from pfswatchd.publish import PublishConflictError, publish
 from pfswatchd.stars import ScriptResult, is_stars_bundle, run_unpack_script
 from pfswatchd.tarstream import ArchiveEndsEarly, MemberWriter, TarReader, TreeTotals
@@ -51,8 +52,6 @@ __all__ = [
 ]
 
 STAGING_DIR_NAME = ".pfswatchd-staging"
-_SUFFIXES = {".tar": "tar", ".tar.gz": "gzip", ".tgz": "gzip", ".tar.bz2": "bzip2", ".tbz2": "bzip2",
-             ".tar.xz": "xz", ".txz": "xz"}
 _SPECIAL = {tarfile.CHRTYPE: "a character device", tarfile.BLKTYPE: "a block device",
             tarfile.FIFOTYPE: "a fifo", tarfile.GNUTYPE_SPARSE: "a sparse file"}
 
@@ -126,7 +125,7 @@ class UnpackResult:
 
 def is_archive_name(path: Path | str) -> bool:
     """True for ``.tar``, ``.tar.gz``/``.tgz``, ``.tar.bz2``/``.tbz2`` and ``.tar.xz``/``.txz`` (any case)."""
-    return _split_name(Path(path).name) is not None
+    return split_archive_name(Path(path).name) is not None
 
 
 def archive_stem(path: Path | str) -> str:
@@ -186,9 +185,9 @@ def extract(
     try:
         os.chmod(staging, 0o700)
         with open(archive, "rb") as raw:
-            totals = TreeTotals(limits, archive.name, os.fstat(raw.fileno()).st_size)
-            modes = (file_mode, dir_mode | 0o700)
-            _extract_tree(TarReader(raw, codec, archive.name, limits), staging, (), totals, 1, modes)
+            reader = TarReader(raw, codec, archive.name, limits)
+            totals = TreeTotals(limits, archive.name, reader.size)
+            _extract_tree(reader, staging, (), totals, 1, (file_mode, dir_mode | 0o700))
         return Extracted(archive, staging, totals.members, totals.bytes, tuple(totals.nested))
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)
@@ -257,18 +256,10 @@ def unpack(
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _split_name(name: str) -> tuple[str, str] | None:
-    lower = name.lower()
-    for suffix, codec in _SUFFIXES.items():
-        if lower.endswith(suffix) and len(name) > len(suffix):
-            return name[: -len(suffix)], codec
-    return None
-
-
 def _split(path: Path | str) -> tuple[str, str]:
-    split = _split_name(Path(path).name)
+    split = split_archive_name(Path(path).name)
     if split is None:
-        raise ValueError(f"{path}: not an archive name; expected {', '.join(_SUFFIXES)}")
+        raise ValueError(f"{path}: not an archive name; expected {', '.join(ARCHIVE_CODECS)}")
     return split
 
 
@@ -388,8 +379,13 @@ def _extract_tree(
             writer.dir_fd(folder)
             parent = writer.dir_fd(parts[:-1])
             with open(os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent), "rb") as raw:
-                inner = TarReader(raw, codec, where, totals.limits)
-                _extract_tree(inner, root.joinpath(*folder), (*base, *folder), totals, depth + 1, modes)
+                try:
+                    inner = TarReader(raw, codec, where, totals.limits)
+                    _extract_tree(inner, root.joinpath(*folder), (*base, *folder), totals, depth + 1, modes)
+                except ArchiveEndsEarly as exc:
+                    # The outer archive already ended properly, so a short inner one is damaged, not
+                    # still being written: waiting would not help.
+                    raise CorruptArchiveError(str(exc)) from None
             os.unlink(name, dir_fd=parent)
             totals.nested.append(Path(*base, *parts))
     finally:

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pfswatchd.checksums import hash_file, is_sidecar_name, read_sidecar, verify_tree
+from pfswatchd.checksums import hash_file, read_sidecar, verify_tree
 from pfswatchd.errors import ChecksumMismatchError, ErrorKind
+from pfswatchd.names import is_checksum_name
 
 
 def md5(data: bytes) -> str:
@@ -123,7 +124,7 @@ def test_read_sidecar_handles_escaped_names(tmp_path: Path) -> None:
 )
 def test_sidecar_names(name: str, expected: bool) -> None:
     """Which names are read as sidecars."""
-    assert expected == is_sidecar_name(name)
+    assert expected == is_checksum_name(name)
 
 
 def test_hash_file_reads_large_files_in_chunks(tmp_path: Path) -> None:
