@@ -54,8 +54,6 @@ class Service:
         self.ledger: Ledger | None = None
         self.watcher: Watcher | None = None
         self.pipeline: Pipeline | None = None
-        self.examiner: Examiner | None = None
-        self.archives: ArchiveStage | None = None
         self._butler: Any = None
         self._last: dict[str, float] = {}
         self._db_backoff = 0.0
@@ -79,15 +77,14 @@ class Service:
         self.ledger.create()
         released = self.ledger.release_abandoned(starting=True)
         self._butler = self._open_repository()
-        self.examiner = Examiner(cfg.ingest.examine_workers, on_done=self._wake)
-        self.archives = ArchiveStage(cfg, self.ledger, self.log, self._hint, self._wake)
-        self.pipeline = Pipeline(cfg, self.ledger, self._make_ingester(), self.log, examiner=self.examiner,
-                                 archives=self.archives)
+        self.pipeline = Pipeline(cfg, self.ledger, self._make_ingester(), self.log,
+                                 examiner=Examiner(cfg.ingest.examine_workers, on_done=self._wake),
+                                 archives=ArchiveStage(cfg, self.ledger, self.log, self._hint, self._wake))
         self.watcher = Watcher(cfg.watch_roots, self._hint, recursive=cfg.watch.recursive, mode=cfg.watch.mode,
                                poll_interval=cfg.watch.poll_interval)
         missing = self.watcher.start()
         self.log.info("service_started", instance=self.ledger.instance, repository=str(cfg.repository.root),
-                      ledger=config_module.redact_url(cfg.state.url), watch=[str(p) for p in cfg.watch_roots],
+                      ledger=logconfig.redact(cfg.state.url), watch=[str(p) for p in cfg.watch_roots],
                       transfer=cfg.ingest.transfer, mode=cfg.watch.mode, released_claims=released,
                       missing_folders=[str(p) for p in missing])
         self._rescan()
@@ -167,10 +164,10 @@ class Service:
         self.notifier.stopping()
         if self.watcher is not None:
             self.watcher.stop()
-        if self.examiner is not None:
-            self.examiner.close()
-        if self.archives is not None:
-            self.archives.close()
+        if self.pipeline is not None:
+            self.pipeline.examiner.close()
+            if self.pipeline.archives is not None:
+                self.pipeline.archives.close()
         if self._butler is not None:
             self._butler.close()
         if self.ledger is not None:
@@ -234,8 +231,9 @@ class Service:
     def _timeout(self) -> float:
         assert self.pipeline is not None
         now = time.time()
+        archives = self.pipeline.archives
         deadlines = [d for d in (self.pipeline.settler.next_deadline(now),
-                                 self.archives.next_deadline(now) if self.archives else None) if d is not None]
+                                 archives.next_deadline(now) if archives else None) if d is not None]
         deadline = min(deadlines) if deadlines else None
         timeout = 1.0 if deadline is None else min(1.0, deadline + 0.01)
         if self.notifier.watchdog_interval:
@@ -297,10 +295,10 @@ class Service:
             self.pipeline.ingester = self._make_ingester()
         self.pipeline.config = new
         self.pipeline.roots = new.watch_roots
-        if self.archives is not None:
-            self.archives.config = new
-        self.pipeline.settler.settle_seconds = new.watch.settle_seconds
-        self.pipeline.settler.truncated_after = new.watch.truncated_after
+        self.pipeline.settler.reconfigure(new.watch.settle_seconds, new.watch.truncated_after)
+        if self.pipeline.archives is not None:
+            self.pipeline.archives.config = new
+            self.pipeline.archives.settler.reconfigure(new.watch.settle_seconds, new.watch.truncated_after)
         if (new.watch_roots, new.watch.mode, new.watch.recursive, new.watch.poll_interval) != (
                 old.watch_roots, old.watch.mode, old.watch.recursive, old.watch.poll_interval):
             assert self.watcher is not None

@@ -83,7 +83,6 @@ class Result:
 
 class Ledger(ArchiveRecords):
     def __init__(self, url: str, *, instance: str = "", claim_timeout: float = 300.0) -> None:
-        self.url = url
         self.engine = make_engine(url)
         self.instance = instance or f"{os.uname().nodename}:{os.getpid()}"
         self.claim_timeout = claim_timeout

@@ -46,7 +46,6 @@ class StepReport:
     hinted: int = 0
     examined: int = 0
     ingested: int = 0
-    failed: int = 0
     permanent_failure: str | None = None  # set when fail-fast must stop the service
     new_visits: set[int] = field(default_factory=set)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
@@ -95,7 +94,7 @@ class Pipeline:
         self.settler.examining(ready)
         self.examiner.submit(ready)
         candidates = self._examined(self.examiner.results(), report, now)
-        self._expire_incomplete(now)
+        self._expire_incomplete(now, report)
         examined = clock()
         if candidates:
             self._ingest(candidates, report, now)
@@ -180,7 +179,8 @@ class Pipeline:
 
     def _ignore(self, item: Seen) -> None:
         found = examine(Path(item.path))
-        reason = found.skipped.reason if found.skipped else f"{item.kind} files are not ingested"
+        assert found.skipped is not None  # examine skips every kind that is not ingestible
+        reason = found.skipped.reason
         self.ledger.mark(item.path, FileState.IGNORED, error=reason)
         self._timing.pop(item.path, None)
         self.log.info("file_ignored", path=item.path, kind=item.kind, reason=reason)
@@ -205,18 +205,14 @@ class Pipeline:
                 self.settler.observe(path, identity, Hint.MODIFIED, now)  # it changed while we read it
                 continue
             if found.incomplete is not None:
-                overdue = self.settler.incomplete(path, identity, found.incomplete, now)
-                if overdue:
-                    failures.append(self._failure(path, ErrorKind.TRUNCATED, f"{overdue} and stopped growing",
-                                                  found.kind))
+                # Waits for its next change; once overdue, _expire_incomplete reports it truncated.
+                self.settler.incomplete(path, identity, found.incomplete, now)
                 continue
             self.settler.forget(path)
             if found.error is not None:
                 failures.append(self._failure(path, found.error.kind, str(found.error), found.kind))
                 continue
-            if found.skipped is not None:
-                self.ledger.mark(path, FileState.IGNORED, error=found.skipped.reason)
-                continue
+            # The settler holds only ingestible kinds, which examine never skips.
             assert found.classified is not None
             timing = self._timing.setdefault(path, _Timing(seen=now))
             timing.complete = now
@@ -226,16 +222,18 @@ class Pipeline:
             self._finish([r for r in failures if r.path in won], report, now)
         return candidates
 
-    def _expire_incomplete(self, now: float) -> None:
+    def _expire_incomplete(self, now: float, report: StepReport) -> None:
+        """Report files that stayed incomplete and unchanged for ``truncated_after`` as truncated."""
         overdue = self.settler.overdue(now)
         if not overdue:
             return
         results = []
         for path, reason in overdue:
             self.settler.forget(path)
-            results.append(self._failure(path, ErrorKind.TRUNCATED, f"{reason} and stopped growing", None))
+            results.append(self._failure(path, ErrorKind.TRUNCATED, f"{reason} and stopped growing",
+                                         parse_name(path).kind))
         won = self.ledger.claim([r.path for r in results], now)
-        self._finish([r for r in results if r.path in won], StepReport(), now)
+        self._finish([r for r in results if r.path in won], report, now)
 
     # -- ingest -> ledger ------------------------------------------------------------------------
 
@@ -349,7 +347,6 @@ class Pipeline:
         elif result.state is FileState.IGNORED:
             self.log.info("file_ignored", **fields)
         else:
-            report.failed += 1
             if report.permanent_failure is None:
                 report.permanent_failure = f"{result.path}: [{result.error_kind}] {result.error}"
             if result.quarantine_path:

@@ -46,7 +46,6 @@ class _Entry:
     writer_done: bool
     stat_at: float  # when the identity was last looked at
     examined: Identity | None = None  # identity when last found incomplete
-    incomplete_since: float | None = None
     reason: str | None = None
 
 
@@ -59,15 +58,17 @@ class Settler:
         self._entries: dict[str, _Entry] = {}
         self._examining: set[str] = set()
 
+    def reconfigure(self, settle_seconds: float, truncated_after: float) -> None:
+        """Change the two durations in place (a reload), keeping every tracked file."""
+        self.settle_seconds = settle_seconds
+        self.truncated_after = truncated_after
+
     def examining(self, paths: list[str]) -> None:
         """These paths are being examined: not ready again until :meth:`examined`."""
         self._examining.update(paths)
 
     def examined(self, path: str) -> None:
         self._examining.discard(path)
-
-    def __len__(self) -> int:
-        return len(self._entries)
 
     def __contains__(self, path: object) -> bool:
         return path in self._entries
@@ -82,7 +83,6 @@ class Settler:
             entry.identity = identity
             entry.changed_at = now
             entry.writer_done = hint in _DONE_HINTS
-            entry.incomplete_since = None
         elif hint in _DONE_HINTS:
             entry.writer_done = True
 
@@ -106,21 +106,16 @@ class Settler:
                 result.append(path)
         return result
 
-    def incomplete(self, path: str, identity: Identity, reason: str, now: float) -> str | None:
-        """Record that ``path`` was incomplete; return a truncation reason once it is overdue."""
+    def incomplete(self, path: str, identity: Identity, reason: str, now: float) -> None:
+        """Record that ``path`` was incomplete: it waits for a change, or :meth:`overdue` reports it."""
         entry = self._entries.get(path)
         if entry is None:
-            return None
+            return
         if identity != entry.identity:
             self.observe(path, identity, Hint.MODIFIED, now)
         entry.examined = identity
         entry.reason = reason
         entry.writer_done = False
-        if entry.incomplete_since is None:
-            entry.incomplete_since = now
-        if now - entry.changed_at >= self.truncated_after:
-            return reason
-        return None
 
     def overdue(self, now: float) -> list[tuple[str, str]]:
         """Incomplete files that have not changed for ``truncated_after``: (path, reason)."""

@@ -26,10 +26,6 @@ class Notifier:
         watchdog = usec.isdigit() and (not pid or pid == str(os.getpid()))
         self.watchdog_interval = int(usec) / 1e6 / 2 if watchdog else None
 
-    @property
-    def enabled(self) -> bool:
-        return self._address is not None
-
     def notify(self, **fields: str | int) -> bool:
         """Send e.g. ``notify(READY=1, STATUS="...")``; True if sent."""
         if self._address is None:

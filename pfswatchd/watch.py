@@ -23,7 +23,6 @@ from watchdog.events import (
     DirMovedEvent,
     FileClosedEvent,
     FileCreatedEvent,
-    FileModifiedEvent,
     FileMovedEvent,
     FileSystemEvent,
     FileSystemEventHandler,
@@ -46,10 +45,6 @@ EVENTS = (FileCreatedEvent, FileMovedEvent, FileClosedEvent, DirCreatedEvent, Di
 HintQueue = queue.Queue[tuple[str, str]]
 
 
-def ignored_name(name: str) -> bool:
-    return is_temporary(name)
-
-
 class _Handler(FileSystemEventHandler):
     def __init__(self, sink: Callable[[str, str], None], root: Path) -> None:
         self.sink = sink
@@ -68,8 +63,6 @@ class _Handler(FileSystemEventHandler):
                 self._file(event.dest_path, Hint.MOVED)
         elif isinstance(event, FileCreatedEvent):
             self._file(event.src_path, Hint.CREATED)
-        elif isinstance(event, FileModifiedEvent):
-            self._file(event.src_path, Hint.MODIFIED)
         elif isinstance(event, DirMovedEvent):
             if event.dest_path and not self._hidden(_text(event.dest_path)):
                 self.sink(_text(event.dest_path), WALK_MOVED)
@@ -78,7 +71,7 @@ class _Handler(FileSystemEventHandler):
 
     def _file(self, path: bytes | str, hint: Hint) -> None:
         text = _text(path)
-        if not ignored_name(os.path.basename(text)) and not self._hidden(text):
+        if not is_temporary(os.path.basename(text)) and not self._hidden(text):
             self.sink(text, hint.value)
 
 
@@ -173,7 +166,7 @@ def walk(root: Path, *, recursive: bool = True) -> Iterator[Path]:
             if entry.is_dir(follow_symlinks=False):
                 if recursive and not name.startswith("."):
                     yield from walk(Path(entry.path), recursive=recursive)
-            elif not ignored_name(name) and (entry.is_file(follow_symlinks=False) or entry.is_symlink()):
+            elif not is_temporary(name) and (entry.is_file(follow_symlinks=False) or entry.is_symlink()):
                 yield Path(entry.path)
         except OSError:
             continue

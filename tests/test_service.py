@@ -202,6 +202,28 @@ def test_fail_fast_stops_the_service(daemon, tmp_path):
     assert daemon.status()["counts"]["quarantined"] == 1
 
 
+@pytest.mark.parametrize("fail_fast", [False, True])
+def test_a_file_that_stops_growing_incomplete_is_truncated_once(daemon, tmp_path, fail_fast):
+    """A cut file waits truncated_after seconds without a change, then fails once as truncated."""
+    daemon.settings["watch"]["truncated_after"] = 1.0
+    daemon.settings["ingest"]["fail_fast"] = fail_fast
+    daemon.write_config()
+    daemon.start()
+    whole = write_raw(tmp_path / "src", visit=312, arm="b").read_bytes()
+    cut = tmp_path / "cut" / "PFSA00031211.fits"
+    cut.parent.mkdir()
+    cut.write_bytes(whole[: len(whole) // 2])
+    drop(cut, daemon.incoming)
+    if fail_fast:
+        assert daemon.process.wait(timeout=30) == 1
+        status = daemon.status()
+    else:
+        status = daemon.wait_until(lambda s: s["counts"]["quarantined"] == 1, 30)
+    [entry] = status["files"]
+    assert entry["error_kind"] == "truncated" and "stopped growing" in entry["error"], entry
+    assert len(daemon.events("file_quarantined")) == 1
+
+
 def test_temporary_names_wait_until_renamed(daemon, tmp_path):
     daemon.start()
     raw = write_raw(tmp_path / "src", visit=309)
