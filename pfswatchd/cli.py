@@ -83,8 +83,7 @@ def _load_config(path: str | None) -> Config:
 def _run(args: argparse.Namespace) -> int:
     from pfswatchd.daemon import run_service
 
-    _load_config(args.config)  # validate before anything starts: a bad file exits 78
-    return run_service(args.config)
+    return run_service(args.config)  # loads the configuration first: a bad file exits 78 (ConfigError)
 
 
 def _check_config(args: argparse.Namespace) -> int:
@@ -135,13 +134,10 @@ def _unpack(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from pfswatchd.stars import operator_instructions
-    from pfswatchd.unpack import UnpackLimits, unpack
+    from pfswatchd.unpack import unpack
 
     cfg = _load_config(args.config)
-    a = cfg.archives
-    limits = UnpackLimits(max_members=a.max_members, max_total_bytes=a.max_total_bytes, max_ratio=a.max_ratio,
-                          max_depth=a.max_depth)
-    result = unpack(Path(args.archive), Path(args.dest), limits=limits, verify=not args.no_verify,
+    result = unpack(Path(args.archive), Path(args.dest), limits=cfg.archives.limits, verify=not args.no_verify,
                     file_mode=cfg.service.file_mode, dir_mode=cfg.service.dir_mode)
     print(f"{args.archive}: {result.members} members, {len(result.published)} files published into {result.dest}")
     for member, reason in result.failed:

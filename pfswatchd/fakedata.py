@@ -20,6 +20,8 @@ from astropy.coordinates import Angle
 from astropy.io import fits
 from astropy.time import Time, TimeDelta
 
+from pfswatchd.pfsraw import camera_id  # re-exported: b1=0 r1=1 n1=2 b2=3 ...; m_k = -(id of r_k)
+
 __all__ = ["ARM_NUMBERS", "camera_id", "design_id_for", "make_visits", "pfsconfig_filename", "pfsf_filename",
            "raw_filename", "write_metrology", "write_pfsa", "write_pfsb", "write_pfsconfig"]
 
@@ -108,13 +110,6 @@ def pfsconfig_filename(pfs_design_id: int, visit: int) -> str:
 def pfsf_filename(visit: int, subset: int = 0) -> str:
     """Return the STARS name of a pfsConfig, ``PFSF%06d%02d.fits``."""
     return f"PFSF{visit:06d}{subset:02d}.fits"
-
-
-def camera_id(arm: str, spectrograph: int) -> int:
-    """Return the obs_pfs camera id: b1=0 r1=1 n1=2 b2=3 ...; m_k = -(id of r_k)."""
-    if arm == "m":
-        return -(3 * (spectrograph - 1) + 1)
-    return 3 * (spectrograph - 1) + ARM_NUMBERS[arm] - 1
 
 
 def design_id_for(fiber_ids: Iterable[int], ras: Iterable[float], decs: Iterable[float],

@@ -94,10 +94,16 @@ class IngestSettings:
 class VisitState:
     """What the registry (or this batch) says about a visit."""
 
-    design: int
-    dither: int
     record: DimensionRecord
     source: str  # the file that defined it, for messages; "registry" when it was already there
+
+    @property
+    def design(self) -> int:
+        return cast(int, self.record.pfs_design_id)
+
+    @property
+    def dither(self) -> int:
+        return cast(int, self.record.dither)
 
 
 @dataclass(slots=True)
@@ -109,7 +115,6 @@ class _Item:
     ref: DatasetRef | None = None
     run: str = ""
     cat_ids: tuple[int, ...] = ()
-    placement: Placement | None = None
 
 
 @dataclass(slots=True)
@@ -270,11 +275,11 @@ class Ingester:
                     dest = self._destination(item.ref)
                     # Only a checked plan knows that an existing destination is not a registered
                     # dataset, so only then may an old orphan be replaced.
-                    item.placement = place(item.file.path, dest, self.settings.transfer,
-                                           datastore_root=self.datastore_root, replace_orphans=checked,
-                                           perms=self.settings.perms)
-                    placed.append(item.placement)
-                    path = str(item.placement.dest)
+                    placement = place(item.file.path, dest, self.settings.transfer,
+                                      datastore_root=self.datastore_root, replace_orphans=checked,
+                                      perms=self.settings.perms)
+                    placed.append(placement)
+                    path = str(placement.dest)
                 datasets.append(FileDataset(path=path, refs=[item.ref], formatter=formatter))
             with self.butler.transaction():
                 self._register_runs(plan.new_runs)
@@ -310,7 +315,7 @@ class Ingester:
         if state is None:
             values = visit_values(raw)
             record = self.universe["visit"].RecordClass(**values)
-            state = VisitState(raw.pfs_design_id, raw.dither, record, raw.path.name)
+            state = VisitState(record, raw.path.name)
             plan.new_visits[key] = state
         if raw.pfs_design_id != state.design:
             raise DesignMismatchError(
@@ -361,9 +366,7 @@ class Ingester:
                     )
                 )
                 for record in records:
-                    self._visits[(instrument, record.id)] = VisitState(
-                        record.pfs_design_id, record.dither, record, "registry"
-                    )
+                    self._visits[(instrument, record.id)] = VisitState(record, "registry")
 
     # -- pfsConfigs ------------------------------------------------------------------------------
 

@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import TextIO, cast
 
 from pfswatchd import repo
+from pfswatchd.classify import not_ingested
 from pfswatchd.examine import Examination, examine
 from pfswatchd.ingest import Ingester, IngestSettings
-from pfswatchd.model import Classified, FileKind, Outcome, PfsConfigFile, Status
-from pfswatchd.names import is_temporary
+from pfswatchd.model import INGESTIBLE_KINDS, Classified, FileKind, Outcome, PfsConfigFile, Status
+from pfswatchd.names import is_temporary, parse_name
 
 BATCH = 1000
 _FITS = re.compile(r"\.fits?(\.fz)?$", re.IGNORECASE)
@@ -77,7 +78,7 @@ def run_ingest(
     ready: list[Classified] = []
     stop = False
     for path in files:
-        found = examine(path)
+        found = _examine(path, accept)
         outcome = _outcome_of_examination(found, accept)
         if outcome is not None:
             outcomes.append(outcome)
@@ -107,6 +108,18 @@ def run_ingest(
     summary = ", ".join(f"{counts.get(status, 0)} {status}" for status in Status)
     print(f"{len(files)} files: {summary}", file=out)
     return 1 if counts.get(Status.FAILED) else 0
+
+
+def _examine(path: Path, accept: frozenset[FileKind]) -> Examination:
+    """``examine(path)``, but without reading the headers of an ingestible kind this command skips.
+
+    Such a file is skipped whatever its headers say (see _outcome_of_examination), so the name decides;
+    kinds that examine() itself skips go through it unchanged (it reads no headers for them).
+    """
+    name = parse_name(path)
+    if name.kind in accept or name.kind not in INGESTIBLE_KINDS or not_ingested(path, name) is not None:
+        return examine(path, name)
+    return Examination(path, name)
 
 
 def _outcome_of_examination(found: Examination, accept: frozenset[FileKind]) -> Outcome | None:

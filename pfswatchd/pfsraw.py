@@ -30,9 +30,10 @@ from astropy.coordinates import Angle
 from astropy.io import fits
 from astropy.time import Time
 
+from pfswatchd.names import ARM_BY_NUMBER
+
 __all__ = ["Detector", "Exposure", "Image", "PfsRaw", "VisitInfo"]
 
-_ARM_LETTERS = {1: "b", 2: "r", 3: "n", 4: "m"}
 _STRUCTURAL = ("XTENSION", "SIMPLE", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "EXTEND", "PCOUNT", "GCOUNT",
                "EXTNAME", "BZERO", "BSCALE", "BLANK", "CHECKSUM", "DATASUM", "COMMENT", "HISTORY", "")
 
@@ -190,7 +191,7 @@ class PfsRaw:
             if key not in header:
                 raise ValueError(f"{self.path.name}: not a PFS raw, header has no {key}")
         value = header["W_ARM"]
-        arm = value.strip() if isinstance(value, str) else _ARM_LETTERS.get(int(value), "")
+        arm = value.strip() if isinstance(value, str) else ARM_BY_NUMBER.get(int(value), "")
         if arm not in ("b", "r", "n", "m"):
             raise ValueError(f"{self.path.name}: W_ARM={value!r} is not an arm (1-4 or b, r, n, m)")
         self._arm = arm

@@ -26,6 +26,7 @@ from sqlalchemy.engine import URL, make_url
 
 from pfswatchd.errors import NotPfsRepositoryError
 from pfswatchd.formatters import FORMATTERS, STORAGE_CLASSES
+from pfswatchd.pfsraw import camera_id
 
 DEFAULT_INSTRUMENTS = ("PFS", "PFS-F", "PFS-L")
 INSTRUMENT_CLASSES = {
@@ -222,9 +223,8 @@ def _detector_records(instrument: str) -> list[dict[str, Any]]:
     """Cameras b1=0 r1=1 n1=2 ... n4=11, m_k = -(r_k), AG1..AG6 = 101..106 (obs_pfs camera.yaml)."""
     records = []
     for spectrograph in range(1, 5):
-        for offset, arm in enumerate("brn"):
-            records.append(_detector(instrument, 3 * (spectrograph - 1) + offset, arm, spectrograph))
-        records.append(_detector(instrument, -(3 * (spectrograph - 1) + 1), "m", spectrograph))
+        for arm in "brnm":
+            records.append(_detector(instrument, camera_id(arm, spectrograph), arm, spectrograph))
     for number in range(1, 7):
         records.append(
             {

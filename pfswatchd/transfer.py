@@ -32,12 +32,10 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from pfswatchd.errors import ErrorKind, TransientError
 from pfswatchd.permissions import DEFAULT, Permissions
 
-TransferMode = Literal["auto", "link", "symlink", "relsymlink", "hardlink", "copy", "move", "direct"]
 TRANSFER_MODES: tuple[str, ...] = ("auto", "link", "symlink", "relsymlink", "hardlink", "copy", "move", "direct")
 ORPHAN_GRACE = 600.0
 _CHUNK = 8 * 2**20

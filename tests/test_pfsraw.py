@@ -102,10 +102,11 @@ def test_medium_red_and_simulator_layout(tmp_path):
     assert raw.getImage().array.shape == (86, 96) and raw.getDimensions() == (96, 86)
 
 
-def test_camera_ids_agree_with_fakedata():
-    for spectrograph in range(1, 5):
-        for arm in "brnm":
-            assert camera_id(arm, spectrograph) == fakedata.camera_id(arm, spectrograph)
+def test_camera_ids_follow_obs_pfs():
+    """obs_pfs camera.yaml: b1=0 r1=1 n1=2 b2=3 ... n4=11; the medium-resolution arm is -(id of r)."""
+    ids = {f"{arm}{spectrograph}": camera_id(arm, spectrograph) for spectrograph in range(1, 5) for arm in "brnm"}
+    assert ids == {"b1": 0, "r1": 1, "n1": 2, "m1": -1, "b2": 3, "r2": 4, "n2": 5, "m2": -4,
+                   "b3": 6, "r3": 7, "n3": 8, "m3": -7, "b4": 9, "r4": 10, "n4": 11, "m4": -10}
 
 
 def test_nir_cds_and_reads(ramp):
