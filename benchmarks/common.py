@@ -15,36 +15,10 @@ from pfswatchd import fakedata, repo
 from pfswatchd.examine import examine
 from pfswatchd.visitrecord import visit_values
 
-DESIGN = 0x1945BE7E6DE4B2CF
-
-
-def templates(folder: Path) -> dict[str, Path]:
-    """One realistic PFSA per CCD arm and one PFSB, written with astropy."""
-    folder.mkdir(parents=True, exist_ok=True)
-    result = {}
-    for arm in ("b", "r"):
-        path = folder / fakedata.raw_filename("S", "A", 1, 1, arm)
-        result[arm] = path if path.exists() else fakedata.write_pfsa(path, visit=1, spectrograph=1, arm=arm,
-                                                                      pfs_design_id=DESIGN)
-    path = folder / fakedata.raw_filename("S", "B", 1, 1, "n")
-    result["n"] = path if path.exists() else fakedata.write_pfsb(path, visit=1, spectrograph=1,
-                                                                  pfs_design_id=DESIGN, n_reads=2)
-    return result
-
 
 def raw_files(folder: Path, count: int, first_visit: int, template_folder: Path) -> list[Path]:
     """``count`` distinct raws, 12 per visit (spectrographs 1-4 x arms b, r, n), cloned from templates."""
-    folder.mkdir(parents=True, exist_ok=True)
-    sources = templates(template_folder)
-    paths: list[Path] = []
-    visit = first_visit
-    while len(paths) < count:
-        for spectrograph in (1, 2, 3, 4):
-            for arm in ("b", "r", "n"):
-                if len(paths) < count:
-                    paths.append(fakedata.clone_raw(sources[arm], folder, visit=visit, spectrograph=spectrograph))
-        visit += 1
-    return paths
+    return fakedata.clone_burst(folder, count, first_visit, template_folder)
 
 
 def plain_butler_ingest(root: Path, paths: list[Path], transfer: str = "link") -> float:

@@ -26,7 +26,7 @@ from typing import Any
 
 from pfswatchd.errors import BadHeaderError, NameMismatchError, PfsWatchError
 from pfswatchd.fitsheader import FitsScan, Header
-from pfswatchd.model import FileKind, NameInfo, PfsConfigFile, RawFile, Skipped
+from pfswatchd.model import INGESTIBLE_KINDS, FileKind, NameInfo, PfsConfigFile, RawFile, Skipped
 from pfswatchd.names import ARM_BY_NUMBER, instrument_for_site
 from pfswatchd.visitrecord import VISIT_CARDS
 
@@ -43,9 +43,11 @@ _NOT_INGESTED = {
 
 
 def not_ingested(path: Path, name: NameInfo) -> Skipped | None:
-    """A :class:`Skipped` for kinds pfswatchd recognises but does not ingest."""
-    reason = _NOT_INGESTED.get(name.kind)
-    return Skipped(path, name.kind, reason) if reason else None
+    """A :class:`Skipped` for every kind outside INGESTIBLE_KINDS; None for a kind that is ingested."""
+    if name.kind in INGESTIBLE_KINDS:
+        return None
+    reason = _NOT_INGESTED.get(name.kind, f"{name.kind} files are not ingested")
+    return Skipped(path, name.kind, reason)
 
 
 def quantize_dither(dither_mm: float) -> int:
@@ -70,14 +72,14 @@ def classify(path: Path, name: NameInfo, scan: FitsScan) -> RawFile | PfsConfigF
 def raw_header(scan: FitsScan) -> Header:
     """The cards of a raw: the primary, with HDU 1 merged on top if the primary is not PFS."""
     primary = scan.primary
-    if _get(primary, "INSTRUME") != "PFS" and len(scan.hdus) > 1:
+    if primary.value("INSTRUME") != "PFS" and len(scan.hdus) > 1:
         return primary.merged(scan.hdus[1].header)
     return primary
 
 
 def _classify_raw(path: Path, name: NameInfo, header: Header) -> RawFile:
     where = path.name
-    instrume = _get(header, "INSTRUME")
+    instrume = header.value("INSTRUME")
     if instrume != "PFS":
         raise BadHeaderError(f"{where}: INSTRUME is {instrume!r}; expected 'PFS' in a PFS raw frame")
     _require(where, header, RAW_REQUIRED)
@@ -151,7 +153,7 @@ def _classify_pfsconfig(path: Path, name: NameInfo, scan: FitsScan) -> PfsConfig
             f"{where}: the name says {'; '.join(mismatches)}; expected the name and header to agree"
         )
     instrument = instrument_for_site(name.site) if name.site else None
-    if instrument is None and isinstance(_get(header, "W_SITE"), str):
+    if instrument is None and isinstance(header.value("W_SITE"), str):
         instrument = instrument_for_site(header["W_SITE"])
     return PfsConfigFile(
         path=path, instrument=instrument, visit=visit, pfs_design_id=design, subset=name.subset or 0
@@ -171,13 +173,6 @@ def _compact(header: Header) -> Header:
         except ValueError:
             continue
     return Header.from_cards(cards)
-
-
-def _get(header: Mapping[str, Any], key: str) -> Any:
-    try:
-        return header.get(key)
-    except ValueError:
-        return None
 
 
 def _require(where: str, header: Mapping[str, Any], keys: tuple[str, ...]) -> None:

@@ -47,11 +47,8 @@ def incomplete_reason(kind: FileKind, scan: FitsScan) -> str | None:
 
 
 def _int(header: Header, key: str, default: int = 0) -> int:
-    """The integer value of ``key``, or ``default`` when absent or not an integer."""
-    try:
-        value = header.get(key)
-    except ValueError:
-        return default
+    """The integer value of ``key``, or ``default`` when absent, malformed or not an integer."""
+    value = header.value(key)
     if isinstance(value, bool):
         return default
     if isinstance(value, int):

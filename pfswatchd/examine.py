@@ -13,7 +13,7 @@ from pfswatchd.classify import classify, not_ingested
 from pfswatchd.complete import incomplete_reason
 from pfswatchd.errors import NotFitsError, PfsWatchError
 from pfswatchd.fitsheader import FitsScan, scan
-from pfswatchd.model import INGESTIBLE_KINDS, Classified, FileKind, NameInfo, Skipped
+from pfswatchd.model import Classified, FileKind, NameInfo, Skipped
 from pfswatchd.names import parse_name
 from pfswatchd.transfer import transient
 
@@ -41,9 +41,6 @@ def examine(path: Path, name: NameInfo | None = None) -> Examination:
     skipped = not_ingested(path, name)
     if skipped is not None:
         return Examination(path, name, skipped=skipped)
-    if name.kind not in INGESTIBLE_KINDS:
-        reason = f"{name.kind} files are not ingested"
-        return Examination(path, name, skipped=Skipped(path, name.kind, reason))
     try:
         result: FitsScan = scan(path)
     except NotFitsError as exc:

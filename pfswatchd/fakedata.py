@@ -22,8 +22,9 @@ from astropy.time import Time, TimeDelta
 
 from pfswatchd.pfsraw import camera_id  # re-exported: b1=0 r1=1 n1=2 b2=3 ...; m_k = -(id of r_k)
 
-__all__ = ["ARM_NUMBERS", "camera_id", "design_id_for", "make_visits", "pfsconfig_filename", "pfsf_filename",
-           "raw_filename", "write_metrology", "write_pfsa", "write_pfsb", "write_pfsconfig"]
+__all__ = ["ARM_NUMBERS", "camera_id", "clone_burst", "clone_raw", "design_id_for", "make_visits",
+           "pfsconfig_filename", "pfsf_filename", "raw_filename", "write_metrology", "write_pfsa", "write_pfsb",
+           "write_pfsconfig"]
 
 ARM_NUMBERS = {"b": 1, "r": 2, "n": 3, "m": 4}
 _STRUCTURAL = {"SIMPLE", "BITPIX", "NAXIS", "EXTEND"}
@@ -592,3 +593,36 @@ def clone_raw(template: str | Path, dest: str | Path, *, visit: int, spectrograp
     path = Path(dest) / name
     path.write_bytes(data)
     return path
+
+
+_BURST_DESIGN = 0x1945BE7E6DE4B2CF  # the pfsDesign of every burst template
+
+
+def _burst_template(arm: str, folder: str | Path) -> Path:
+    """The template of ``arm`` (visit 1, spectrograph 1) in ``folder``, written with astropy if missing."""
+    path = Path(folder) / raw_filename("S", "B" if arm == "n" else "A", 1, 1, arm)
+    if not path.exists():
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        if arm == "n":
+            write_pfsb(path, visit=1, spectrograph=1, pfs_design_id=_BURST_DESIGN, n_reads=2)
+        else:
+            write_pfsa(path, visit=1, spectrograph=1, arm=arm, pfs_design_id=_BURST_DESIGN)
+    return path
+
+
+def clone_burst(folder: str | Path, count: int, first_visit: int, templates_folder: str | Path) -> list[Path]:
+    """``count`` distinct raws in ``folder``, 12 per visit (spectrographs 1-4 x arms b, r, n).
+
+    Each is a :func:`clone_raw` of a template written once in ``templates_folder``.
+    """
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    paths: list[Path] = []
+    visit = first_visit
+    while len(paths) < count:
+        for spectrograph in (1, 2, 3, 4):
+            for arm in ("b", "r", "n"):
+                if len(paths) < count:
+                    source = _burst_template(arm, templates_folder)
+                    paths.append(clone_raw(source, folder, visit=visit, spectrograph=spectrograph))
+        visit += 1
+    return paths

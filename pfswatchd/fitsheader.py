@@ -106,6 +106,13 @@ class Header(Mapping[str, Any]):
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and (key in self._parsed or self._field(key) is not None)
 
+    def value(self, key: str, default: Any = None) -> Any:
+        """The parsed value of ``key``, or ``default`` when the card is missing or malformed."""
+        try:
+            return self.get(key, default)
+        except ValueError:
+            return default
+
     def merged(self, other: Header) -> Header:
         """A new header: these cards, overridden by ``other``'s."""
         merged = Header({**self.fields, **other.fields})
@@ -116,7 +123,6 @@ class Header(Mapping[str, Any]):
 
 @dataclass(frozen=True, slots=True)
 class Hdu:
-    index: int
     header_offset: int
     data_offset: int
     data_size: int  # padded to whole blocks
@@ -128,10 +134,7 @@ class Hdu:
 
     @property
     def extname(self) -> str | None:
-        try:
-            value = self.header.get("EXTNAME")
-        except ValueError:  # a malformed EXTNAME card names no HDU
-            return None
+        value = self.header.value("EXTNAME")  # a malformed EXTNAME card names no HDU
         return value if isinstance(value, str) else None
 
 
@@ -139,14 +142,17 @@ class Hdu:
 class FitsScan:
     """What a scan found: the HDUs read so far and whether the file is whole."""
 
-    path: Path
     size: int
     mtime_ns: int
     ctime_ns: int
     inode: int
     hdus: tuple[Hdu, ...]
-    complete: bool
     problem: str | None  # why it is not complete
+
+    @property
+    def complete(self) -> bool:
+        """Every HDU whole and nothing after the last: the sizes add up to the file's."""
+        return self.problem is None
 
     @property
     def primary(self) -> Header:
@@ -187,7 +193,7 @@ def scan(path: str | os.PathLike[str]) -> FitsScan:
             header, header_blocks = header_or_problem
             data_offset = offset + header_blocks * BLOCK
             data_size = _padded_data_size(header, path, len(hdus))
-            hdus.append(Hdu(len(hdus), offset, data_offset, data_size, header))
+            hdus.append(Hdu(offset, data_offset, data_size, header))
             offset = data_offset + data_size
             if offset > size:
                 problem = (
@@ -197,8 +203,8 @@ def scan(path: str | os.PathLike[str]) -> FitsScan:
                 break
         if not hdus and problem is None:
             problem = "is empty"
-    complete = problem is None and offset == size
-    return FitsScan(path, size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, tuple(hdus), complete, problem)
+    # Without a problem the loop ended exactly at the end of the file (offset == size): complete.
+    return FitsScan(size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, tuple(hdus), problem)
 
 
 def _read_header(
@@ -377,10 +383,7 @@ def _padded_data_size(header: Header, path: Path, index: int) -> int:
 
 
 def _groups(header: Header) -> bool:
-    try:
-        return header.get("GROUPS") is True
-    except ValueError:  # a malformed GROUPS card is not GROUPS = T
-        return False
+    return header.value("GROUPS") is True  # a malformed GROUPS card is not GROUPS = T
 
 
 def read_column(path: str | os.PathLike[str], extname: str, column: str) -> list[Any]:

@@ -66,10 +66,11 @@ VISIT_CARDS = (
 
 
 def _card(header: Mapping[str, Any], key: str, default: Any = None) -> Any:
-    try:
-        value = header.get(key, default)
-    except ValueError:
-        return default
+    """The value of ``key``, or ``default`` when absent or empty.
+
+    A raw's header holds parsed values only (classify._compact leaves malformed cards out).
+    """
+    value = header.get(key, default)
     return default if value is None else value
 
 

@@ -25,7 +25,6 @@ from pfswatchd import fakedata, status
 from pfswatchd.ledger import Ledger
 
 BIN = Path(sys.executable).parent
-TEMPLATES: dict[str, Path] = {}
 RUNNING: list[Daemon] = []  # killed by the autouse fixture in conftest.py when a test ends
 
 
@@ -204,33 +203,9 @@ class Daemon:
                                          explain=False)
 
 
-def template(kind: str, folder: Path) -> Path:
-    """A PFSA ('b'), PFSB ('n') or pfsConfig template written once per test session."""
-    if kind not in TEMPLATES or not TEMPLATES[kind].exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        if kind == "n":
-            path = fakedata.write_pfsb(folder / "PFSB00000113.fits", visit=1, spectrograph=1,
-                                       pfs_design_id=0x1945BE7E6DE4B2CF, n_reads=2)
-        else:
-            path = fakedata.write_pfsa(folder / f"PFSA0000011{fakedata.ARM_NUMBERS[kind]}.fits", visit=1,
-                                       spectrograph=1, arm=kind, pfs_design_id=0x1945BE7E6DE4B2CF)
-        TEMPLATES[kind] = path
-    return TEMPLATES[kind]
-
-
 def burst_files(folder: Path, templates_folder: Path, count: int, first_visit: int = 1000) -> list[Path]:
     """``count`` distinct raws (4 spectrographs x b, r, n per visit) cloned from templates."""
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    visit = first_visit
-    while len(paths) < count:
-        for spectrograph in (1, 2, 3, 4):
-            for arm in ("b", "r", "n"):
-                if len(paths) < count:
-                    paths.append(fakedata.clone_raw(template(arm, templates_folder), folder, visit=visit,
-                                                    spectrograph=spectrograph))
-        visit += 1
-    return paths
+    return fakedata.clone_burst(folder, count, first_visit, templates_folder)
 
 
 def drop(path: Path, incoming: Path, name: str | None = None) -> Path:
