@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from pfswatchd.ledgerdb import ARCHIVE_FINAL, CHUNK, ArchiveState, FileState, archives, files
+from pfswatchd.ledgerdb import ARCHIVE_FINAL, CHUNK, ArchiveState, FileState, archives, files, free_for
 
 
 class ArchiveRecords:
@@ -41,12 +41,11 @@ class ArchiveRecords:
 
     def claim_archive(self, path: str, now: float) -> bool:
         with self.engine.begin() as conn:
-            free = sa.or_(archives.c.claimed_by.is_(None), archives.c.claim_expires < now,
-                          archives.c.claimed_by == self.instance)
             result = conn.execute(
                 archives.update()
                 .where(archives.c.path == path, archives.c.state.in_([ArchiveState.PENDING.value,
-                                                                      ArchiveState.EXTRACTING.value]), free)
+                                                                      ArchiveState.EXTRACTING.value]),
+                       free_for(archives, self.instance, now))
                 .values(state=ArchiveState.EXTRACTING.value, claimed_by=self.instance,
                         claim_expires=now + self.claim_timeout, attempts=archives.c.attempts + 1, updated_at=now)
             )

@@ -161,7 +161,7 @@ class ArchiveStage:
             error = job.error
             if error.retryable:
                 attempts = self.ledger.archive_attempts(path)
-                delay = min(self.config.ingest.retry_max, self.config.ingest.retry_initial * 2 ** (attempts - 1))
+                delay = self.config.ingest.retry_delay(attempts)
                 self.ledger.finish_archive(path, ArchiveState.PENDING, error_kind=error.kind.value,
                                            error=str(error), next_attempt_at=time.time() + delay)
                 self.log.warning("archive_retry_scheduled", path=path, error_kind=error.kind.value, reason=str(error),

@@ -14,7 +14,7 @@ import os
 import socket
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,37 +26,42 @@ from pfswatchd.unpack import UnpackLimits
 
 redact_url = redact  # public: cli and daemon print state.url through it
 
+# The defaults live in parse() (documented in config.example.toml), not in these classes.
 
 @dataclass(frozen=True, slots=True)
 class RepositoryConfig:
     root: Path
-    create: bool = True
-    instruments: tuple[str, ...] = ("PFS", "PFS-F", "PFS-L")
-    registry_db: str = ""  # "" = SQLite in root
+    create: bool
+    instruments: tuple[str, ...]
+    registry_db: str  # "" = SQLite in root
 
 
 @dataclass(frozen=True, slots=True)
 class WatchConfig:
     paths: tuple[Path, ...]
-    recursive: bool = True
-    mode: str = "native"  # native (inotify) | polling (NFS, CIFS)
-    poll_interval: float = 2.0
-    rescan_interval: float = 300.0
-    settle_seconds: float = 2.0
-    truncated_after: float = 600.0
+    recursive: bool
+    mode: str  # native (inotify) | polling (NFS, CIFS)
+    poll_interval: float
+    rescan_interval: float
+    settle_seconds: float
+    truncated_after: float
 
 
 @dataclass(frozen=True, slots=True)
 class IngestConfig:
-    transfer: str = "link"
-    raw_run: str = ""
-    pfsconfig_run: str = ""
-    fail_fast: bool = False
-    batch_size: int = 1000
-    retry_initial: float = 2.0
-    retry_max: float = 600.0
-    waiting_recheck: float = 30.0
-    examine_workers: int = 1
+    transfer: str
+    raw_run: str
+    pfsconfig_run: str
+    fail_fast: bool
+    batch_size: int
+    retry_initial: float
+    retry_max: float
+    waiting_recheck: float
+    examine_workers: int
+
+    def retry_delay(self, attempts: int) -> float:
+        """Seconds to wait before the next try after ``attempts`` tries: doubling, at most retry_max."""
+        return float(min(self.retry_max, self.retry_initial * 2 ** (attempts - 1)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,39 +69,39 @@ class StateConfig:
     path: Path
     url: str
     instance: str
-    claim_timeout: float = 300.0
+    claim_timeout: float
 
 
 @dataclass(frozen=True, slots=True)
 class QuarantineConfig:
-    policy: str = "move"  # move | leave
-    path: Path = Path("quarantine")
+    policy: str  # move | leave
+    path: Path
 
 
 @dataclass(frozen=True, slots=True)
 class LogConfig:
-    format: str = "auto"  # auto | json | console
-    level: str = "info"
+    format: str  # auto | json | console
+    level: str
 
 
 @dataclass(frozen=True, slots=True)
 class StarsConfig:
-    run_unpack: bool = False
-    network: str = "1"
-    timeout: float = 3600.0
+    run_unpack: bool
+    network: str
+    timeout: float
 
 
 @dataclass(frozen=True, slots=True)
 class ArchivesConfig:
     extract_to: Path
-    after: str = "keep"  # keep | delete | move
-    done_path: Path = Path("done")
-    max_members: int = 100_000
-    max_total_bytes: int = 200 * 2**30
-    max_ratio: float = 200.0
-    max_depth: int = 3
-    verify_checksums: bool = True
-    stars: StarsConfig = field(default_factory=StarsConfig)
+    after: str  # keep | delete | move
+    done_path: Path
+    max_members: int
+    max_total_bytes: int
+    max_ratio: float
+    max_depth: int
+    verify_checksums: bool
+    stars: StarsConfig
 
     @property
     def limits(self) -> UnpackLimits:
@@ -106,10 +111,10 @@ class ArchivesConfig:
 
 @dataclass(frozen=True, slots=True)
 class ServiceConfig:
-    file_mode: int = 0o644
-    dir_mode: int = 0o755
-    group: str = ""
-    gid: int | None = None  # resolved from group at load time
+    file_mode: int
+    dir_mode: int
+    group: str
+    gid: int | None  # resolved from group at load time
 
     @property
     def permissions(self) -> Permissions:

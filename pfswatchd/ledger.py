@@ -40,6 +40,7 @@ from pfswatchd.ledgerdb import (
     FileState,
     archives,
     files,
+    free_for,
     make_engine,
     meta,
     metadata,
@@ -122,6 +123,7 @@ class Ledger(ArchiveRecords):
                 ).all()
                 known = {row.path: row for row in rows}
                 inserts = []
+                updates = []
                 for path, item in chunk.items():
                     row = known.get(path)
                     if row is None:
@@ -133,16 +135,13 @@ class Ledger(ArchiveRecords):
                         active.append(path)
                         continue
                     changed = (row.size, row.mtime_ns, row.inode) != (item.size, item.mtime_ns, item.inode)
-                    if changed:
-                        values: dict[str, Any] = dict(size=item.size, mtime_ns=item.mtime_ns, inode=item.inode,
-                                                      updated_at=now)
-                        if row.state in FINAL_STATES:
-                            values.update(state=FileState.PENDING.value, attempts=0, error_kind=None, error=None,
-                                          dataset_id=None, next_attempt_at=now, seen_at=now,
-                                          complete_at=None, ingested_at=None, quarantine_path=None)
-                        conn.execute(files.update().where(files.c.path == path).values(**values))
+                    if changed:  # p_reset: after a final state, it is pending again
+                        updates.append(dict(p_path=path, p_size=item.size, p_mtime_ns=item.mtime_ns,
+                                            p_inode=item.inode, p_reset=row.state in FINAL_STATES))
                     if row.state not in FINAL_STATES or changed:
                         active.append(path)
+                if updates:  # one executemany, rows in path order
+                    conn.execute(_SEEN_UPDATE.values(updated_at=now, **_reset_values(now)), updates)
                 if inserts:  # another instance may insert the same new path meanwhile: it is pending too
                     conn.execute(upsert_insert(conn, files).on_conflict_do_nothing(index_elements=["path"]),
                                  inserts)
@@ -165,8 +164,7 @@ class Ledger(ArchiveRecords):
                 result = conn.execute(
                     files.update()
                     .where(files.c.path.in_(chunk), files.c.state.in_(CLAIMABLE_STATES),
-                           sa.or_(files.c.claimed_by.is_(None), files.c.claim_expires < now,
-                                  files.c.claimed_by == self.instance))
+                           free_for(files, self.instance, now))
                     .values(claimed_by=self.instance, claim_expires=now + self.claim_timeout)
                     .returning(files.c.path)
                 )
@@ -177,37 +175,31 @@ class Ledger(ArchiveRecords):
         """At a clean stop: give up this instance's reservations and claims so others take them at once."""
         now = time.time()
         with self.engine.begin() as conn:
-            conn.execute(files.update().where(files.c.claimed_by == self.instance,
-                                              files.c.state.in_(CLAIMABLE_STATES))
-                         .values(claimed_by=None, claim_expires=None, updated_at=now))
-            conn.execute(files.update().where(files.c.claimed_by == self.instance,
-                                              files.c.state == FileState.INGESTING.value)
-                         .values(state=FileState.PENDING.value, claimed_by=None, claim_expires=None,
-                                 next_attempt_at=now, updated_at=now))
+            _release(conn, files.c.claimed_by == self.instance, now)
 
     def claim(self, paths: Iterable[str], now: float | None = None) -> set[str]:
         """Claim pending/waiting (or abandoned) rows for this instance; return those won."""
+        return set(self.claim_attempts(paths, now))
+
+    def claim_attempts(self, paths: Iterable[str], now: float | None = None) -> dict[str, int]:
+        """:meth:`claim`, returning {path won: its attempts, this claim included}."""
         now = now or time.time()
-        won: set[str] = set()
+        won: dict[str, int] = {}
         paths = sorted(set(paths))  # every instance locks rows in the same order
         for start in range(0, len(paths), CHUNK):
             with self.engine.begin() as conn:  # one statement per transaction: no locks kept while waiting
                 chunk = paths[start : start + CHUNK]
-                free = sa.or_(files.c.claimed_by.is_(None), files.c.claim_expires < now,
-                              files.c.claimed_by == self.instance)
-                claimable = sa.or_(
-                    sa.and_(files.c.state.in_(CLAIMABLE_STATES), free),
-                    sa.and_(files.c.state == FileState.INGESTING.value, free),
-                )
                 result = conn.execute(
                     files.update()
-                    .where(files.c.path.in_(chunk), claimable)
+                    .where(files.c.path.in_(chunk),
+                           files.c.state.in_([*CLAIMABLE_STATES, FileState.INGESTING.value]),
+                           free_for(files, self.instance, now))
                     .values(state=FileState.INGESTING.value, claimed_by=self.instance,
                             claim_expires=now + self.claim_timeout, updated_at=now,
                             attempts=files.c.attempts + 1)
-                    .returning(files.c.path)
+                    .returning(files.c.path, files.c.attempts)
                 )
-                won.update(row.path for row in result)
+                won.update((row.path, int(row.attempts)) for row in result)
         return won
 
     def release_abandoned(self, now: float | None = None, *, starting: bool = False) -> int:
@@ -218,7 +210,6 @@ class Ledger(ArchiveRecords):
         """
         now = now or time.time()
         host = self.instance.rsplit(":", 1)[0]
-        released = 0
         with self.engine.begin() as conn:
             rows = conn.execute(
                 sa.select(files.c.claimed_by).where(files.c.claimed_by.is_not(None)).distinct()
@@ -230,18 +221,7 @@ class Ledger(ArchiveRecords):
             condition = files.c.claim_expires < now
             if dead:
                 condition = sa.or_(condition, files.c.claimed_by.in_(dead))
-            released = conn.execute(
-                files.update()
-                .where(files.c.state == FileState.INGESTING.value, condition)
-                .values(state=FileState.PENDING.value, claimed_by=None, claim_expires=None, next_attempt_at=now,
-                        updated_at=now)
-            ).rowcount
-            # Reservations (pending or waiting rows a dead instance meant to examine) are simply freed.
-            conn.execute(
-                files.update()
-                .where(files.c.state.in_(CLAIMABLE_STATES), files.c.claimed_by.is_not(None), condition)
-                .values(claimed_by=None, claim_expires=None, updated_at=now)
-            )
+            released = _release(conn, condition, now)
             archive_condition = archives.c.claim_expires < now
             if dead:
                 archive_condition = sa.or_(archive_condition, archives.c.claimed_by.in_(dead))
@@ -250,7 +230,7 @@ class Ledger(ArchiveRecords):
                 .where(archives.c.state == ArchiveState.EXTRACTING.value, archive_condition)
                 .values(state=ArchiveState.PENDING.value, claimed_by=None, claim_expires=None, updated_at=now)
             )
-        return int(released or 0)
+        return released
 
     # -- results ---------------------------------------------------------------------------------
 
@@ -389,6 +369,40 @@ class Ledger(ArchiveRecords):
         with self.engine.begin() as conn:
             conn.execute(files.update().where(files.c.path == old).values(path=new, updated_at=time.time()))
 
+
+# upsert_seen's update of a row whose identity changed (executemany); with p_reset, also back to pending.
+_SEEN_UPDATE = files.update().where(files.c.path == sa.bindparam("p_path")).values(
+    size=sa.bindparam("p_size"), mtime_ns=sa.bindparam("p_mtime_ns"), inode=sa.bindparam("p_inode"))
+
+
+def _reset_values(now: float) -> dict[str, Any]:
+    """The columns a changed row in a final state starts over with, where p_reset is true (else unchanged)."""
+    reset = sa.bindparam("p_reset", type_=sa.Boolean)
+    values = dict(state=FileState.PENDING.value, attempts=0, error_kind=None, error=None, dataset_id=None,
+                  next_attempt_at=now, seen_at=now, complete_at=None, ingested_at=None, quarantine_path=None)
+    return {name: sa.case((reset, sa.null() if value is None else sa.literal(value, files.c[name].type)),
+                          else_=files.c[name])
+            for name, value in values.items()}
+
+
+def _release(conn: sa.Connection, held: sa.ColumnElement[bool], now: float) -> int:
+    """Give up the rows ``held`` selects: claimed ones go back to pending, reserved ones are freed.
+
+    Returns how many claims were released.  Claims first, then reservations, in every caller.
+    """
+    released = conn.execute(
+        files.update()
+        .where(files.c.state == FileState.INGESTING.value, held)
+        .values(state=FileState.PENDING.value, claimed_by=None, claim_expires=None, next_attempt_at=now,
+                updated_at=now)
+    ).rowcount
+    # Reservations (pending or waiting rows an instance meant to examine) are simply freed.
+    conn.execute(
+        files.update()
+        .where(files.c.state.in_(CLAIMABLE_STATES), files.c.claimed_by.is_not(None), held)
+        .values(claimed_by=None, claim_expires=None, updated_at=now)
+    )
+    return int(released or 0)
 
 
 def _dead_local_instance(claimant: str, host: str, me: str) -> bool:

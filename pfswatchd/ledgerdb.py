@@ -113,6 +113,11 @@ meta = sa.Table(
 
 
 
+def free_for(table: sa.Table, instance: str, now: float) -> sa.ColumnElement[bool]:
+    """A row ``instance`` may claim or reserve: nobody holds it, its holder's claim expired, or it holds it."""
+    return sa.or_(table.c.claimed_by.is_(None), table.c.claim_expires < now, table.c.claimed_by == instance)
+
+
 def make_engine(url: str) -> Engine:
     """An engine with the settings a long-running service needs.
 

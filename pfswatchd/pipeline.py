@@ -14,7 +14,7 @@ import os
 import stat
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -190,7 +190,7 @@ class Pipeline:
     def _examined(self, examined: list[Examination], report: StepReport, now: float) -> list[tuple[str, Classified]]:
         """Act on examination results: wait, fail, ignore, or pass on for ingest."""
         candidates: list[tuple[str, Classified]] = []
-        failures: list[Result] = []
+        failures: list[tuple[str, ErrorKind, str, FileKind]] = []
         for found in examined:
             path = str(found.path)
             report.examined += 1
@@ -210,7 +210,7 @@ class Pipeline:
                 continue
             self.settler.forget(path)
             if found.error is not None:
-                failures.append(self._failure(path, found.error.kind, str(found.error), found.kind))
+                failures.append((path, found.error.kind, str(found.error), found.kind))
                 continue
             # The settler holds only ingestible kinds, which examine never skips.
             assert found.classified is not None
@@ -218,8 +218,7 @@ class Pipeline:
             timing.complete = now
             candidates.append((path, found.classified))
         if failures:
-            won = self.ledger.claim([r.path for r in failures], now)
-            self._finish([r for r in failures if r.path in won], report, now)
+            self._claim_failures(failures, report, now)
         return candidates
 
     def _expire_incomplete(self, now: float, report: StepReport) -> None:
@@ -227,18 +226,24 @@ class Pipeline:
         overdue = self.settler.overdue(now)
         if not overdue:
             return
-        results = []
+        failures = []
         for path, reason in overdue:
             self.settler.forget(path)
-            results.append(self._failure(path, ErrorKind.TRUNCATED, f"{reason} and stopped growing",
-                                         parse_name(path).kind))
-        won = self.ledger.claim([r.path for r in results], now)
-        self._finish([r for r in results if r.path in won], report, now)
+            failures.append((path, ErrorKind.TRUNCATED, f"{reason} and stopped growing", parse_name(path).kind))
+        self._claim_failures(failures, report, now)
+
+    def _claim_failures(self, failures: list[tuple[str, ErrorKind, str, FileKind]], report: StepReport,
+                        now: float) -> None:
+        """Claim files that failed before ingest and record the failures of those won."""
+        won = self.ledger.claim_attempts([path for path, *_ in failures], now)
+        # The backoff counts the attempts before this claim (at least 1): one fewer than after a failed ingest.
+        self._finish([self._failure(path, kind, message, file_kind, max(won[path] - 1, 1))
+                      for path, kind, message, file_kind in failures if path in won], report, now)
 
     # -- ingest -> ledger ------------------------------------------------------------------------
 
     def _ingest(self, candidates: list[tuple[str, Classified]], report: StepReport, now: float) -> None:
-        won = self.ledger.claim([path for path, _ in candidates], now)
+        won = self.ledger.claim_attempts([path for path, _ in candidates], now)
         mine = [(path, item) for path, item in candidates if path in won]
         for path, _ in candidates:
             if path not in won:
@@ -249,13 +254,13 @@ class Pipeline:
             began = time.perf_counter()
             outcomes = self.ingester.ingest([item for _, item in batch])
             ingested = time.perf_counter()
-            results = self._results(outcomes, now)
+            results = self._results(outcomes, won, now)
             self._finish(results, report, time.time())
             self.log.info("batch_ingested", files=len(batch), butler_seconds=round(ingested - began, 4),
                           ledger_seconds=round(time.perf_counter() - ingested, 4),
                           outcomes=dict(Counter(o.status.value for o in outcomes)))
 
-    def _results(self, outcomes: list[Outcome], now: float) -> list[Result]:
+    def _results(self, outcomes: list[Outcome], attempts: Mapping[str, int], now: float) -> list[Result]:
         duplicates = [o.dataset_id for o in outcomes if o.status is Status.DUPLICATE and o.dataset_id]
         owned = self.ledger.owners(duplicates) if duplicates else set()
         results = []
@@ -285,15 +290,15 @@ class Pipeline:
                 results.append(Result(path, FileState.IGNORED, error=outcome.message, **common))
             else:
                 kind = ErrorKind(outcome.error_kind or ErrorKind.INTERNAL)
-                failure = self._failure(path, kind, outcome.message or "", outcome.kind)
+                failure = self._failure(path, kind, outcome.message or "", outcome.kind, attempts.get(path, 1))
                 results.append(replace(failure, **{k: v for k, v in common.items() if v is not None}))
         return results
 
-    def _failure(self, path: str, kind: ErrorKind, message: str, file_kind: FileKind | None) -> Result:
-        row = self.ledger.get(path)
-        attempts = (row or {}).get("attempts") or 1
+    def _failure(self, path: str, kind: ErrorKind, message: str, file_kind: FileKind | None,
+                 attempts: int) -> Result:
+        """The result of a failed try; a transient failure is retried after a backoff that grows with attempts."""
         if kind in RETRYABLE_KINDS:
-            delay = min(self.config.ingest.retry_max, self.config.ingest.retry_initial * 2 ** (attempts - 1))
+            delay = self.config.ingest.retry_delay(attempts)
             return Result(path, FileState.PENDING, kind=file_kind.value if file_kind else None,
                           error_kind=kind.value, error=message, retry_at=time.time() + delay)
         return Result(path, FileState.FAILED, kind=file_kind.value if file_kind else None, error_kind=kind.value,
