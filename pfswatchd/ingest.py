@@ -114,7 +114,11 @@ class _Item:
     file: Classified
     ref: DatasetRef | None = None
     run: str = ""
-    cat_ids: tuple[int, ...] = ()
+    cat_ids: tuple[int, ...] | None = None  # a pfsConfig's catIds, read once and kept across re-plans
+
+    def fresh(self) -> _Item:
+        """This item for a new plan: only what was read from the file carries over."""
+        return _Item(self.index, self.file, cat_ids=self.cat_ids)
 
 
 @dataclass(slots=True)
@@ -178,7 +182,7 @@ class Ingester:
             return
         if not checked and any(o.error_kind in _VISIT_CHECKS for o in planned.values()):
             # A mismatch against a visit this plan only assumed new: decide with the registry's view.
-            self._ingest_items([_Item(i.index, i.file) for i in items], outcomes, checked=True)
+            self._ingest_items([i.fresh() for i in items], outcomes, checked=True)
             return
         outcomes.update(planned)
         if self.settings.fail_fast and any(not o.ok for o in outcomes.values()):
@@ -195,7 +199,7 @@ class Ingester:
             self._fail_all(plan.new, outcomes, exc)
             return
         except Exception as exc:
-            fresh = [_Item(i.index, i.file) for i in plan.new]
+            fresh = [i.fresh() for i in plan.new]
             if not checked:
                 self._ingest_items(fresh, outcomes, checked=True)
                 return
@@ -246,14 +250,18 @@ class Ingester:
             plan.new.extend(candidates)
             return plan
         existing = self._existing_refs(candidates)
+        duplicates: list[tuple[_Item, DatasetRef]] = []
         for item in candidates:
             assert item.ref is not None
             stored = existing.get(item.ref.id)
             if stored is None:
                 plan.new.append(item)
-                continue
+            else:
+                duplicates.append((item, stored))
+        stored_paths = self._stored_paths([stored for _, stored in duplicates])
+        for item, stored in duplicates:
             try:
-                self._check_duplicate(item, stored)
+                self._check_duplicate(item, stored, stored_paths[stored])
             except PfsWatchError as exc:
                 outcomes[item.index] = self._outcome(item, Status.FAILED, exc.kind, str(exc))
                 continue
@@ -294,10 +302,7 @@ class Ingester:
                 placement.undo()
             if isinstance(exc, OSError):
                 raise transient(exc, "placing files in the datastore") from exc
-            if _is_database_unavailable(exc):
-                raise TransientError(
-                    f"registry database unavailable: {_first_line(exc)}", kind=ErrorKind.DATABASE_UNAVAILABLE
-                ) from exc
+            _raise_if_database_unavailable(exc)
             raise
         # Committed: the cache may now learn what the registry holds.
         self._visits.update(plan.new_visits)
@@ -390,7 +395,8 @@ class Ingester:
             )
         item.run = self.run_for(config, instrument)
         self._need_run(item.run, instrument, plan, customised=config.subset > 0)
-        item.cat_ids = tuple(sorted({int(c) for c in read_column(config.path, "CONFIG", "catId")}))
+        if item.cat_ids is None:
+            item.cat_ids = tuple(sorted({int(c) for c in read_column(config.path, "CONFIG", "catId")}))
         data_id = self._coordinate(
             self.pfsconfig_type,
             {"instrument": instrument, "visit": config.visit, "dither": state.dither, "pfs_design_id": state.design},
@@ -467,7 +473,7 @@ class Ingester:
         for item in plan.new:
             if isinstance(item.file, PfsConfigFile) and item.ref is not None:
                 instrument = item.ref.dataId["instrument"]
-                for cat_id in item.cat_ids:
+                for cat_id in item.cat_ids or ():
                     cat_rows.append({"instrument": instrument, "id": cat_id})
                     join_rows.append({"instrument": instrument, "visit": item.file.visit, "cat_id": cat_id})
         if cat_rows:
@@ -534,9 +540,22 @@ class Ingester:
         self._runs.add(run)
         return True
 
-    def _check_duplicate(self, item: _Item, stored: DatasetRef) -> None:
+    def _stored_paths(self, refs: list[DatasetRef]) -> dict[DatasetRef, Path]:
+        """Where the datastore keeps these registered datasets (one datastore lookup for all)."""
+        if not refs:
+            return {}
+        uris = self._query(lambda: self.butler.get_many_uris(refs))
+        paths = {}
+        for ref, found in uris.items():
+            if found.primaryURI is None or found.componentURIs:
+                raise RuntimeError(
+                    f"Dataset ({ref}) includes distinct URIs for components. Use Butler.getURIs() instead."
+                )
+            paths[ref] = Path(found.primaryURI.ospath)
+        return paths
+
+    def _check_duplicate(self, item: _Item, stored: DatasetRef, stored_path: Path) -> None:
         """Same bytes: a duplicate (and a move completes); other bytes: a conflict."""
-        stored_path = Path(self.butler.getURI(stored).ospath)
         source = item.file.path
         if same_content(source, stored_path):
             if self.settings.transfer == "move" and stored_path != source:
@@ -553,10 +572,7 @@ class Ingester:
         try:
             return call()
         except Exception as exc:
-            if _is_database_unavailable(exc):
-                raise TransientError(
-                    f"registry database unavailable: {_first_line(exc)}", kind=ErrorKind.DATABASE_UNAVAILABLE
-                ) from exc
+            _raise_if_database_unavailable(exc)
             raise
 
     # -- outcomes --------------------------------------------------------------------------------
@@ -611,6 +627,14 @@ def _is_database_unavailable(exc: BaseException) -> bool:
             return True
         chain = chain.__cause__ or chain.__context__
     return False
+
+
+def _raise_if_database_unavailable(exc: BaseException) -> None:
+    """Raise a retryable DATABASE_UNAVAILABLE TransientError (from ``exc``) when ``exc`` is one."""
+    if _is_database_unavailable(exc):
+        raise TransientError(
+            f"registry database unavailable: {_first_line(exc)}", kind=ErrorKind.DATABASE_UNAVAILABLE
+        ) from exc
 
 
 def _as_error(exc: BaseException, path: Path) -> PfsWatchError:

@@ -40,7 +40,7 @@ class Permissions:
             current = current.parent
         for folder in reversed(missing):
             try:
-                folder.mkdir()
+                folder.mkdir(mode=self.dir_mode & 0o777)  # never wider than dir_mode, even before chmod
             except FileExistsError:
                 continue  # made meanwhile by another process: leave its permissions alone
             self.folder(folder)

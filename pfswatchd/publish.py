@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from pfswatchd.checksums import ChecksumReport
 from pfswatchd.errors import ConflictError
+from pfswatchd.permissions import Permissions
 from pfswatchd.transfer import same_content, transient
 
 if TYPE_CHECKING:
@@ -92,13 +93,8 @@ def _make_dir(path: Path, mode: int) -> bool:
         return True
     if os.path.lexists(path):
         return False
-    _make_dir(path.parent, mode)
-    try:
-        os.mkdir(path, mode)
-    except FileExistsError:
-        return path.is_dir()
-    os.chmod(path, mode)
-    return True
+    Permissions(dir_mode=mode).makedirs(path)
+    return path.is_dir()
 
 
 def _move_dir(source: Path, target: Path, held: frozenset[Path], mode: int) -> bool:
