@@ -56,9 +56,11 @@ def test_three_instances_one_killed_every_file_exactly_once(tmp_path, postgres):
         visits = butler.query_dimension_records("visit", instrument="PFS", limit=None, explain=False)
     assert len(refs) == FILES and len({r.id for r in refs}) == FILES
     assert len(visits) == len({f["data_id"]["visit"] for f in status["files"]})
-    # Every surviving instance did part of the work.
-    for daemon in (daemons[0], daemons[2]):
-        assert sum(e["files"] for e in daemon.events("batch_ingested")) > 0
+    # The work was shared, and the survivors finished what the killed one had claimed.  (Which instances
+    # take part is a race: under load one instance may find every file already reserved by the others.)
+    done = [sum(e["files"] for e in daemon.events("batch_ingested")) for daemon in daemons]
+    assert sum(1 for count in done if count) >= 2 and done[1] < FILES, done
+    assert done[0] + done[2] > 0, done
     # No password in any log or in status.
     for daemon in daemons:
         assert postgres.password not in daemon.log()
