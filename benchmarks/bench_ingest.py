@@ -20,9 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from pfswatchd import repo
-from pfswatchd.examine import examine
-from pfswatchd.ingest import Ingester, IngestSettings
+from pfswatchd.butler import repo
+from pfswatchd.butler.ingest import Ingester, IngestSettings
+from pfswatchd.files.examine import examine
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import plain_butler_ingest, raw_files  # noqa: E402

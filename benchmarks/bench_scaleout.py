@@ -25,7 +25,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
 from common import raw_files, start_service  # noqa: E402
-from pfswatchd import repo  # noqa: E402
+from pfswatchd.butler import repo  # noqa: E402
 from pgserver import PostgresServer  # noqa: E402
 
 

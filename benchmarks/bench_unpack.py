@@ -1,4 +1,4 @@
-"""Extraction throughput of pfswatchd.unpack (extract + publish) against GNU tar.
+"""Extraction throughput of pfswatchd.archives.unpack (extract + publish) against GNU tar.
 
 Writes FITS-like files (a 2880-byte header block, then noisy pixel bytes that compress about 2x) and
 packs them with GNU tar (gnu format, as ``tar -cf`` on a server) into .tar and .tar.gz (gzip -6) in a
@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pfswatchd.unpack import UnpackLimits, extract, publish  # noqa: E402
+from pfswatchd.archives.unpack import UnpackLimits, extract, publish  # noqa: E402
 
 _MB = 2**20
 

@@ -11,9 +11,10 @@ from pathlib import Path
 
 from lsst.daf.butler import DatasetIdGenEnum, DatasetRef, FileDataset
 
-from pfswatchd import fakedata, repo
-from pfswatchd.examine import examine
-from pfswatchd.visitrecord import visit_values
+from pfswatchd import fakedata
+from pfswatchd.butler import repo
+from pfswatchd.files.examine import examine
+from pfswatchd.files.visitrecord import visit_values
 
 
 def raw_files(folder: Path, count: int, first_visit: int, template_folder: Path) -> list[Path]:

@@ -12,13 +12,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from pfswatchd import __version__
+from pfswatchd.butler.transfer import TRANSFER_MODES
 from pfswatchd.errors import ConfigError, PfsWatchError
 from pfswatchd.model import FileKind
-from pfswatchd.transfer import TRANSFER_MODES
 
 if TYPE_CHECKING:
     from pfswatchd.config import Config
-    from pfswatchd.ledger import Ledger
+    from pfswatchd.state.ledger import Ledger
 
 EX_OK = 0
 EX_FAILED = 1
@@ -26,7 +26,7 @@ EX_CONFIG = 78
 
 
 def _create(args: argparse.Namespace) -> int:
-    from pfswatchd import repo
+    from pfswatchd.butler import repo
 
     instruments = args.instrument or list(repo.DEFAULT_INSTRUMENTS)
     repo.create(args.repo, instruments=instruments, registry_db=args.registry_db)
@@ -38,7 +38,7 @@ def _create(args: argparse.Namespace) -> int:
 
 
 def _ingest_raws(args: argparse.Namespace) -> int:
-    from pfswatchd.ingest import IngestSettings
+    from pfswatchd.butler.ingest import IngestSettings
     from pfswatchd.oneshot import run_ingest
 
     settings = IngestSettings(transfer=args.transfer, raw_run=args.output_run, fail_fast=args.fail_fast)
@@ -48,8 +48,8 @@ def _ingest_raws(args: argparse.Namespace) -> int:
 
 
 def _ingest_pfsconfig(args: argparse.Namespace) -> int:
-    from pfswatchd import repo
-    from pfswatchd.ingest import IngestSettings
+    from pfswatchd.butler import repo
+    from pfswatchd.butler.ingest import IngestSettings
     from pfswatchd.oneshot import run_ingest
 
     by_class = {cls: name for name, cls in repo.INSTRUMENT_CLASSES.items()}
@@ -81,7 +81,7 @@ def _load_config(path: str | None) -> Config:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pfswatchd.daemon import run_service
+    from pfswatchd.service.daemon import run_service
 
     return run_service(args.config)  # loads the configuration first: a bad file exits 78 (ConfigError)
 
@@ -100,7 +100,7 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _open_ledger(config_path: str | None) -> Ledger:
-    from pfswatchd.ledger import Ledger
+    from pfswatchd.state.ledger import Ledger
 
     cfg = _load_config(config_path)
     ledger = Ledger(cfg.state.url, instance=cfg.state.instance)
@@ -109,7 +109,7 @@ def _open_ledger(config_path: str | None) -> Ledger:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from pfswatchd import status
+    from pfswatchd.state import status
 
     ledger = _open_ledger(args.config)
     try:
@@ -120,7 +120,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _retry(args: argparse.Namespace) -> int:
-    from pfswatchd import status
+    from pfswatchd.state import status
 
     ledger = _open_ledger(args.config)
     try:
@@ -133,8 +133,8 @@ def _retry(args: argparse.Namespace) -> int:
 def _unpack(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from pfswatchd.stars import operator_instructions
-    from pfswatchd.unpack import unpack
+    from pfswatchd.archives.stars import operator_instructions
+    from pfswatchd.archives.unpack import unpack
 
     cfg = _load_config(args.config)
     result = unpack(Path(args.archive), Path(args.dest), limits=cfg.archives.limits, verify=not args.no_verify,

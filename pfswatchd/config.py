@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pfswatchd.archives.unpack import UnpackLimits
+from pfswatchd.butler.transfer import TRANSFER_MODES, inside
 from pfswatchd.errors import ConfigError
 from pfswatchd.logconfig import redact
 from pfswatchd.permissions import Permissions
-from pfswatchd.transfer import TRANSFER_MODES, inside
-from pfswatchd.unpack import UnpackLimits
 
 redact_url = redact  # public: cli and daemon print state.url through it
 

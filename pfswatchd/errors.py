@@ -11,6 +11,7 @@ the policy says so) until an operator runs ``pfswatchd retry``.
 
 from __future__ import annotations
 
+import errno
 from enum import StrEnum
 from typing import ClassVar
 
@@ -131,6 +132,19 @@ class TransientError(PfsWatchError):
     """The environment failed (database, disk, permissions); try again later."""
 
     kind = ErrorKind.IO_ERROR
+
+
+def transient(exc: OSError, doing: str) -> TransientError:
+    """Map an OSError to the transient error kind an operator can act on."""
+    kind = {
+        errno.ENOSPC: ErrorKind.DISK_FULL,
+        errno.EDQUOT: ErrorKind.DISK_FULL,
+        errno.EACCES: ErrorKind.PERMISSION_DENIED,
+        errno.EPERM: ErrorKind.PERMISSION_DENIED,
+        errno.EROFS: ErrorKind.PERMISSION_DENIED,
+    }.get(exc.errno or 0, ErrorKind.IO_ERROR)
+    reason = exc.strerror or str(exc)
+    return TransientError(f"{doing}: {reason}", kind=kind)
 
 
 class ConfigError(Exception):

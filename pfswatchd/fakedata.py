@@ -20,7 +20,7 @@ from astropy.coordinates import Angle
 from astropy.io import fits
 from astropy.time import Time, TimeDelta
 
-from pfswatchd.pfsraw import camera_id  # re-exported: b1=0 r1=1 n1=2 b2=3 ...; m_k = -(id of r_k)
+from pfswatchd.butler.pfsraw import camera_id  # re-exported: b1=0 r1=1 n1=2 b2=3 ...; m_k = -(id of r_k)
 
 __all__ = ["ARM_NUMBERS", "camera_id", "clone_burst", "clone_raw", "design_id_for", "make_visits",
            "pfsconfig_filename", "pfsf_filename", "raw_filename", "write_metrology", "write_pfsa", "write_pfsb",

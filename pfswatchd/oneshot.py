@@ -19,12 +19,12 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TextIO, cast
 
-from pfswatchd import repo
-from pfswatchd.classify import not_ingested
-from pfswatchd.examine import Examination, examine
-from pfswatchd.ingest import Ingester, IngestSettings
+from pfswatchd.butler import repo
+from pfswatchd.butler.ingest import Ingester, IngestSettings
+from pfswatchd.files.classify import not_ingested
+from pfswatchd.files.examine import Examination, examine
+from pfswatchd.files.names import is_temporary, parse_name
 from pfswatchd.model import INGESTIBLE_KINDS, Classified, FileKind, Outcome, PfsConfigFile, Status
-from pfswatchd.names import is_temporary, parse_name
 
 BATCH = 1000
 _FITS = re.compile(r"\.fits?(\.fz)?$", re.IGNORECASE)

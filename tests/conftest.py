@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from conftest_pg import pg_database, postgres  # noqa: F401
-from pfswatchd import fakedata, repo
-from pfswatchd.examine import examine
-from pfswatchd.ingest import Ingester, IngestSettings
+from pfswatchd import fakedata
+from pfswatchd.butler import repo
+from pfswatchd.butler.ingest import Ingester, IngestSettings
+from pfswatchd.files.examine import examine
 
 DESIGN = 0x1945BE7E6DE4B2CF
 

@@ -21,8 +21,9 @@ from typing import Any
 
 from lsst.daf.butler import Butler
 
-from pfswatchd import fakedata, status
-from pfswatchd.ledger import Ledger
+from pfswatchd import fakedata
+from pfswatchd.state import status
+from pfswatchd.state.ledger import Ledger
 
 BIN = Path(sys.executable).parent
 RUNNING: list[Daemon] = []  # killed by the autouse fixture in conftest.py when a test ends

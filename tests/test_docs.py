@@ -35,4 +35,4 @@ def test_every_test_the_guarantees_cite_exists():
         if name:
             assert f"def {name}(" in source, f"{path}::{name}"
     for name in re.findall(r"`(test_\w+)`", guarantees):
-        assert any(f"def {name}(" in p.read_text() for p in (ROOT / "tests").glob("test_*.py")), name
+        assert any(f"def {name}(" in p.read_text() for p in (ROOT / "tests").rglob("test_*.py")), name

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Literal
 
 from pfswatchd.errors import ChecksumMismatchError
-from pfswatchd.names import is_checksum_name
+from pfswatchd.files.names import is_checksum_name
 
 _ALGORITHMS = {32: "md5", 40: "sha1", 64: "sha256", 128: "sha512"}
 _SIDECAR_SUFFIX = re.compile(r"\.(md5|sha1|sha256|sha512)$", re.IGNORECASE)

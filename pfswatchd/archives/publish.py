@@ -7,13 +7,13 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pfswatchd.checksums import ChecksumReport
-from pfswatchd.errors import ConflictError
+from pfswatchd.archives.checksums import ChecksumReport
+from pfswatchd.butler.transfer import same_content
+from pfswatchd.errors import ConflictError, transient
 from pfswatchd.permissions import Permissions
-from pfswatchd.transfer import same_content, transient
 
 if TYPE_CHECKING:
-    from pfswatchd.unpack import Extracted
+    from pfswatchd.archives.tarstream import Extracted
 
 __all__ = ["PublishConflictError", "publish"]
 

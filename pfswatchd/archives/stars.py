@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from pfswatchd.errors import UnpackScriptError
 
 if TYPE_CHECKING:
-    from pfswatchd.unpack import Extracted
+    from pfswatchd.archives.tarstream import Extracted
 
 SCRIPT = Path("zadmin", "unpack.py")
 DEFAULT_ENV = ("PATH", "LANG", "LC_ALL", "HOME", "TMPDIR")

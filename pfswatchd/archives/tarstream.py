@@ -7,7 +7,10 @@ otherwise) and, once the member list ends, checks that the archive ends properly
 are decompressed here, ``_OUT_CHUNK`` at a time, with the ratio limit checked as bytes come out.
 ``TreeTotals`` counts members and bytes over a whole tree against ``UnpackLimits``.  ``MemberWriter``
 creates checked members through directory descriptors opened with O_NOFOLLOW and files created with
-O_EXCL|O_NOFOLLOW.  Deciding which members are safe is ``pfswatchd.unpack``'s job.
+O_EXCL|O_NOFOLLOW.  Deciding which members are safe is ``pfswatchd.archives.unpack``'s job.
+
+``UnpackLimits`` and ``Extracted`` are defined here, at the bottom of the archive modules, because
+unpack, publish and stars all use them and this module is the one they all stand on.
 """
 
 from __future__ import annotations
@@ -21,15 +24,13 @@ import tarfile
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Self, TypeAlias, TypeVar
+from typing import BinaryIO, Self, TypeAlias, TypeVar
 
 from pfswatchd.errors import ArchiveLimitError, CorruptArchiveError, PfsWatchError, UnsafeArchiveError
 
-if TYPE_CHECKING:
-    from pfswatchd.unpack import UnpackLimits
-
-__all__ = ["ArchiveEndsEarly", "MemberWriter", "TarReader", "TreeTotals"]
+__all__ = ["ArchiveEndsEarly", "Extracted", "MemberWriter", "TarReader", "TreeTotals", "UnpackLimits"]
 
 _IN_CHUNK = 1 << 20  # compressed bytes read at a time
 _OUT_CHUNK = 4 << 20  # decompressed bytes per call: bounds memory whatever the ratio
@@ -57,6 +58,48 @@ def _check_ratio(label: str, expanded: int, size: int, max_ratio: float) -> None
 
 
 _SHORT_READS = frozenset({"unexpected end of data", "empty file", "truncated header"})
+
+
+
+@dataclass(frozen=True, slots=True)
+class UnpackLimits:
+    """Limits that stop a hostile or broken archive before it fills the disk.
+
+    Attributes:
+        max_members: members over the whole tree, nested archives included.
+        max_total_bytes: bytes of file data over the whole tree.
+        max_ratio: uncompressed bytes per byte of archive on disk, checked for each archive (its declared
+            sizes and its decompressed stream) and for the whole tree against the top archive; the first
+            MiB is not counted.
+        max_depth: archive levels that are opened; the top archive is level 1.
+        max_member_bytes: the largest single file, or None for no limit.
+    """
+
+    max_members: int = 100_000
+    max_total_bytes: int = 200 * 2**30
+    max_ratio: float = 200.0
+    max_depth: int = 3
+    max_member_bytes: int | None = None
+
+
+
+@dataclass(frozen=True, slots=True)
+class Extracted:
+    """An archive unpacked into its staging folder.
+
+    Attributes:
+        archive: the archive that was read.
+        root: the staging folder; it holds the archive's inner layout.
+        members: members read, nested archives included.
+        bytes: bytes of file data written, nested archives included.
+        nested: nested archives that were expanded (relative to ``root``; the archive files are gone).
+    """
+
+    archive: Path
+    root: Path
+    members: int
+    bytes: int
+    nested: tuple[Path, ...] = ()
 
 
 class ArchiveEndsEarly(CorruptArchiveError):

@@ -15,7 +15,7 @@ files are created with O_EXCL|O_NOFOLLOW, so no write follows a symlink even if 
 after the last member every symlink is resolved on disk and must land inside.
 
 The tar reading, stream decompression, limit accounting and O_NOFOLLOW writing live in
-``pfswatchd.tarstream``; ``publish`` lives in ``pfswatchd.publish`` and is re-exported here.
+``pfswatchd.archives.tarstream``; ``publish`` lives in ``pfswatchd.archives.publish`` and is re-exported here.
 """
 
 from __future__ import annotations
@@ -29,13 +29,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pfswatchd.checksums import verify_tree
-from pfswatchd.errors import ArchiveLimitError, CorruptArchiveError, UnpackScriptError, UnsafeArchiveError
-from pfswatchd.names import ARCHIVE_CODECS, split_archive_name
-from pfswatchd.publish import PublishConflictError, publish
-from pfswatchd.stars import ScriptResult, is_stars_bundle, run_unpack_script
-from pfswatchd.tarstream import ArchiveEndsEarly, MemberWriter, TarReader, TreeTotals
-from pfswatchd.transfer import transient
+from pfswatchd.archives.checksums import verify_tree
+from pfswatchd.archives.publish import PublishConflictError, publish
+from pfswatchd.archives.stars import ScriptResult, is_stars_bundle, run_unpack_script
+from pfswatchd.archives.tarstream import (
+    ArchiveEndsEarly,
+    Extracted,
+    MemberWriter,
+    TarReader,
+    TreeTotals,
+    UnpackLimits,
+)
+from pfswatchd.errors import ArchiveLimitError, CorruptArchiveError, UnpackScriptError, UnsafeArchiveError, transient
+from pfswatchd.files.names import ARCHIVE_CODECS, split_archive_name
 
 __all__ = [
     "STAGING_DIR_NAME",
@@ -54,46 +60,6 @@ __all__ = [
 STAGING_DIR_NAME = ".pfswatchd-staging"
 _SPECIAL = {tarfile.CHRTYPE: "a character device", tarfile.BLKTYPE: "a block device",
             tarfile.FIFOTYPE: "a fifo", tarfile.GNUTYPE_SPARSE: "a sparse file"}
-
-
-@dataclass(frozen=True, slots=True)
-class UnpackLimits:
-    """Limits that stop a hostile or broken archive before it fills the disk.
-
-    Attributes:
-        max_members: members over the whole tree, nested archives included.
-        max_total_bytes: bytes of file data over the whole tree.
-        max_ratio: uncompressed bytes per byte of archive on disk, checked for each archive (its declared
-            sizes and its decompressed stream) and for the whole tree against the top archive; the first
-            MiB is not counted.
-        max_depth: archive levels that are opened; the top archive is level 1.
-        max_member_bytes: the largest single file, or None for no limit.
-    """
-
-    max_members: int = 100_000
-    max_total_bytes: int = 200 * 2**30
-    max_ratio: float = 200.0
-    max_depth: int = 3
-    max_member_bytes: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Extracted:
-    """An archive unpacked into its staging folder.
-
-    Attributes:
-        archive: the archive that was read.
-        root: the staging folder; it holds the archive's inner layout.
-        members: members read, nested archives included.
-        bytes: bytes of file data written, nested archives included.
-        nested: nested archives that were expanded (relative to ``root``; the archive files are gone).
-    """
-
-    archive: Path
-    root: Path
-    members: int
-    bytes: int
-    nested: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

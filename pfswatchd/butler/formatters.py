@@ -11,9 +11,9 @@ component               storage class       value
 ======================  ==================  ============================================
 ``raw.image``           PfsRawImage         CCD frame, NIR CDS, or read ``readNum``
 ``raw.metadata``        PfsRawMetadata      primary header (`astropy.io.fits.Header`)
-``raw.exposure``        PfsRawExposure      `pfswatchd.pfsraw.Exposure`
-``raw.detector``        PfsRawDetector      `pfswatchd.pfsraw.Detector`
-``raw.visitInfo``       PfsRawVisitInfo     `pfswatchd.pfsraw.VisitInfo`
+``raw.exposure``        PfsRawExposure      `pfswatchd.butler.pfsraw.Exposure`
+``raw.detector``        PfsRawDetector      `pfswatchd.butler.pfsraw.Detector`
+``raw.visitInfo``       PfsRawVisitInfo     `pfswatchd.butler.pfsraw.VisitInfo`
 ``raw.numReads``        int                 W_H4NRED, 1 for CCDs (butler default class)
 ``raw.dimensions``      PfsRawDimensions    ``(width, height)``
 ======================  ==================  ============================================
@@ -48,24 +48,24 @@ RAW_COMPONENTS: dict[str, str] = {
 }
 
 STORAGE_CLASSES: dict[str, dict[str, Any]] = {
-    "PfsRawImage": {"pytype": "pfswatchd.pfsraw.Image"},
+    "PfsRawImage": {"pytype": "pfswatchd.butler.pfsraw.Image"},
     "PfsRawMetadata": {"pytype": "astropy.io.fits.Header"},
-    "PfsRawExposure": {"pytype": "pfswatchd.pfsraw.Exposure"},
-    "PfsRawDetector": {"pytype": "pfswatchd.pfsraw.Detector"},
-    "PfsRawVisitInfo": {"pytype": "pfswatchd.pfsraw.VisitInfo"},
+    "PfsRawExposure": {"pytype": "pfswatchd.butler.pfsraw.Exposure"},
+    "PfsRawDetector": {"pytype": "pfswatchd.butler.pfsraw.Detector"},
+    "PfsRawVisitInfo": {"pytype": "pfswatchd.butler.pfsraw.VisitInfo"},
     "PfsRawDimensions": {"pytype": "tuple"},
     "PfsRaw": {
-        "pytype": "pfswatchd.pfsraw.PfsRaw",
-        "delegate": "pfswatchd.formatters.PfsRawDelegate",
+        "pytype": "pfswatchd.butler.pfsraw.PfsRaw",
+        "delegate": "pfswatchd.butler.formatters.PfsRawDelegate",
         "parameters": ["readNum"],
         "derivedComponents": dict(RAW_COMPONENTS),
     },
-    "PfsConfig": {"pytype": "pfswatchd.pfsconfig.PfsConfig"},
+    "PfsConfig": {"pytype": "pfswatchd.butler.pfsconfig.PfsConfig"},
 }
 
 FORMATTERS: dict[str, str] = {
-    "PfsRaw": "pfswatchd.formatters.PfsRawFormatter",
-    "PfsConfig": "pfswatchd.formatters.PfsConfigFormatter",
+    "PfsRaw": "pfswatchd.butler.formatters.PfsRawFormatter",
+    "PfsConfig": "pfswatchd.butler.formatters.PfsConfigFormatter",
 }
 
 

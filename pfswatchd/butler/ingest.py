@@ -11,7 +11,7 @@ transaction:
    that already exist: the same bytes again is a DUPLICATE (success, nothing
    changes), other bytes with that data ID a CONFLICT (never an overwrite).  A
    pfsConfig whose visit has no raws yet is WAITING.
-2. *write*: place the files (:mod:`pfswatchd.transfer`), then in one
+2. *write*: place the files (:mod:`pfswatchd.butler.transfer`), then in one
    transaction insert the dimension records (pfs_design_id, dither, visit with
    its metadata, cat_id and pfsConfig join records) and ``Butler.ingest`` the
    datasets.  If the transaction fails, the placed files are removed, and a
@@ -59,7 +59,8 @@ from lsst.daf.butler import (
 from lsst.daf.butler.datastore.file_templates import FileTemplates
 from lsst.daf.butler.registry import ConflictingDefinitionError
 
-from pfswatchd import repo
+from pfswatchd.butler import repo
+from pfswatchd.butler.transfer import TRANSFER_MODES, Placement, clean_scratch, place, same_content
 from pfswatchd.errors import (
     ConflictError,
     DesignMismatchError,
@@ -67,12 +68,12 @@ from pfswatchd.errors import (
     PfsWatchError,
     TransientError,
     VisitMismatchError,
+    transient,
 )
-from pfswatchd.fitsheader import read_column
+from pfswatchd.files.fitsheader import read_column
+from pfswatchd.files.visitrecord import visit_values
 from pfswatchd.model import Classified, FileKind, Outcome, PfsConfigFile, RawFile, Status
 from pfswatchd.permissions import DEFAULT, Permissions
-from pfswatchd.transfer import TRANSFER_MODES, Placement, clean_scratch, place, same_content, transient
-from pfswatchd.visitrecord import visit_values
 
 _T = TypeVar("_T")
 

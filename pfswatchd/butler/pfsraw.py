@@ -30,7 +30,7 @@ from astropy.coordinates import Angle
 from astropy.io import fits
 from astropy.time import Time
 
-from pfswatchd.names import ARM_BY_NUMBER
+from pfswatchd.files.names import ARM_BY_NUMBER
 
 __all__ = ["Detector", "Exposure", "Image", "PfsRaw", "VisitInfo"]
 

@@ -24,9 +24,9 @@ from lsst.daf.butler.registry import MissingCollectionError
 from lsst.utils import doImportType
 from sqlalchemy.engine import URL, make_url
 
+from pfswatchd.butler.formatters import FORMATTERS, STORAGE_CLASSES
+from pfswatchd.butler.pfsraw import camera_id
 from pfswatchd.errors import NotPfsRepositoryError
-from pfswatchd.formatters import FORMATTERS, STORAGE_CLASSES
-from pfswatchd.pfsraw import camera_id
 
 DEFAULT_INSTRUMENTS = ("PFS", "PFS-F", "PFS-L")
 INSTRUMENT_CLASSES = {
@@ -70,7 +70,7 @@ def customised_pfsconfig_run(base_run: str, subset: int) -> str:
 
 
 def dimension_config_path() -> Path:
-    return Path(str(resources.files("pfswatchd") / "resources" / "dimensions.yaml"))
+    return Path(str(resources.files("pfswatchd.butler") / "resources" / "dimensions.yaml"))
 
 
 def seed_config() -> Config:

@@ -33,7 +33,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pfswatchd.errors import ErrorKind, TransientError
+from pfswatchd.errors import ErrorKind, TransientError, transient
 from pfswatchd.permissions import DEFAULT, Permissions
 
 TRANSFER_MODES: tuple[str, ...] = ("auto", "link", "symlink", "relsymlink", "hardlink", "copy", "move", "direct")
@@ -266,16 +266,3 @@ def _adopt_or_replace(source: Path, dest: Path, mode: str, scratch: Path, perms:
     os.unlink(dest)
     _create(source, dest, mode, scratch, perms)
     return True
-
-
-def transient(exc: OSError, doing: str) -> TransientError:
-    """Map an OSError to the transient error kind an operator can act on."""
-    kind = {
-        errno.ENOSPC: ErrorKind.DISK_FULL,
-        errno.EDQUOT: ErrorKind.DISK_FULL,
-        errno.EACCES: ErrorKind.PERMISSION_DENIED,
-        errno.EPERM: ErrorKind.PERMISSION_DENIED,
-        errno.EROFS: ErrorKind.PERMISSION_DENIED,
-    }.get(exc.errno or 0, ErrorKind.IO_ERROR)
-    reason = exc.strerror or str(exc)
-    return TransientError(f"{doing}: {reason}", kind=kind)

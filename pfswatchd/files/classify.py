@@ -1,7 +1,7 @@
 """Classify a FITS file: its data ID and visit-level values, from name and header.
 
-Pure: a function of the file name (:mod:`pfswatchd.names`) and the headers read
-by :mod:`pfswatchd.fitsheader`.  It derives values exactly as the PFS ingest
+Pure: a function of the file name (:mod:`pfswatchd.files.names`) and the headers read
+by :mod:`pfswatchd.files.fitsheader`.  It derives values exactly as the PFS ingest
 does (pfs-datamodel.md §2.3-§2.4, obs_pfs translator.py and gen3.py):
 
 - instrument from W_SITE (S -> PFS, any other letter L -> PFS-L);
@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from pfswatchd.errors import BadHeaderError, NameMismatchError, PfsWatchError
-from pfswatchd.fitsheader import FitsScan, Header
+from pfswatchd.files.fitsheader import FitsScan, Header
+from pfswatchd.files.names import ARM_BY_NUMBER, instrument_for_site
+from pfswatchd.files.visitrecord import VISIT_CARDS
 from pfswatchd.model import INGESTIBLE_KINDS, FileKind, NameInfo, PfsConfigFile, RawFile, Skipped
-from pfswatchd.names import ARM_BY_NUMBER, instrument_for_site
-from pfswatchd.visitrecord import VISIT_CARDS
 
 RAW_REQUIRED = ("W_SITE", "W_VISIT", "W_ARM", "W_SPMOD", "W_PFDSGN", "W_ENFCAZ", "MJD-STR")
 PFSCONFIG_REQUIRED = ("W_VISIT", "W_PFDSGN")

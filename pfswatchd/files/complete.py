@@ -10,12 +10,12 @@ So each kind also states how many HDUs a finished file has:
   (the DAQ patches W_H4NRED when a ramp stops early);
 - pfsConfig: PRIMARY, CONFIG, PHOTOMETRY, and GUIDESTARS when DAMD_VER >= 2.
 
-This module is pure: it looks at a :class:`~pfswatchd.fitsheader.FitsScan`.
+This module is pure: it looks at a :class:`~pfswatchd.files.fitsheader.FitsScan`.
 """
 
 from __future__ import annotations
 
-from pfswatchd.fitsheader import FitsScan, Header
+from pfswatchd.files.fitsheader import FitsScan, Header
 from pfswatchd.model import FileKind
 
 

@@ -1,7 +1,7 @@
 """complete -> classify for one file: read its headers once and say what it is.
 
 Shared by the one-shot commands and the service.  Reading is bounded: headers
-only (see :mod:`pfswatchd.fitsheader`).
+only (see :mod:`pfswatchd.files.fitsheader`).
 """
 
 from __future__ import annotations
@@ -9,13 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pfswatchd.classify import classify, not_ingested
-from pfswatchd.complete import incomplete_reason
-from pfswatchd.errors import NotFitsError, PfsWatchError
-from pfswatchd.fitsheader import FitsScan, scan
+from pfswatchd.errors import NotFitsError, PfsWatchError, transient
+from pfswatchd.files.classify import classify, not_ingested
+from pfswatchd.files.complete import incomplete_reason
+from pfswatchd.files.fitsheader import FitsScan, scan
+from pfswatchd.files.names import parse_name
 from pfswatchd.model import Classified, FileKind, NameInfo, Skipped
-from pfswatchd.names import parse_name
-from pfswatchd.transfer import transient
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ astro_metadata_translator, as summarised in pfs-datamodel.md §2.3-§2.4:
 - lamps: the sorted, comma-joined lit lamps, none for DATA-TYP OBJECT and
   Quartz for FLAT (obs_pfs utils.getLamps).
 
-The values here are plain Python and astropy objects; :mod:`pfswatchd.ingest`
+The values here are plain Python and astropy objects; :mod:`pfswatchd.butler.ingest`
 turns them into a butler record.
 """
 

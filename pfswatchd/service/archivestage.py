@@ -32,16 +32,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pfswatchd import quarantine
+from pfswatchd.archives.stars import operator_instructions
+from pfswatchd.archives.tarstream import ArchiveEndsEarly
+from pfswatchd.archives.unpack import UnpackResult, unpack
 from pfswatchd.config import Config
-from pfswatchd.errors import ErrorKind, PfsWatchError
-from pfswatchd.ledger import ArchiveState, Ledger, Seen
-from pfswatchd.names import parse_name
-from pfswatchd.settle import Hint, Identity, Settler
-from pfswatchd.stars import operator_instructions
-from pfswatchd.tarstream import ArchiveEndsEarly
-from pfswatchd.transfer import transient
-from pfswatchd.unpack import UnpackResult, unpack
+from pfswatchd.errors import ErrorKind, PfsWatchError, transient
+from pfswatchd.files.names import parse_name
+from pfswatchd.service.settle import Hint, Identity, Settler
+from pfswatchd.state import quarantine
+from pfswatchd.state.ledger import ArchiveState, Ledger, Seen
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,17 +24,18 @@ from types import FrameType
 from typing import Any
 
 from pfswatchd import config as config_module
-from pfswatchd import logconfig, repo
-from pfswatchd.archives import ArchiveStage
+from pfswatchd import logconfig
+from pfswatchd.butler import repo
+from pfswatchd.butler.ingest import Ingester, IngestSettings
 from pfswatchd.config import Config
 from pfswatchd.errors import ConfigError, PfsWatchError
-from pfswatchd.examiner import Examiner
-from pfswatchd.ingest import Ingester, IngestSettings
-from pfswatchd.ledger import Ledger
-from pfswatchd.pipeline import Pipeline
-from pfswatchd.settle import Hint
-from pfswatchd.systemd import Notifier
-from pfswatchd.watch import Watcher, walk
+from pfswatchd.service.archivestage import ArchiveStage
+from pfswatchd.service.examiner import Examiner
+from pfswatchd.service.pipeline import Pipeline
+from pfswatchd.service.settle import Hint
+from pfswatchd.service.systemd import Notifier
+from pfswatchd.service.watch import Watcher, walk
+from pfswatchd.state.ledger import Ledger
 
 EX_OK = 0
 EX_FAILED = 1

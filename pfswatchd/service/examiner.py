@@ -20,7 +20,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 
-from pfswatchd.examine import Examination, examine
+from pfswatchd.files.examine import Examination, examine
 
 CHUNK = 64
 
@@ -61,7 +61,7 @@ class Examiner:
             # The fork server imports the examining code once (astropy takes a third of a second), and
             # the workers are started here, before the service says READY, not on the first file.
             context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["pfswatchd.examine"])
+            context.set_forkserver_preload(["pfswatchd.files.examine"])
             self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_exit_with,
                                              initargs=(os.getpid(),))
             for warm in [self._pool.submit(os.getpid) for _ in range(workers)]:

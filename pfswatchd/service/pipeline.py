@@ -19,18 +19,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from pfswatchd import quarantine
-from pfswatchd.archives import ArchiveStage
+from pfswatchd.butler.ingest import Ingester
 from pfswatchd.config import Config
 from pfswatchd.errors import RETRYABLE_KINDS, ErrorKind
-from pfswatchd.examine import Examination, examine
-from pfswatchd.examiner import Examiner
-from pfswatchd.ingest import Ingester
-from pfswatchd.ledger import FileState, Ledger, Result, Seen
+from pfswatchd.files.examine import Examination, examine
+from pfswatchd.files.names import parse_name
 from pfswatchd.model import INGESTIBLE_KINDS, Classified, FileKind, Outcome, Status
-from pfswatchd.names import parse_name
-from pfswatchd.settle import Hint, Identity, Settler
-from pfswatchd.watch import WALK, WALK_MOVED, walk, within
+from pfswatchd.service.archivestage import ArchiveStage
+from pfswatchd.service.examiner import Examiner
+from pfswatchd.service.settle import Hint, Identity, Settler
+from pfswatchd.service.watch import WALK, WALK_MOVED, walk, within
+from pfswatchd.state import quarantine
+from pfswatchd.state.ledger import FileState, Ledger, Result, Seen
 
 
 @dataclass(slots=True)

@@ -31,8 +31,8 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
-from pfswatchd.names import is_temporary
-from pfswatchd.settle import Hint
+from pfswatchd.files.names import is_temporary
+from pfswatchd.service.settle import Hint
 
 WALK = "walk"  # pseudo-hint: walk this folder (a folder was created: its files may still be written)
 WALK_MOVED = "walk-moved"  # walk this folder: it was renamed into place, so its files are complete

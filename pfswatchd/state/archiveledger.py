@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from pfswatchd.ledgerdb import ARCHIVE_FINAL, CHUNK, ArchiveState, FileState, archives, files, free_for
+from pfswatchd.state.ledgerdb import ARCHIVE_FINAL, CHUNK, ArchiveState, FileState, archives, files, free_for
 
 
 class ArchiveRecords:

@@ -29,8 +29,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from pfswatchd.archiveledger import ArchiveRecords
-from pfswatchd.ledgerdb import (
+from pfswatchd.state.archiveledger import ArchiveRecords
+from pfswatchd.state.ledgerdb import (
     ARCHIVE_FINAL,
     CHUNK,
     CLAIMABLE_STATES,

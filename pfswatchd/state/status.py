@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from pfswatchd import quarantine
-from pfswatchd.ledger import FileState, Ledger
+from pfswatchd.state import quarantine
+from pfswatchd.state.ledger import FileState, Ledger
 
 RECENT_ERRORS = 10
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pfswatchd.checksums import hash_file, read_sidecar, verify_tree
+from pfswatchd.archives.checksums import hash_file, read_sidecar, verify_tree
 from pfswatchd.errors import ChecksumMismatchError, ErrorKind
-from pfswatchd.names import is_checksum_name
+from pfswatchd.files.names import is_checksum_name
 
 
 def md5(data: bytes) -> str:

@@ -23,8 +23,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
+from pfswatchd.archives.unpack import STAGING_DIR_NAME, UnpackLimits, archive_complete, extract, unpack
 from pfswatchd.errors import ArchiveLimitError, ConflictError, CorruptArchiveError, TransientError, UnsafeArchiveError
-from pfswatchd.unpack import STAGING_DIR_NAME, UnpackLimits, archive_complete, extract, unpack
 
 _TMP = tempfile.TemporaryDirectory(prefix="pfswatchd-fuzz-archives-")  # removed at exit
 ROOT = Path(_TMP.name)

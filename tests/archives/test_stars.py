@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from pfswatchd.archives.stars import is_stars_bundle, operator_instructions, run_unpack_script
 from pfswatchd.errors import ErrorKind, UnpackScriptError
-from pfswatchd.stars import is_stars_bundle, operator_instructions, run_unpack_script
 
 FAKE_SCRIPT = """
 import json, os, sys

@@ -13,15 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from pfswatchd.errors import (
-    ArchiveLimitError,
-    ConflictError,
-    CorruptArchiveError,
-    ErrorKind,
-    UnsafeArchiveError,
-)
-from pfswatchd.tarstream import MemberWriter as _Writer  # the O_NOFOLLOW layer is tested on its own below
-from pfswatchd.unpack import (
+from pfswatchd.archives.tarstream import MemberWriter as _Writer  # the O_NOFOLLOW layer is tested on its own below
+from pfswatchd.archives.unpack import (
     STAGING_DIR_NAME,
     PublishConflictError,
     UnpackLimits,
@@ -31,6 +24,13 @@ from pfswatchd.unpack import (
     is_archive_name,
     publish,
     unpack,
+)
+from pfswatchd.errors import (
+    ArchiveLimitError,
+    ConflictError,
+    CorruptArchiveError,
+    ErrorKind,
+    UnsafeArchiveError,
 )
 
 WRITE_MODES = {"tar": "w", "tar.gz": "w:gz", "tar.bz2": "w:bz2", "tar.xz": "w:xz"}

@@ -23,14 +23,15 @@ from lsst.daf.butler import (
 from lsst.utils import doImportType
 
 from pfswatchd import fakedata
-from pfswatchd.formatters import FORMATTERS, RAW_COMPONENTS, STORAGE_CLASSES, PfsRawDelegate
-from pfswatchd.pfsconfig import PfsConfig
-from pfswatchd.pfsraw import Detector, Exposure, Image, PfsRaw, VisitInfo
+from pfswatchd.butler import repo
+from pfswatchd.butler.formatters import FORMATTERS, RAW_COMPONENTS, STORAGE_CLASSES, PfsRawDelegate
+from pfswatchd.butler.pfsconfig import PfsConfig
+from pfswatchd.butler.pfsraw import Detector, Exposure, Image, PfsRaw, VisitInfo
 
 DESIGN = 0x1945BE7E6DE4B2CF
 VISIT = 123
 RUN = "PFS/raw/all"
-DIMENSIONS = Path(fakedata.__file__).parent / "resources" / "dimensions.yaml"
+DIMENSIONS = repo.dimension_config_path()
 TEMPLATES = {
     "instrument+visit+arm+spectrograph": (
         "{run:/}/{datasetType}/{visit.day_obs}/{visit}/"
@@ -101,7 +102,7 @@ def test_storage_class_names_do_not_clash_with_defaults():
         "image", "metadata", "exposure", "detector", "visitInfo", "numReads", "dimensions"}
     assert set(RAW_COMPONENTS.values()) <= ours | default_names
     for path in FORMATTERS.values():
-        assert doImportType(path).__module__ == "pfswatchd.formatters"
+        assert doImportType(path).__module__ == "pfswatchd.butler.formatters"
 
 
 def test_storage_classes_in_the_repository(repo):

@@ -9,8 +9,8 @@ import pytest
 from lsst.daf.butler import Butler
 
 from conftest import DESIGN, classified, make_ingester, write_config, write_raw
+from pfswatchd.butler.transfer import TRANSFER_MODES
 from pfswatchd.model import Status
-from pfswatchd.transfer import TRANSFER_MODES
 
 
 def _datasets(root, collections="PFS/raw/all", dataset_type="raw"):
@@ -235,7 +235,7 @@ def test_ccd_and_nir_read_back(butler, pfs_repo, tmp_path):
 
 def test_metrology_is_not_a_raw(butler, pfs_repo, tmp_path):
     from pfswatchd import fakedata
-    from pfswatchd.examine import examine
+    from pfswatchd.files.examine import examine
 
     found = examine(fakedata.write_metrology(tmp_path / "PFSC00002000.fits", visit=20))
     assert found.classified is None and found.skipped is not None

@@ -8,7 +8,7 @@ from astropy.io import fits
 from astropy.table import Table
 
 from pfswatchd import fakedata
-from pfswatchd.pfsconfig import FiberStatus, PfsConfig, TargetType, parse_pfsconfig_filename
+from pfswatchd.butler.pfsconfig import FiberStatus, PfsConfig, TargetType, parse_pfsconfig_filename
 
 DESIGN = 0x1945BE7E6DE4B2CF
 

@@ -10,7 +10,7 @@ from astropy.coordinates import Angle
 from astropy.io import fits
 
 from pfswatchd import fakedata
-from pfswatchd.pfsraw import Detector, Exposure, Image, PfsRaw, VisitInfo, camera_id
+from pfswatchd.butler.pfsraw import Detector, Exposure, Image, PfsRaw, VisitInfo, camera_id
 
 DESIGN = 0x1945BE7E6DE4B2CF
 

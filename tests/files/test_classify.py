@@ -7,9 +7,9 @@ import pytest
 from conftest import DESIGN, write_config, write_raw
 from pfswatchd import fakedata
 from pfswatchd.errors import ErrorKind
-from pfswatchd.examine import examine
+from pfswatchd.files.examine import examine
+from pfswatchd.files.visitrecord import visit_values
 from pfswatchd.model import FileKind, PfsConfigFile, RawFile
-from pfswatchd.visitrecord import visit_values
 
 
 @pytest.mark.parametrize(
@@ -109,7 +109,7 @@ def test_not_fits_and_truncated(tmp_path):
 
 def test_nir_ramp_incomplete_until_all_reads(tmp_path):
     """A ramp cut after IMAGE_2 of 3 is structurally whole but not finished (W_H4NRED=3)."""
-    from pfswatchd.fitsheader import scan
+    from pfswatchd.files.fitsheader import scan
 
     path = write_raw(tmp_path, visit=200, arm="n", n_reads=3)
     full = scan(path)

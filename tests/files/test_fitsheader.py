@@ -7,7 +7,7 @@ import pytest
 from astropy.io import fits
 
 from pfswatchd.errors import NotFitsError
-from pfswatchd.fitsheader import BLOCK, scan
+from pfswatchd.files.fitsheader import BLOCK, scan
 
 
 def _card(text: str) -> bytes:
@@ -162,7 +162,7 @@ def test_value_grammar(tmp_path):
 
 
 def test_merged_header_prefers_the_other():
-    from pfswatchd.fitsheader import Header
+    from pfswatchd.files.fitsheader import Header
 
     merged = Header.from_cards({"A": 1, "B": 2}).merged(Header.from_cards({"B": 3, "C": 4}))
     assert dict(merged) == {"A": 1, "B": 3, "C": 4}
@@ -207,7 +207,7 @@ def test_reads_only_headers_of_a_large_file(tmp_path):
 
 def test_hdu_boundaries_are_structurally_whole_but_not_a_whole_frame(three_hdus, tmp_path):
     """Cut right after an HDU, a file is structurally whole; the kind rule still says incomplete."""
-    from pfswatchd.complete import incomplete_reason
+    from pfswatchd.files.complete import incomplete_reason
     from pfswatchd.model import FileKind
 
     full = scan(three_hdus)

@@ -18,10 +18,10 @@ from hypothesis import strategies as st
 
 from pfswatchd import fakedata
 from pfswatchd.errors import NotFitsError
-from pfswatchd.examine import Examination, examine
-from pfswatchd.fitsheader import BLOCK, CARD, MAX_HDUS, MAX_HEADER_BLOCKS, scan
+from pfswatchd.files.examine import Examination, examine
+from pfswatchd.files.fitsheader import BLOCK, CARD, MAX_HDUS, MAX_HEADER_BLOCKS, scan
+from pfswatchd.files.names import NUMBER_BY_ARM, SITES, parse_name
 from pfswatchd.model import FileKind
-from pfswatchd.names import NUMBER_BY_ARM, SITES, parse_name
 
 ASCII = string.printable[:95]  # space to tilde
 _TMP = tempfile.TemporaryDirectory(prefix="pfswatchd-fuzz-")  # removed at exit

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from pfswatchd.files.names import instrument_for_site, is_temporary, parse_name
 from pfswatchd.model import FileKind
-from pfswatchd.names import instrument_for_site, is_temporary, parse_name
 
 
 @pytest.mark.parametrize(
@@ -129,7 +129,7 @@ def test_temporary_names(name, temporary):
 )
 def test_archive_and_checksum_names(name, kind):
     """The service routes files by parse_name; unpack and checksums read names with the same functions."""
-    from pfswatchd.unpack import is_archive_name
+    from pfswatchd.archives.unpack import is_archive_name
 
     assert parse_name(name).kind.value == kind
     assert is_archive_name(name) == (kind == "archive")

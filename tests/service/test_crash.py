@@ -2,7 +2,7 @@
 
 CI runs a short loop; the full one is
 
-    PFSWATCHD_KILLS=100 PFSWATCHD_CRASH_FILES=2000 .venv/bin/python -m pytest tests/test_crash.py
+    PFSWATCHD_KILLS=100 PFSWATCHD_CRASH_FILES=2000 .venv/bin/python -m pytest tests/service/test_crash.py
 
 Afterwards, through the butler and the ledger: every file ingested exactly once, no dataset whose file
 is missing, no orphan file in the datastore, and with transfer=move every source file either in the
@@ -21,7 +21,7 @@ import pytest
 from lsst.daf.butler import Butler
 
 from harness import Daemon, burst_files
-from pfswatchd.transfer import SCRATCH
+from pfswatchd.butler.transfer import SCRATCH
 
 KILLS = int(os.environ.get("PFSWATCHD_KILLS", "8"))
 FILES = int(os.environ.get("PFSWATCHD_CRASH_FILES", "500"))
@@ -146,7 +146,7 @@ def test_move_interrupted_after_commit_is_completed(tmp_path):
 
 
 def test_claims_of_a_killed_service_are_released_at_restart(tmp_path):
-    from pfswatchd.ledger import FileState, Ledger, Seen
+    from pfswatchd.state.ledger import FileState, Ledger, Seen
 
     daemon = Daemon(tmp_path / "svc")
     sources = burst_files(tmp_path / "src", tmp_path / "templates", 2, first_visit=7700)

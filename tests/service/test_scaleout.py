@@ -12,7 +12,7 @@ import pytest
 from lsst.daf.butler import Butler
 
 from harness import BIN, Daemon, burst_files, drop
-from pfswatchd import repo
+from pfswatchd.butler import repo
 
 pytestmark = pytest.mark.postgres
 

@@ -21,7 +21,7 @@ import pytest
 import sqlalchemy as sa
 
 from pfswatchd.config import redact_url
-from pfswatchd.ledger import FileState, Ledger, Result, Seen
+from pfswatchd.state.ledger import FileState, Ledger, Result, Seen
 
 pytestmark = pytest.mark.postgres
 

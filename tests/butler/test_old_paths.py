@@ -1,0 +1,73 @@
+"""Repositories made before the sub-package layout still read: the names they record still import.
+
+``tests/data/repo-84c55fd.tar.gz`` is a real repository made and filled by pfswatchd at commit 84c55fd
+(the last flat layout) with ``repo.create(root, instruments=["PFS"])`` and a copy-mode ingest of
+``PFSA00010011.fits``, ``PFSB00010013.fits`` and their pfsConfig from ``fakedata``.  Its butler.yaml
+names ``pfswatchd.pfsraw.PfsRaw`` and ``pfswatchd.formatters.PfsRawDelegate``; its datastore records
+name ``pfswatchd.formatters.PfsRawFormatter`` and ``PfsConfigFormatter``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import classified, make_ingester, write_raw
+from pfswatchd.butler import repo
+from pfswatchd.butler.pfsconfig import PfsConfig
+from pfswatchd.butler.pfsraw import PfsRaw
+
+ARCHIVE = Path(__file__).resolve().parents[1] / "data" / "repo-84c55fd.tar.gz"
+
+
+@pytest.fixture()
+def old_repo(tmp_path) -> Path:
+    with tarfile.open(ARCHIVE) as tar:
+        tar.extractall(tmp_path, filter="data")
+    return tmp_path / "repo"
+
+
+def test_the_fixture_records_the_old_names(old_repo):
+    """The fixture really is an old repository: it names the flat-layout modules."""
+    config = (old_repo / "butler.yaml").read_text()
+    assert "pfswatchd.pfsraw.PfsRaw" in config and "pfswatchd.formatters.PfsRawDelegate" in config
+    with sqlite3.connect(old_repo / "gen3.sqlite3") as db:
+        formatters = {row[0] for row in db.execute("SELECT formatter FROM file_datastore_records")}
+    assert formatters == {"pfswatchd.formatters.PfsRawFormatter", "pfswatchd.formatters.PfsConfigFormatter"}
+
+
+def test_an_old_repository_reads_after_the_move(old_repo):
+    """raw (CCD and NIR, with components and readNum) and pfsConfig come back as pfswatchd's classes."""
+    butler = repo.open_butler(old_repo, writeable=False)
+    try:
+        ccd = butler.get("raw", instrument="PFS", visit=100, arm="b", spectrograph=1, collections="PFS/raw/all")
+        assert isinstance(ccd, PfsRaw) and ccd.isCcd()
+        assert ccd.getImage().array.dtype == np.uint16 and ccd.getImage().array.size > 0
+        nir = butler.get("raw", instrument="PFS", visit=100, arm="n", spectrograph=1, collections="PFS/raw/all")
+        assert isinstance(nir, PfsRaw) and nir.isNir() and nir.getNumReads() > 1
+        read = butler.get("raw.image", instrument="PFS", visit=100, arm="n", spectrograph=1,
+                          collections="PFS/raw/all", parameters={"readNum": 1})
+        assert np.array_equal(read.array, nir.getNirRead(1).array)
+        config = butler.get("pfsConfig", instrument="PFS", visit=100, collections="PFS/defaults")
+        assert isinstance(config, PfsConfig) and config.visit == 100 and len(config) > 0
+    finally:
+        butler.close()
+
+
+def test_an_old_repository_takes_new_files(old_repo, tmp_path):
+    """Ingesting into an old repository with the new code works, and old and new datasets both read."""
+    butler = repo.open_butler(old_repo)
+    try:
+        raw = write_raw(tmp_path / "new", visit=100, arm="r", spectrograph=1)
+        [outcome] = make_ingester(butler, old_repo, transfer="copy").ingest(classified(raw))
+        assert outcome.ok, outcome
+        for arm in "brn":
+            got = butler.get("raw", instrument="PFS", visit=100, arm=arm, spectrograph=1,
+                             collections="PFS/raw/all")
+            assert isinstance(got, PfsRaw) and got.arm == arm
+    finally:
+        butler.close()
