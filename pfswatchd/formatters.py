@@ -1,9 +1,10 @@
-"""Old import path of :mod:`pfswatchd.butler.formatters`, kept because repositories record it.
+"""The name repositories record for :mod:`pfswatchd.butler.formatters`: a stable path, kept forever.
 
 Repositories made before the sub-package layout name ``pfswatchd.formatters.PfsRawFormatter``,
 ``pfswatchd.formatters.PfsConfigFormatter`` (in each dataset's datastore record) and
 ``pfswatchd.formatters.PfsRawDelegate`` (in their storage classes); the datastore imports those names
-to read a dataset, so they must keep resolving to the same classes.  New code imports
+to read a dataset, so they must keep resolving to the same classes.  Repositories pfswatchd creates now
+record the same names (see ``pfswatchd.butler.formatters``); code inside the package imports
 ``pfswatchd.butler.formatters``.
 """
 

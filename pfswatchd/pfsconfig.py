@@ -1,4 +1,4 @@
-"""Old import path of :mod:`pfswatchd.butler.pfsconfig`, kept because repositories record it.
+"""The name repositories record for :mod:`pfswatchd.butler.pfsconfig`: a stable path, kept forever.
 
 The ``PfsConfig`` storage class of repositories made before the sub-package layout names
 ``pfswatchd.pfsconfig.PfsConfig`` as its Python type; it is the same class as in

@@ -1,4 +1,4 @@
-"""Old import path of :mod:`pfswatchd.butler.pfsraw`, kept because repositories record it.
+"""The name repositories record for :mod:`pfswatchd.butler.pfsraw`: a stable path, kept forever.
 
 The storage classes of repositories made before the sub-package layout name
 ``pfswatchd.pfsraw.PfsRaw``, ``Image``, ``Exposure``, ``Detector`` and ``VisitInfo`` as their Python

@@ -11,9 +11,9 @@ component               storage class       value
 ======================  ==================  ============================================
 ``raw.image``           PfsRawImage         CCD frame, NIR CDS, or read ``readNum``
 ``raw.metadata``        PfsRawMetadata      primary header (`astropy.io.fits.Header`)
-``raw.exposure``        PfsRawExposure      `pfswatchd.butler.pfsraw.Exposure`
-``raw.detector``        PfsRawDetector      `pfswatchd.butler.pfsraw.Detector`
-``raw.visitInfo``       PfsRawVisitInfo     `pfswatchd.butler.pfsraw.VisitInfo`
+``raw.exposure``        PfsRawExposure      `pfswatchd.pfsraw.Exposure`
+``raw.detector``        PfsRawDetector      `pfswatchd.pfsraw.Detector`
+``raw.visitInfo``       PfsRawVisitInfo     `pfswatchd.pfsraw.VisitInfo`
 ``raw.numReads``        int                 W_H4NRED, 1 for CCDs (butler default class)
 ``raw.dimensions``      PfsRawDimensions    ``(width, height)``
 ======================  ==================  ============================================
@@ -47,25 +47,31 @@ RAW_COMPONENTS: dict[str, str] = {
     "dimensions": "PfsRawDimensions",
 }
 
+# The names below are recorded in every repository pfswatchd creates (butler.yaml) and in the datastore
+# record of every dataset it ingests, so they are a stable interface: the short paths
+# (pfswatchd.formatters, pfswatchd.pfsraw, pfswatchd.pfsconfig) re-export these classes and stay.
+# New repositories record the same strings as old ones on purpose: daf_butler keeps one storage class
+# definition per name per process, and refuses a second definition whose pytype string differs, so a
+# process that opened a repository made before the sub-package layout could not open a new one.
 STORAGE_CLASSES: dict[str, dict[str, Any]] = {
-    "PfsRawImage": {"pytype": "pfswatchd.butler.pfsraw.Image"},
+    "PfsRawImage": {"pytype": "pfswatchd.pfsraw.Image"},
     "PfsRawMetadata": {"pytype": "astropy.io.fits.Header"},
-    "PfsRawExposure": {"pytype": "pfswatchd.butler.pfsraw.Exposure"},
-    "PfsRawDetector": {"pytype": "pfswatchd.butler.pfsraw.Detector"},
-    "PfsRawVisitInfo": {"pytype": "pfswatchd.butler.pfsraw.VisitInfo"},
+    "PfsRawExposure": {"pytype": "pfswatchd.pfsraw.Exposure"},
+    "PfsRawDetector": {"pytype": "pfswatchd.pfsraw.Detector"},
+    "PfsRawVisitInfo": {"pytype": "pfswatchd.pfsraw.VisitInfo"},
     "PfsRawDimensions": {"pytype": "tuple"},
     "PfsRaw": {
-        "pytype": "pfswatchd.butler.pfsraw.PfsRaw",
-        "delegate": "pfswatchd.butler.formatters.PfsRawDelegate",
+        "pytype": "pfswatchd.pfsraw.PfsRaw",
+        "delegate": "pfswatchd.formatters.PfsRawDelegate",
         "parameters": ["readNum"],
         "derivedComponents": dict(RAW_COMPONENTS),
     },
-    "PfsConfig": {"pytype": "pfswatchd.butler.pfsconfig.PfsConfig"},
+    "PfsConfig": {"pytype": "pfswatchd.pfsconfig.PfsConfig"},
 }
 
 FORMATTERS: dict[str, str] = {
-    "PfsRaw": "pfswatchd.butler.formatters.PfsRawFormatter",
-    "PfsConfig": "pfswatchd.butler.formatters.PfsConfigFormatter",
+    "PfsRaw": "pfswatchd.formatters.PfsRawFormatter",
+    "PfsConfig": "pfswatchd.formatters.PfsConfigFormatter",
 }
 
 

@@ -71,3 +71,15 @@ def test_an_old_repository_takes_new_files(old_repo, tmp_path):
             assert isinstance(got, PfsRaw) and got.arm == arm
     finally:
         butler.close()
+
+
+def test_old_and_new_repositories_open_in_one_process(old_repo, tmp_path):
+    """daf_butler keeps one storage-class definition per process: new repositories record the same names."""
+    new = repo.create(tmp_path / "new", instruments=["PFS"])
+    new.close()
+    for root in (tmp_path / "new", old_repo, tmp_path / "new"):
+        butler = repo.open_butler(root, writeable=False)
+        try:
+            assert butler.get_dataset_type("raw").storageClass.pytype is PfsRaw
+        finally:
+            butler.close()
