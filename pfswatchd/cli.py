@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 EX_OK = 0
 EX_FAILED = 1
 EX_CONFIG = 78
+# The ledger's file states (pfswatchd.state.ledgerdb.FileState), spelled here so that `--help` does not
+# import SQLAlchemy; tests/state/test_status.py checks that they agree.
+FILE_STATES = ("pending", "ingesting", "waiting", "ingested", "duplicate", "ignored", "failed", "quarantined")
 
 
 def _create(args: argparse.Namespace) -> int:
@@ -109,14 +112,36 @@ def _open_ledger(config_path: str | None) -> Ledger:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from pfswatchd.state import status
+    import os
 
+    from pfswatchd.state import status
+    from pfswatchd.state.ledgerview import FileFilter
+
+    prefix = args.path
+    if prefix is not None and not os.path.isabs(prefix):
+        prefix = os.path.join(os.getcwd(), prefix)  # not abspath: a trailing "/" means "inside this folder"
+    wanted = FileFilter(states=frozenset(args.state or ()), since=args.since, prefix=prefix, limit=args.limit)
     ledger = _open_ledger(args.config)
     try:
-        status.show(ledger, sys.stdout, as_json=args.json)
+        status.show(ledger, sys.stdout, as_json=args.json, wanted=wanted)
     finally:
         ledger.close()
     return EX_OK
+
+
+def _since(text: str) -> float:
+    from pfswatchd.state.status import parse_since
+
+    try:
+        return parse_since(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"--limit {text!r}: expected a whole number of files (0 or more)")
+    return int(text)
 
 
 def _retry(args: argparse.Namespace) -> int:
@@ -201,7 +226,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = commands.add_parser("status", help="what happened to every file (from the ledger)")
     status.add_argument("--config", metavar="FILE")
-    status.add_argument("--json", action="store_true", help="one JSON object: counts and files")
+    status.add_argument("--json", action="store_true", help="one JSON object: counts, archives, errors and "
+                        "the files (last, one per line, streamed)")
+    status.add_argument("--state", action="append", choices=FILE_STATES,
+                        help="list only files in this state (repeatable)")
+    status.add_argument("--since", type=_since, metavar="WHEN", help="list only files changed since WHEN: "
+                        "a duration back from now (90s, 30m, 6h, 2d), an ISO 8601 date or time, or Unix seconds")
+    status.add_argument("--limit", type=_count, metavar="N", help="list at most N files (first seen first)")
+    status.add_argument("--path", metavar="PREFIX", help="list only files whose path starts with PREFIX "
+                        "(relative to the current folder unless absolute)")
     status.set_defaults(func=_status)
 
     retry = commands.add_parser("retry", help="queue failed and quarantined files again")

@@ -28,12 +28,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.schema import CreateIndex
 
 from pfswatchd.state.archiveledger import ArchiveRecords
 from pfswatchd.state.ledgerdb import (
     ARCHIVE_FINAL,
     CHUNK,
     CLAIMABLE_STATES,
+    DROPPED_INDEXES,
     FINAL_STATES,
     SCHEMA_VERSION,
     ArchiveState,
@@ -95,6 +97,10 @@ class Ledger(ArchiveRecords):
                 # Instances starting together on a new database: one creates, the others then see it.
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(7270315)"))
             metadata.create_all(conn, checkfirst=True)
+            for index in files.indexes:  # a ledger made by an older version gets the newer indexes
+                conn.execute(CreateIndex(index, if_not_exists=True))
+            for name in DROPPED_INDEXES:
+                conn.execute(sa.text(f"DROP INDEX IF EXISTS {name}"))
             conn.execute(upsert_insert(conn, meta).values(key="schema_version", value=str(SCHEMA_VERSION))
                          .on_conflict_do_nothing())
 
@@ -211,8 +217,13 @@ class Ledger(ArchiveRecords):
         now = now or time.time()
         host = self.instance.rsplit(":", 1)[0]
         with self.engine.begin() as conn:
+            # Only claimable and claimed rows hold claims that matter: the state index finds them among
+            # millions of final rows (a scan of claimed_by would read every row).
             rows = conn.execute(
-                sa.select(files.c.claimed_by).where(files.c.claimed_by.is_not(None)).distinct()
+                sa.select(files.c.claimed_by)
+                .where(files.c.state.in_([*CLAIMABLE_STATES, FileState.INGESTING.value]),
+                       files.c.claimed_by.is_not(None))
+                .distinct()
             ).all()
             dead = [r.claimed_by for r in rows if r.claimed_by and _dead_local_instance(r.claimed_by, host,
                                                                                          self.instance)]
@@ -300,8 +311,14 @@ class Ledger(ArchiveRecords):
         return found
 
     def mark(self, path: str, state: FileState, **values: Any) -> None:
-        """Set a row's state outside a claim (ignored files, operator retry)."""
+        """Set a row's state outside a claim (ignored files, operator retry).
+
+        A final state also drops the row's reservation and retry time, so that the queries for work
+        to do (claims, due retries) never meet it again.
+        """
         now = time.time()
+        if state in FINAL_STATES:
+            values = {"claimed_by": None, "claim_expires": None, "next_attempt_at": None, **values}
         with self.engine.begin() as conn:
             conn.execute(files.update().where(files.c.path == path).values(state=state.value, updated_at=now,
                                                                            **values))

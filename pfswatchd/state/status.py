@@ -2,85 +2,102 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 from pfswatchd.state import quarantine
-from pfswatchd.state.ledger import FileState, Ledger
+from pfswatchd.state.ledger import ArchiveState, Ledger
+from pfswatchd.state.ledgerview import FileFilter, LedgerView, view
 
 RECENT_ERRORS = 10
+RECENT_ARCHIVES = 10  # the text lists archives still in progress, and this many finished ones
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
-def collect(ledger: Ledger, now: float | None = None) -> dict[str, Any]:
-    """Everything ``status --json`` prints: counts, every tracked file, the oldest pending file, errors."""
+def parse_since(text: str, now: float | None = None) -> float:
+    """``--since``: a duration back from now (``90s``, ``30m``, ``6h``, ``2d``), an ISO 8601 date or
+    time (local time unless it names a zone), or Unix seconds.  ValueError says what was expected."""
+    now = time.time() if now is None else now
+    value = text.strip()
+    if value and value[-1].lower() in _UNITS:
+        with contextlib.suppress(ValueError):
+            return now - float(value[:-1]) * _UNITS[value[-1].lower()]
+    with contextlib.suppress(ValueError):
+        return float(value)
+    try:
+        return datetime.fromisoformat(value).timestamp()
+    except ValueError:
+        raise ValueError(f"--since {text!r}: expected a duration (90s, 30m, 6h, 2d), an ISO 8601 date or "
+                         "time (2025-03-01, 2025-03-01T18:00) or Unix seconds") from None
+
+
+def collect(ledger: Ledger, wanted: FileFilter | None = None, now: float | None = None) -> dict[str, Any]:
+    """What ``status --json`` prints, as one object held in memory (for tests and scripts with a
+    small ledger; the command itself streams, see :func:`show`)."""
     now = now or time.time()
-    rows = ledger.rows()  # one snapshot: counts and files always agree
-    counts = {state.value: 0 for state in FileState}
-    for row in rows:
-        counts[row["state"]] = counts.get(row["state"], 0) + 1
-    files = []
-    for row in rows:
-        files.append({
-            "path": row["path"],
-            "state": row["state"],
-            "kind": row["kind"],
-            "data_id": json.loads(row["data_id"]) if row["data_id"] else None,
-            "dataset_id": row["dataset_id"],
-            "run": row["run"],
-            "archive_id": row["archive_id"],
-            "error_kind": row["error_kind"],
-            "error": row["error"],
-            "attempts": row["attempts"],
-            "seen_at": row["seen_at"],
-            "complete_at": row["complete_at"],
-            "ingested_at": row["ingested_at"],
-            "quarantine_path": row["quarantine_path"],
-        })
-    pending = [r for r in rows if r["state"] in (FileState.PENDING.value, FileState.INGESTING.value,
-                                                  FileState.WAITING.value)]
-    oldest = min(pending, key=lambda r: r["seen_at"], default=None)
-    errors = sorted((r for r in rows if r["error_kind"] and r["state"] in (
-        FileState.FAILED.value, FileState.QUARANTINED.value, FileState.PENDING.value)),
-        key=lambda r: r["updated_at"], reverse=True)[:RECENT_ERRORS]
-    archives = [{
-        "path": row["path"],
-        "state": row["state"],
-        "dest": row["dest"],
-        "members": row["members"],
-        "published": row["published"],
-        "failed": row["failed"],
-        "stars_bundle": bool(row["stars_bundle"]),
-        "instructions": row["instructions"],
-        "error_kind": row["error_kind"],
-        "error": row["error"],
-        "files": row["files"],
-    } for row in ledger.archive_rows()]
+    with view(ledger.engine) as snapshot:
+        data = _summary(snapshot, now)
+        data["files"] = list(snapshot.files(wanted))
+    return data
+
+
+def _summary(snapshot: LedgerView, now: float) -> dict[str, Any]:
     return {
-        "counts": counts,
-        "files": files,
-        "archives": archives,
-        "oldest_pending": None if oldest is None else {
-            "path": oldest["path"], "state": oldest["state"], "age_seconds": round(now - oldest["seen_at"], 3)},
-        "recent_errors": [{"path": r["path"], "state": r["state"], "error_kind": r["error_kind"],
-                           "error": r["error"]} for r in errors],
+        "counts": snapshot.counts(),
+        "archives": snapshot.archives(),
+        "oldest_pending": snapshot.oldest_pending(now),
+        "recent_errors": snapshot.recent_errors(RECENT_ERRORS),
     }
 
 
-def show(ledger: Ledger, out: TextIO, *, as_json: bool) -> None:
-    data = collect(ledger)
-    if as_json:
-        json.dump(data, out, indent=None, sort_keys=True)
-        out.write("\n")
-        return
+def show(ledger: Ledger, out: TextIO, *, as_json: bool, wanted: FileFilter | None = None) -> None:
+    """Print the status: text, or one JSON object whose ``files`` come last, one per line, written as
+    they are read (memory does not grow with the ledger).  ``wanted`` narrows the files listed; the
+    counts are always those of the whole ledger."""
+    wanted = wanted or FileFilter()
+    with view(ledger.engine) as snapshot:
+        data = _summary(snapshot, time.time())
+        if as_json:
+            _write_json(data, snapshot.files(wanted), out)
+        else:
+            _write_text(data, out)
+            if wanted.narrowed:
+                out.write("files:\n")
+                for item in snapshot.files(wanted):
+                    line = f"  {item['state']:11s} {item['path']}"
+                    if item["error_kind"]:
+                        line += f": [{item['error_kind']}] {item['error']}"
+                    out.write(line + "\n")
+
+
+def _write_json(data: dict[str, Any], listed: Iterable[dict[str, Any]], out: TextIO) -> None:
+    head = json.dumps(data, sort_keys=True)
+    out.write(head[:-1] + ', "files": [')
+    separator = "\n"
+    for item in listed:
+        out.write(separator + json.dumps(item, sort_keys=True))
+        separator = ",\n"
+    out.write("\n]}\n")
+
+
+def _write_text(data: dict[str, Any], out: TextIO) -> None:
     counts = data["counts"]
     total = sum(counts.values())
     out.write(f"{total} files: " + ", ".join(f"{n} {state}" for state, n in counts.items() if n) + "\n")
     oldest = data["oldest_pending"]
     if oldest:
         out.write(f"oldest pending: {oldest['path']} ({oldest['state']}, {oldest['age_seconds']:.1f} s)\n")
-    for archive in data["archives"]:
+    archives = data["archives"]
+    finished = [a for a in archives if a["state"] in _ARCHIVE_DONE]
+    shown = [a for a in archives if a["state"] not in _ARCHIVE_DONE or a in finished[-RECENT_ARCHIVES:]]
+    if len(shown) < len(archives):
+        out.write(f"{len(archives) - len(shown)} older finished archives not shown (status --json lists all)\n")
+    for archive in shown:
         files = archive["files"]
         done = files.get("ingested", 0) + files.get("duplicate", 0)
         line = f"archive {archive['path']}: {archive['state']}"
@@ -97,6 +114,9 @@ def show(ledger: Ledger, out: TextIO, *, as_json: bool) -> None:
         out.write("recent errors:\n")
         for error in data["recent_errors"]:
             out.write(f"  {error['state']:11s} {error['path']}: [{error['error_kind']}] {error['error']}\n")
+
+
+_ARCHIVE_DONE = frozenset({ArchiveState.DONE.value, ArchiveState.FAILED.value, ArchiveState.QUARANTINED.value})
 
 
 def retry(ledger: Ledger, *, kinds: list[str] | None, paths: list[str] | None, out: TextIO) -> int:
