@@ -297,16 +297,28 @@ def write_pfsa(path: str | Path, *, visit: int, spectrograph: int, arm: str, pfs
 
 def write_pfsb(path: str | Path, *, visit: int, spectrograph: int, pfs_design_id: int, site: str = "S",
                mjd: float = 60800.5, n_reads: int = 3, frame_time: float = 10.857, data_type: str = "OBJECT",
-               dither_mm: float = 0.0, full_size: bool = False, seed: int = 0,
+               dither_mm: float = 0.0, full_size: bool = False, seed: int = 0, irp_ratio: int = 1,
                extra_cards: Mapping[str, Any] | None = None, drop_cards: Iterable[str] = ()) -> Path:
     """Write an H4RG up-the-ramp file (arm n, format version 3) and return its path.
 
-    ``IMAGE_n = pedestal + n * flux`` exactly, so ``IMAGE_N - IMAGE_1 == (N - 1) * flux``.
-    Frames are 4096 x 4096 with ``full_size``, else 64 x 64.
+    Frames are 4096 x 4096 with ``full_size``, else 64 x 64; REF frames have 1/``irp_ratio`` of the
+    columns (``W_H4IRPN``).  Pixels, described in the frame obs_pfs rotates NIR reads into
+    (``np.rot90(file, 1)``), with ``k`` the band of 1/32 of the columns a pixel is in:
+
+    - ``IMAGE_n = pedestal + n * flux + drift_n[row // irp_ratio, k]``;
+    - ``REF_n = 8800 + offset + pattern[column] + drift_n[row, k]``;
+
+    ``drift_n`` is a per-read level shared by a read's IMAGE and REF frames (as the readout's common
+    noise is), different for every read; ``pattern`` a fixed level per REF column.  obs_pfs's reference
+    correction (``PfsRaw.getCorrectedNirRead``) takes out exactly ``drift_n`` plus the band's mean
+    pattern, so the corrected CDS image is exactly ``(N - 1) * flux``, while the plain
+    ``IMAGE_N - IMAGE_1`` also holds ``drift_N - drift_1``.
     """
     if n_reads < 1:
         raise ValueError(f"n_reads must be >= 1, not {n_reads}")
     size, exptime = (4096 if full_size else 64), n_reads * frame_time
+    if irp_ratio < 1 or size % irp_ratio:
+        raise ValueError(f"irp_ratio must divide the frame size {size}, not {irp_ratio}")
     header = _raw_primary(category="B", visit=visit, spectrograph=spectrograph, arm="n",
                           pfs_design_id=pfs_design_id, site=site, mjd=mjd, exptime=exptime, darktime=exptime,
                           data_type=data_type, dither_mm=dither_mm, seed=seed, rows=size)
@@ -316,6 +328,7 @@ def write_pfsb(path: str | Path, *, visit: int, spectrograph: int, pfs_design_id
                          ("W_SRH4", 18660 + spectrograph, "H4RG serial"),
                          ("W_SRASIC", 2000 + spectrograph, "ASIC serial")]).cards:
         header.append(card, bottom=True)
+    header["W_H4IRPN"], header["W_H4IRPO"] = irp_ratio, 0 if irp_ratio == 1 else 1
     _apply(header, extra_cards, drop_cards)
     rng = _rng(seed, visit, spectrograph, 3, 2)
     offset = (visit * 37 + spectrograph * 101 + seed * 7) % 400
@@ -323,17 +336,30 @@ def write_pfsb(path: str | Path, *, visit: int, spectrograph: int, pfs_design_id
     flux = rng.integers(2, 30, size=(size, size))
     if data_type not in _DARK_TYPES:  # fibre traces run along rows (DISPAXIS=1)
         flux[size // 12::size // 6, :] += 300
-    if pedestal.max() + n_reads * flux.max() > 65535:
+    drift = rng.integers(0, 60, size=(n_reads + 1, size // irp_ratio, 32))  # [read, rotated REF row, band]
+    if pedestal.max() + n_reads * flux.max() + drift.max() > 65535:
         raise ValueError(f"{n_reads} reads would saturate the synthetic ramp")
-    ref = (8800 + offset + rng.integers(0, 10, size=(size, size))).astype(np.uint16)
+    pattern = rng.integers(0, 25, size=size)  # per rotated REF column
+
+    def to_file(rotated: np.ndarray) -> np.ndarray:  # inverse of obs_pfs's rotation of n-arm reads
+        result: np.ndarray = np.ascontiguousarray(np.rot90(rotated, -1)).astype(np.uint16)
+        return result
+
+    def ref_for(n: int) -> np.ndarray:
+        return to_file(8800 + offset + pattern[np.newaxis, :] + np.repeat(drift[n], size // 32, axis=1))
+
+    def image_for(n: int) -> np.ndarray:
+        level = np.repeat(np.repeat(drift[n], irp_ratio, axis=0), size // 32, axis=1)
+        result: np.ndarray = (pedestal + n * flux).astype(np.uint16) + to_file(level)
+        return result
+
     hdus: list[Any] = [fits.PrimaryHDU(header=header),
                        _compressed((pedestal - 150).astype(np.uint16), "RESET_IMAGE_1"),
-                       _compressed(ref, "RESET_REF_1")]
+                       _compressed(ref_for(0), "RESET_REF_1")]
     for n in range(1, n_reads + 1):
         cards = _header([("INHERIT", True, "Recommend using PHDU cards"), ("W_H4READ", n, "Read number"),
                          ("W_H4GRUP", 1, "Group number")])
-        hdus += [_compressed((pedestal + n * flux).astype(np.uint16), f"IMAGE_{n}", cards),
-                 _compressed(ref, f"REF_{n}")]
+        hdus += [_compressed(image_for(n), f"IMAGE_{n}", cards), _compressed(ref_for(n), f"REF_{n}")]
     return _finish(hdus, path, Time(mjd + (exptime + 20.0) / 86400.0, format="mjd", scale="utc"))
 
 

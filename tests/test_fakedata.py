@@ -215,10 +215,25 @@ def test_pfsb_layout_cards_and_ramp(tmp_path):
         reads = [hdul[f"IMAGE_{n}"].data.astype(np.int64) for n in range(1, 5)]
         assert all(read.shape == (64, 64) for read in reads)
         assert hdul["IMAGE_1"].data.dtype == np.uint16
-    flux = reads[1] - reads[0]
+        refs = [hdul[f"REF_{n}"].data.astype(np.int64) for n in range(1, 5)]
+    # Each read carries a drift shared with its REF frame: take it out, and the ramp is linear.
+    signal = [read - ref for read, ref in zip(reads, refs, strict=True)]
+    flux = signal[1] - signal[0]
     assert (flux > 0).all()
-    for n, read in enumerate(reads, start=1):
-        np.testing.assert_array_equal(read - reads[0], (n - 1) * flux)
+    for n, value in enumerate(signal, start=1):
+        np.testing.assert_array_equal(value - signal[0], (n - 1) * flux)
+    assert not np.array_equal(reads[2] - reads[0], 2 * (reads[1] - reads[0]))  # the drift is there
+
+
+def test_pfsb_irp_ratio(tmp_path):
+    path = fakedata.write_pfsb(tmp_path / "b.fits", visit=3, spectrograph=1, pfs_design_id=DESIGN, n_reads=2,
+                               irp_ratio=4)
+    with fits.open(path) as hdul:
+        assert hdul[0].header["W_H4IRPN"] == 4 and hdul[0].header["W_H4IRPO"] == 1
+        assert hdul["IMAGE_1"].data.shape == (64, 64) and hdul["REF_1"].data.shape == (64, 16)
+        assert hdul["RESET_REF_1"].data.shape == (64, 16)
+    with pytest.raises(ValueError, match="irp_ratio"):
+        fakedata.write_pfsb(tmp_path / "c.fits", visit=3, spectrograph=1, pfs_design_id=DESIGN, irp_ratio=3)
 
 
 def test_pfsb_single_read_and_bad_reads(tmp_path):

@@ -19,12 +19,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from lsst.daf.butler import Butler, CollectionType, Config, DatasetType, DimensionUniverse
+from lsst.daf.butler import Butler, ButlerConfig, CollectionType, Config, DatasetType, DimensionUniverse
 from lsst.daf.butler.registry import MissingCollectionError
 from lsst.utils import doImportType
 from sqlalchemy.engine import URL, make_url
 
-from pfswatchd.butler.formatters import FORMATTERS, STORAGE_CLASSES
+from pfswatchd.butler.formatters import FORMATTERS, STORAGE_CLASSES, with_current_storage_classes
 from pfswatchd.butler.pfsraw import camera_id
 from pfswatchd.errors import NotPfsRepositoryError
 
@@ -110,11 +110,13 @@ def open_butler(root: str | Path, *, writeable: bool = True) -> Butler:
         raise NotPfsRepositoryError(
             f"{root}: no butler repository here (no butler.yaml); expected one made by `pfswatchd create`"
         )
+    # The current raw components also for a repository made by an earlier pfswatchd (in memory only).
+    config = with_current_storage_classes(ButlerConfig(str(root)))
     if writeable:
         # Check with a read-only butler first: a foreign repository is not touched at all.
-        with Butler.from_config(str(root), writeable=False) as reader:
+        with Butler.from_config(config, writeable=False) as reader:
             check_universe(reader.dimensions, root)
-    butler = Butler.from_config(str(root), writeable=writeable)
+    butler = Butler.from_config(config, writeable=writeable)
     check_universe(butler.dimensions, root)
     return butler
 

@@ -229,7 +229,7 @@ def test_ccd_and_nir_read_back(butler, pfs_repo, tmp_path):
     assert raw.dataId["visit"] == 19 and raw.getMetadata()["W_SPMOD"] == 3
     cds = ramp.getImage().array
     assert ramp.getNumReads() == 4 and metadata["W_H4NRED"] == 4
-    assert (cds == ramp.getNirRead(4).array - ramp.getNirRead(1).array).all()
+    assert (cds == ramp.getCorrectedNirRead(4).array - ramp.getCorrectedNirRead(1).array).all()
     assert exposure.getDetector().name == "b3" and exposure.getImage().array.shape == raw.getImage().array.shape
 
 

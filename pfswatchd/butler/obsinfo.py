@@ -1,0 +1,135 @@
+"""A raw's ``ObservationInfo`` (astro-metadata-translator), computed from its header as obs_pfs's translator does.
+
+obs_pfs builds ``PfsRaw.obsInfo`` with ``ObservationInfo(metadata, translator_class=PfsTranslator)`` and
+derives ``visitInfo`` from it.  pfswatchd has no MetadataTranslator subclass yet: this module computes
+the values of the standard properties a raw's visit information needs, with the rules of obs_pfs's
+``PfsTranslator`` (translator.py; /work/notes/obs_pfs_ingest.md §2 and obs_pfs_pipeline.md §2.7), and
+makes an ``ObservationInfo`` of them with ``ObservationInfo.makeObservationInfo``.  It is deliberately
+minimal: no ``ext_*`` extension properties (pfsDesignId, dither, lamps, IRP ratio), no observing day, no
+header corrections (``fix_header``); a missing card gives the translator's default, or leaves the
+property unset, instead of making the file bad.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import astropy.units as u
+from astro_metadata_translator import ObservationInfo
+from astropy.coordinates import AltAz, EarthLocation, SkyCoord
+from astropy.io import fits
+from astropy.time import Time
+
+from pfswatchd.files.names import ARM_BY_NUMBER
+
+from .camera import camera_id
+
+__all__ = ["SUBARU", "observation_info"]
+
+# astro-metadata-translator's SubaruTranslator.to_location (translators/subaru.py), which obs_pfs inherits.
+SUBARU = EarthLocation.from_geodetic(-155.476667 * u.deg, 19.825556 * u.deg, 4139.0 * u.m)
+
+
+def _string(header: fits.Header, *keys: str) -> str | None:
+    """The first of ``keys`` with a non-blank string value, unstripped (obs_pfs ``from_header_string``)."""
+    for key in keys:
+        value = header.get(key)
+        if isinstance(value, str) and value.strip():
+            return value
+    return None
+
+
+def _number(header: fits.Header, key: str) -> float | None:
+    value = header.get(key)
+    if isinstance(value, bool) or value is None or value == "":
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _begin(header: fits.Header) -> Time | None:
+    """``MJD-STR`` in the ``TIMESYS`` scale (UTC by default); pfswatchd falls back to ``DATE-OBS``."""
+    scale = str(header.get("TIMESYS", "utc")).strip().lower()
+    scale = scale if scale in Time.SCALES else "utc"
+    mjd = _number(header, "MJD-STR")
+    if mjd is not None:
+        return Time(mjd, format="mjd", scale=scale)
+    if header.get("DATE-OBS"):
+        try:
+            return Time(str(header["DATE-OBS"]), scale=scale)
+        except ValueError:
+            return None
+    return None
+
+
+def _values(header: fits.Header, arm: str) -> dict[str, Any]:
+    site = str(header.get("W_SITE", "S")).strip() or "S"
+    visit, spectrograph = int(header["W_VISIT"]), int(header["W_SPMOD"])
+    exposure_time = _number(header, "EXPTIME")
+    exposure_time = 0.0 if exposure_time is None or exposure_time != exposure_time else exposure_time
+    dark_time = _number(header, "DARKTIME") if "DARKTIME" in header else exposure_time
+    data_type = _string(header, "DATA-TYP", "IMAGETYP")
+    observation_type = "UNKNOWN" if data_type is None else "science" if data_type == "OBJECT" else data_type.lower()
+    detector_num = camera_id(arm, spectrograph)
+    values: dict[str, Any] = {
+        "instrument": "PFS" if site == "S" else f"PFS-{site}",
+        "telescope": "Subaru",
+        "location": SUBARU,
+        "exposure_id": visit,
+        "visit_id": visit,
+        "observation_id": str(visit),
+        "physical_filter": arm,
+        "detector_name": f"{arm}{spectrograph}",
+        "detector_num": detector_num,
+        "detector_exposure_id": 100 * visit + detector_num,
+        "exposure_time": exposure_time * u.s,
+        "observation_type": observation_type,
+        "observation_reason": {"science": "science", "UNKNOWN": "UNKNOWN"}.get(observation_type, "calibration"),
+        "object": _string(header, "OBJECT", "IMAGETYP") or "UNKNOWN",
+        "science_program": _string(header, "PROP-ID") or "unknown",
+        "exposure_group": _string(header, "W_PFDSNM") or "",
+        "boresight_rotation_coord": "mount",
+        "boresight_rotation_angle": (_number(header, "INSROT") or 0.0) * u.deg,
+        "has_simulated_content": site == "F",
+        "can_see_sky": str(header.get("W_TSHUTR", "")).strip() == "open",
+    }
+    if dark_time is not None:
+        values["dark_time"] = dark_time * u.s
+    begin = _begin(header)
+    if begin is not None:
+        values["datetime_begin"] = begin
+        values["datetime_end"] = begin + exposure_time * u.s
+    ra, dec = header.get("RA2000", 0.0), header.get("DEC2000", 0.0)
+    try:
+        radec = SkyCoord(ra, dec, frame="fk5", unit=(u.hourangle, u.deg))
+        values["tracking_radec"] = radec.transform_to("icrs")
+    except (ValueError, TypeError):
+        pass
+    azimuth, altitude = _number(header, "AZIMUTH"), _number(header, "ALTITUDE")
+    if begin is not None:
+        az, alt = (azimuth, altitude) if azimuth is not None and altitude is not None else (0.0, 0.0)
+        values["altaz_begin"] = SkyCoord(AltAz(az=az * u.deg, alt=alt * u.deg, obstime=begin, location=SUBARU))
+    for key, name, unit in (("AIRMASS", "boresight_airmass", None), ("FOC-VAL", "focus_z", u.um),
+                            ("OUT-TMP", "temperature", u.K), ("OUT-PRS", "pressure", u.hPa),
+                            ("OUT-HUM", "relative_humidity", None)):
+        number = _number(header, key)
+        if number is not None:
+            values[name] = number if unit is None else number * unit
+    return values
+
+
+def observation_info(header: fits.Header, filename: str = "") -> ObservationInfo:
+    """The ``ObservationInfo`` of a raw's (merged) primary header.
+
+    Raises:
+        ValueError: If the header has no usable ``W_ARM``, ``W_VISIT`` or ``W_SPMOD``.
+    """
+    value = header.get("W_ARM")
+    arm = value.strip() if isinstance(value, str) else ARM_BY_NUMBER.get(int(value or 0), "")
+    try:
+        values = _values(header, arm)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ValueError(f"{filename or 'raw'}: cannot compute the observation information: {exc}") from exc
+    return ObservationInfo.makeObservationInfo(**values)
