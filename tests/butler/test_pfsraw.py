@@ -343,3 +343,18 @@ def test_nir_single_read(tmp_path):
     assert raw.getNumReads() == 1
     np.testing.assert_array_equal(raw.getImage().array, raw.getCorrectedNirRead(1).array)
     assert raw.getImage().array.dtype == np.float32
+
+
+def test_nir_bad_h4_serial_band(tmp_path):
+    """W_SRH4 18660 (obs_pfs's 'bad version'): the mean of band 26 uses only its last quarter of columns."""
+    path = fakedata.write_pfsb(tmp_path / "PFSB00000713.fits", visit=7, spectrograph=1, pfs_design_id=DESIGN,
+                               n_reads=2, extra_cards={"W_SRH4": 18660})
+    raw = PfsRaw(path)
+    image = afw_rotate(_hdu(path, "IMAGE_2").astype(np.float64), 3)
+    ref = afw_rotate(_hdu(path, "REF_2").astype(np.float64), 3)
+    got = raw.getCorrectedNirRead(2).array
+    np.testing.assert_allclose(got, obs_pfs_correction(image.tolist(), ref.tolist(), bad_serial=True), atol=1e-3)
+    usual = obs_pfs_correction(image.tolist(), ref.tolist())
+    band26 = slice(26 * 2, 27 * 2)
+    assert not np.allclose(got[:, band26], usual[:, band26])
+    np.testing.assert_allclose(np.delete(got, band26, axis=1), np.delete(usual, band26, axis=1), atol=1e-3)
