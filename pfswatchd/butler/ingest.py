@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import sqlalchemy.exc
+from cachetools import LRUCache
 from lsst.daf.butler import (
     Butler,
     ButlerConfig,
@@ -76,6 +77,8 @@ from pfswatchd.model import Classified, FileKind, Outcome, PfsConfigFile, RawFil
 from pfswatchd.permissions import DEFAULT, Permissions
 
 _T = TypeVar("_T")
+VISIT_CACHE = 4096  # visits kept in memory (about a week of nights)
+RECORD_CACHE = 4096  # other dimension records kept (designs, arms, spectrographs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +129,8 @@ class _Item:
 class _Plan:
     new: list[_Item] = field(default_factory=list)
     new_visits: dict[tuple[str, int], VisitState] = field(default_factory=dict)
+    # The registry's visits this plan uses, held here so that the bounded cache may evict them mid-plan.
+    known_visits: dict[tuple[str, int], VisitState] = field(default_factory=dict)
     new_runs: dict[str, tuple[str, bool]] = field(default_factory=dict)  # run -> (instrument, customised)
 
 
@@ -143,9 +148,11 @@ class Ingester:
         self._formatters = repo.formatter_overrides(config)
         clean_scratch(self.datastore_root)
         self._instruments: dict[str, DimensionRecord] = {}
-        self._visits: dict[tuple[str, int], VisitState] = {}
+        # Bounded: a year brings ~180,000 visits; a visit that fell out is read from the registry again.
+        self._visits: LRUCache[tuple[str, int], VisitState] = LRUCache(maxsize=VISIT_CACHE)
         self._runs: set[str] = set()
-        self._records: dict[tuple[str, tuple[Any, ...]], DimensionRecord] = {}  # arm, spectrograph, ...
+        # arm, spectrograph, pfs_design_id, ... records built for expanded refs (cheap to rebuild)
+        self._records: LRUCache[tuple[str, tuple[Any, ...]], DimensionRecord] = LRUCache(maxsize=RECORD_CACHE)
         self._templates: dict[str, Any] = {}
         self._keys: dict[str, tuple[str, ...]] = {}
 
@@ -224,7 +231,7 @@ class Ingester:
         for instrument in {raw.instrument for raw in raw_files}:
             self._ensure_instrument(instrument)
         if checked:
-            self._load_visits({(raw.instrument, raw.visit) for raw in raw_files})
+            self._load_visits({(raw.instrument, raw.visit) for raw in raw_files}, plan)
         candidates: list[_Item] = []
         for item in raws:
             try:
@@ -317,7 +324,7 @@ class Ingester:
         raw = item.file
         assert isinstance(raw, RawFile)
         key = (raw.instrument, raw.visit)
-        state = self._visits.get(key) or plan.new_visits.get(key)
+        state = self._visit(key, plan)
         if state is None:
             values = visit_values(raw)
             record = self.universe["visit"].RecordClass(**values)
@@ -352,11 +359,27 @@ class Ingester:
             keys = self._keys[dataset_type.name] = tuple(group.required) + tuple(group.implied)
         return DataCoordinate.from_full_values(group, tuple(values[key] for key in keys))
 
-    def _load_visits(self, keys: Iterable[tuple[str, int]]) -> None:
-        """Fill the visit cache from the registry for visits not cached yet."""
+    def _visit(self, key: tuple[str, int], plan: _Plan) -> VisitState | None:
+        """The visit as ``plan`` sees it: new in this batch, or known to the registry (found in the
+        cache, and then kept in the plan)."""
+        state = plan.new_visits.get(key) or plan.known_visits.get(key)
+        if state is None:
+            state = self._visits.get(key)
+            if state is not None:
+                plan.known_visits[key] = state
+        return state
+
+    def _load_visits(self, keys: Iterable[tuple[str, int]], plan: _Plan) -> None:
+        """Read from the registry the visits neither ``plan`` nor the cache has; the plan keeps them."""
         by_instrument: dict[str, list[int]] = defaultdict(list)
         for instrument, visit in keys:
-            if (instrument, visit) not in self._visits:
+            key = (instrument, visit)
+            if key in plan.known_visits or key in plan.new_visits:
+                continue
+            state = self._visits.get(key)
+            if state is not None:
+                plan.known_visits[key] = state
+            else:
                 by_instrument[instrument].append(visit)
         for instrument, visits in by_instrument.items():
             for start in range(0, len(visits), 500):
@@ -372,7 +395,8 @@ class Ingester:
                     )
                 )
                 for record in records:
-                    self._visits[(instrument, record.id)] = VisitState(record, "registry")
+                    state = VisitState(record, "registry")
+                    self._visits[(instrument, record.id)] = plan.known_visits[(instrument, record.id)] = state
 
     # -- pfsConfigs ------------------------------------------------------------------------------
 
@@ -385,8 +409,8 @@ class Ingester:
             return f"waiting for the raws of visit {config.visit}: no instrument has that visit yet"
         self._ensure_instrument(instrument)
         key = (instrument, config.visit)
-        self._load_visits([key])
-        state = self._visits.get(key) or plan.new_visits.get(key)
+        self._load_visits([key], plan)
+        state = self._visit(key, plan)
         if state is None:
             return f"waiting for the raws of visit {config.visit} ({instrument}): no visit record yet"
         if config.pfs_design_id != state.design:
@@ -409,13 +433,13 @@ class Ingester:
         return None
 
     def _instrument_of_visit(self, visit: int, plan: _Plan) -> str | None:
-        known = [inst for (inst, v) in list(self._visits) + list(plan.new_visits) if v == visit]
+        known = [inst for (inst, v) in [*self._visits, *plan.known_visits, *plan.new_visits] if v == visit]
         if not known:
             instruments = self._query(
                 lambda: [r.name for r in self.butler.query_dimension_records("instrument", explain=False)]
             )
-            self._load_visits((instrument, visit) for instrument in instruments)
-            known = [inst for (inst, v) in self._visits if v == visit]
+            self._load_visits(((instrument, visit) for instrument in instruments), plan)
+            known = [inst for (inst, v) in plan.known_visits if v == visit]
         if not known:
             return None
         return "PFS" if "PFS" in known else sorted(known)[0]
@@ -485,7 +509,8 @@ class Ingester:
         """``ref`` with its dimension records attached, built from what the plan already knows."""
         data_id = ref.dataId
         instrument, visit = cast(str, data_id["instrument"]), cast(int, data_id["visit"])
-        state = self._visits.get((instrument, visit)) or plan.new_visits[(instrument, visit)]
+        state = self._visit((instrument, visit), plan)
+        assert state is not None  # checked by this plan
         records: dict[str, DimensionRecord | None] = {
             "instrument": self._instruments[instrument],
             "visit": state.record,

@@ -33,6 +33,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from cachetools import LRUCache
+
 from pfswatchd.errors import ErrorKind, TransientError, transient
 from pfswatchd.permissions import DEFAULT, Permissions
 
@@ -102,7 +104,7 @@ def place(source: Path, dest: Path, mode: str, *, datastore_root: Path, replace_
             except FileNotFoundError:
                 if not os.path.exists(source):
                     raise
-                _made.discard(dest.parent)  # the folder was removed since we made it
+                _made.pop(dest.parent, None)  # the folder was removed since we made it
                 _make_parent(dest, perms)
                 _create(source, dest, mode, scratch, perms)
             created = True
@@ -115,7 +117,9 @@ def place(source: Path, dest: Path, mode: str, *, datastore_root: Path, replace_
     return Placement(source, dest, created=created, unlink_source_after_commit=mode == "move")
 
 
-_made: set[Path] = set()
+# Folders this process made (a visit's files share one): the most recent ones, so that a year of
+# visits does not grow the set without bound.
+_made: LRUCache[Path, bool] = LRUCache(maxsize=4096)
 
 
 def _make_parent(dest: Path, perms: Permissions) -> None:
@@ -124,9 +128,7 @@ def _make_parent(dest: Path, perms: Permissions) -> None:
     if parent in _made:
         return
     perms.makedirs(parent)
-    if len(_made) > 10_000:
-        _made.clear()
-    _made.add(parent)
+    _made[parent] = True
 
 
 SCRATCH = ".pfswatchd-tmp"  # in the datastore root: copies are written here, then linked into place

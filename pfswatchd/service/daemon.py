@@ -1,10 +1,16 @@
 """The service: startup -> main loop -> shutdown, with signals and systemd.
 
 - ``startup``: open the ledger (release claims of dead instances), open or
-  create the repository, start the watchers, rescan every folder, READY=1.
+  create the repository, start the watchers and wait until their watches are
+  placed, start a rescan of every folder in the background
+  (:mod:`pfswatchd.service.rescan`), READY=1: new files flow from then on.
 - ``main_loop``: wait for hints (or the next deadline), run one pipeline
-  step, then housekeeping (``on_tick``): due retries, pfsConfigs waiting for
-  raws, the periodic rescan, truncation timers, STATUS and WATCHDOG pings.
+  step on every event that arrived plus at most one slice of rescan hints,
+  then housekeeping (``on_tick``): due retries, pfsConfigs waiting for raws,
+  the periodic rescan, truncation timers, STATUS and WATCHDOG pings.  No step
+  waits for a rescan, so neither do the pings; the STATUS counts are read in
+  a thread of their own (a count over millions of rows takes a tenth of a
+  second).
 - Signals only set flags.  SIGTERM/SIGINT: finish the batch in flight, exit 0
   (a second one exits at once with status 1).  SIGHUP: reload the
   configuration (what cannot change without a restart is logged and kept).
@@ -18,6 +24,7 @@ import gc
 import queue
 import signal
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from types import FrameType
@@ -32,13 +39,15 @@ from pfswatchd.errors import ConfigError, PfsWatchError
 from pfswatchd.service.archivestage import ArchiveStage
 from pfswatchd.service.examiner import Examiner
 from pfswatchd.service.pipeline import Pipeline
+from pfswatchd.service.rescan import Rescanner
 from pfswatchd.service.settle import Hint
 from pfswatchd.service.systemd import Notifier
-from pfswatchd.service.watch import Watcher, walk
+from pfswatchd.service.watch import Watcher
 from pfswatchd.state.ledger import Ledger
 
 EX_OK = 0
 EX_FAILED = 1
+WATCHES_TIMEOUT = 60.0  # READY waits at most this long for the watchers to place their watches
 _WAKE = ("", "wake")
 
 
@@ -56,8 +65,11 @@ class Service:
         self.watcher: Watcher | None = None
         self.pipeline: Pipeline | None = None
         self._butler: Any = None
+        self.rescanner: Rescanner | None = None
         self._last: dict[str, float] = {}
         self._db_backoff = 0.0
+        self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pfswatchd-status")
+        self._status_job: Future[bool] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -84,11 +96,16 @@ class Service:
         self.watcher = Watcher(cfg.watch_roots, self._hint, recursive=cfg.watch.recursive, mode=cfg.watch.mode,
                                poll_interval=cfg.watch.poll_interval)
         missing = self.watcher.start()
+        if not self.watcher.wait_started(timeout=WATCHES_TIMEOUT):
+            self.log.warning("watches_not_ready", seconds=WATCHES_TIMEOUT,
+                             reason="the rescan finds files that arrive before the watches are placed")
+        self.rescanner = Rescanner(cfg.watch_roots, cfg.state.url, recursive=cfg.watch.recursive, log=self.log,
+                                   on_found=self._wake)
         self.log.info("service_started", instance=self.ledger.instance, repository=str(cfg.repository.root),
                       ledger=logconfig.redact(cfg.state.url), watch=[str(p) for p in cfg.watch_roots],
                       transfer=cfg.ingest.transfer, mode=cfg.watch.mode, released_claims=released,
                       missing_folders=[str(p) for p in missing])
-        self._rescan()
+        self._rescan()  # in the background: READY does not wait for it
         for path in self.ledger.due(limit=100_000):
             self._hint(path, Hint.RETRY.value)
         # The butler, astropy and SQLAlchemy leave ~10^6 long-lived objects: out of the collector's
@@ -158,13 +175,16 @@ class Service:
             and self.watcher.alive()
         ):
             self.notifier.watchdog()
-        if self._due(now, "status", 5.0):
-            self.notifier.status(self._status_line())
+        if self._due(now, "status", 5.0) and (self._status_job is None or self._status_job.done()):
+            self._status_job = self._background.submit(lambda: self.notifier.status(self._status_line()))
 
     def shutdown(self) -> None:
         self.notifier.stopping()
         if self.watcher is not None:
             self.watcher.stop()
+        if self.rescanner is not None:
+            self.rescanner.close()
+        self._background.shutdown(wait=True)
         if self.pipeline is not None:
             self.pipeline.examiner.close()
             if self.pipeline.archives is not None:
@@ -212,12 +232,14 @@ class Service:
         self.hints.put(_WAKE)
 
     def _collect(self, timeout: float) -> list[tuple[str, str]]:
-        """Wait up to ``timeout`` for the first hint, then take everything queued (group commit)."""
+        """Wait up to ``timeout`` for the first hint, then take every event queued (group commit) and
+        at most one slice of rescan hints after them (a pass never holds an event back for long)."""
         hints: list[tuple[str, str]] = []
+        rescanner = self.rescanner
         try:
-            first = self.hints.get(timeout=timeout)
+            first = self.hints.get(timeout=0 if rescanner is not None and rescanner.pending else timeout)
         except queue.Empty:
-            return hints
+            first = _WAKE
         if first != _WAKE:
             hints.append(first)
         while True:
@@ -227,6 +249,8 @@ class Service:
                 break
             if item != _WAKE:
                 hints.append(item)
+        if rescanner is not None:
+            hints.extend(rescanner.take())
         return hints
 
     def _timeout(self) -> float:
@@ -242,13 +266,12 @@ class Service:
         return max(0.01, timeout)
 
     def _rescan(self) -> None:
-        assert self.watcher is not None
+        """Watch reappeared folders again and start a rescan pass (in the background)."""
+        assert self.watcher is not None and self.rescanner is not None
         missing = self.watcher.refresh()
-        for root in self.config.watch_roots:
-            if root in missing:
-                continue
-            for path in walk(root, recursive=self.config.watch.recursive):
-                self._hint(str(path), Hint.RESCAN.value)
+        self.rescanner.roots = self.config.watch_roots
+        self.rescanner.recursive = self.config.watch.recursive
+        self.rescanner.start_pass()
         if missing:
             self.log.warning("watch_folder_missing", folders=[str(p) for p in missing])
 

@@ -29,7 +29,7 @@ def examine_many(paths: list[str]) -> list[Examination]:
     return [examine(Path(path)) for path in paths]
 
 
-def _exit_with(service_pid: int) -> None:
+def exit_with_service(service_pid: int) -> None:
     """Worker initializer: leave when the service is gone.
 
     A worker is a child of the forkserver, not of the service, so it would outlive a service killed
@@ -62,7 +62,7 @@ class Examiner:
             # the workers are started here, before the service says READY, not on the first file.
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(["pfswatchd.files.examine"])
-            self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_exit_with,
+            self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=exit_with_service,
                                              initargs=(os.getpid(),))
             for warm in [self._pool.submit(os.getpid) for _ in range(workers)]:
                 warm.result()

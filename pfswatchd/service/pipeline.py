@@ -19,6 +19,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from cachetools import LRUCache
+
 from pfswatchd.butler.ingest import Ingester
 from pfswatchd.config import Config
 from pfswatchd.errors import RETRYABLE_KINDS, ErrorKind
@@ -27,10 +29,12 @@ from pfswatchd.files.names import parse_name
 from pfswatchd.model import INGESTIBLE_KINDS, Classified, FileKind, Outcome, Status
 from pfswatchd.service.archivestage import ArchiveStage
 from pfswatchd.service.examiner import Examiner
-from pfswatchd.service.settle import Hint, Identity, Settler
+from pfswatchd.service.settle import DONE_HINTS, Hint, Identity, Settler
 from pfswatchd.service.watch import WALK, WALK_MOVED, walk, within
 from pfswatchd.state import quarantine
 from pfswatchd.state.ledger import FileState, Ledger, Result, Seen
+
+TIMING_CACHE = 100_000  # files in flight whose times are kept
 
 
 @dataclass(slots=True)
@@ -70,7 +74,10 @@ class Pipeline:
         self.examiner = examiner or Examiner(0)
         self.settler = Settler(config.watch.settle_seconds, config.watch.truncated_after)
         self.roots = config.watch_roots
-        self._timing: dict[str, _Timing] = {}
+        # When each file in flight was seen and found complete (for its log line and complete_at).
+        # Bounded: a file forgotten on the way (deleted before it was examined) must not stay forever;
+        # one evicted in a huge backlog only loses those two times.
+        self._timing: LRUCache[str, _Timing] = LRUCache(maxsize=TIMING_CACHE)
 
     # -- the step --------------------------------------------------------------------------------
 
@@ -84,7 +91,7 @@ class Pipeline:
         for path in self.settler.restat_due(now):
             identity = self._identity(path)
             if identity is None:
-                self.settler.forget(path)
+                self._vanished(path)
             else:
                 self.settler.observe(path, identity, Hint.MODIFIED, now)
         if self.archives is not None:
@@ -111,8 +118,9 @@ class Pipeline:
         expanded: list[tuple[str, str]] = []
         for path, hint in hints:
             if hint in (WALK, WALK_MOVED):
-                # A folder renamed into place (a published archive, an rsync'ed tree) holds finished files.
-                found = Hint.MOVED.value if hint == WALK_MOVED else Hint.RESCAN.value
+                # A folder renamed into place (a published archive, an rsync'ed tree) holds finished files;
+                # one created just now holds files renamed in before its watch existed (see Hint.NEW_FOLDER).
+                found = Hint.MOVED.value if hint == WALK_MOVED else Hint.NEW_FOLDER.value
                 expanded.extend((str(p), found) for p in walk(Path(path)))
             else:
                 expanded.append((path, hint))
@@ -121,13 +129,18 @@ class Pipeline:
             hint = Hint(hint_text)
             identity = self._identity(path)
             if identity is None:
-                self.settler.forget(path)
+                self._vanished(path)
                 continue
             previous = observed.get(path)
-            if previous is None or hint in (Hint.CLOSED, Hint.MOVED, Hint.RETRY):
+            if previous is None or hint in DONE_HINTS:
                 observed[path] = (identity, hint)
             self._timing.setdefault(path, _Timing(seen=now))
         return observed
+
+    def _vanished(self, path: str) -> None:
+        """``path`` is gone (deleted, or renamed away) before it was examined: forget it."""
+        self.settler.forget(path)
+        self._timing.pop(path, None)
 
     def _identity(self, path: str) -> Identity | None:
         try:
@@ -153,6 +166,7 @@ class Pipeline:
             kind = parse_name(path).kind
             if kind is FileKind.ARCHIVE:
                 archives.append((path, hint))
+                self._timing.pop(path, None)  # the archive stage keeps its own times
                 continue
             size, mtime_ns, _, inode = identity
             seen.append(Seen(path, kind.value, size, mtime_ns, inode))
@@ -171,19 +185,23 @@ class Pipeline:
                 continue
             identity, hint = observed[item.path]
             self.settler.observe(item.path, identity, hint, now)
-        for item in ignored:
-            self._ignore(item)
+        if ignored:
+            self._ignore(ignored)
         if self.archives is not None:
             for path, hint in archives:
                 self.archives.observe(Path(path), observed[path][0], hint, now)
 
-    def _ignore(self, item: Seen) -> None:
-        found = examine(Path(item.path))
-        assert found.skipped is not None  # examine skips every kind that is not ingestible
-        reason = found.skipped.reason
-        self.ledger.mark(item.path, FileState.IGNORED, error=reason)
-        self._timing.pop(item.path, None)
-        self.log.info("file_ignored", path=item.path, kind=item.kind, reason=reason)
+    def _ignore(self, items: list[Seen]) -> None:
+        """Record files of kinds that are not ingested as ignored, with the reason (one statement)."""
+        reasons = []
+        for item in items:
+            found = examine(Path(item.path))
+            assert found.skipped is not None  # examine skips every kind that is not ingestible
+            reasons.append((item.path, found.skipped.reason))
+        self.ledger.ignore(reasons)
+        for item, (path, reason) in zip(items, reasons, strict=True):
+            self._timing.pop(path, None)
+            self.log.info("file_ignored", path=path, kind=item.kind, reason=reason)
 
     # -- complete -> classify ------------------------------------------------------------------------
 
@@ -199,7 +217,7 @@ class Pipeline:
                 continue  # forgotten meanwhile (deleted)
             identity = self._identity(path)
             if identity is None:
-                self.settler.forget(path)
+                self._vanished(path)
                 continue
             if found.identity is not None and found.identity != identity:
                 self.settler.observe(path, identity, Hint.MODIFIED, now)  # it changed while we read it

@@ -4,7 +4,9 @@ Events are hints, never proof (peer-lessons §1-3).  A path becomes *ready to
 examine* when
 
 - a close-after-write or rename-into-place event arrived after its last
-  observed change (the writer says it is done), or
+  observed change (the writer says it is done), or it was found in a folder
+  created just now (``Hint.NEW_FOLDER``: a file renamed there before the
+  folder's watch existed has no event of its own), or
 - its identity (size, mtime, ctime, inode) has not changed for
   ``settle_seconds`` (writers that never close, NFS, polling, rescans).
   The service asks the kernel for no per-write events, so it re-stats the
@@ -34,9 +36,13 @@ class Hint(StrEnum):
     MODIFIED = "modified"
     RESCAN = "rescan"  # found by a directory walk
     RETRY = "retry"  # the ledger says it is due
+    # Found in a folder just created, by a walk made after the folder's watch was placed: it was
+    # renamed or written there before the watch existed (so its own event is lost), or it is still
+    # being written and its close will be reported.  Either way, examine it now; completeness decides.
+    NEW_FOLDER = "new-folder"
 
 
-_DONE_HINTS = frozenset({Hint.CLOSED, Hint.MOVED, Hint.RETRY})
+DONE_HINTS = frozenset({Hint.CLOSED, Hint.MOVED, Hint.RETRY, Hint.NEW_FOLDER})  # the writer is done
 
 
 @dataclass(slots=True)
@@ -76,14 +82,14 @@ class Settler:
     def observe(self, path: str, identity: Identity, hint: Hint, now: float) -> None:
         entry = self._entries.get(path)
         if entry is None:
-            self._entries[path] = _Entry(identity, now, hint in _DONE_HINTS, now)
+            self._entries[path] = _Entry(identity, now, hint in DONE_HINTS, now)
             return
         entry.stat_at = now
         if identity != entry.identity:
             entry.identity = identity
             entry.changed_at = now
-            entry.writer_done = hint in _DONE_HINTS
-        elif hint in _DONE_HINTS:
+            entry.writer_done = hint in DONE_HINTS
+        elif hint in DONE_HINTS:
             entry.writer_done = True
 
     def restat_due(self, now: float) -> list[str]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import queue
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -143,6 +144,25 @@ class Watcher:
                 self._observer.unschedule(watch.watch)
         self._watched.discard(root)
 
+    def wait_started(self, timeout: float) -> bool:
+        """Wait until every observer has placed its watches (True), at most ``timeout`` seconds.
+
+        watchdog places an inotify watch on every folder of a tree in the observer's own thread after
+        start(); a file renamed into a folder before its watch exists makes no event (the rescan finds
+        it, later).  So READY waits for this.  watchdog says it only through a private attribute
+        (``_inotify``, set once the watches are placed; polling: ``_snapshot``, set once the first
+        snapshot is taken): where neither exists, there is nothing to wait for.
+        """
+        assert self._observer is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            waiting = [e for e in list(self._observer.emitters) if _placing(e)]
+            if not waiting:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+
     def alive(self) -> bool:
         return self._observer is not None and self._observer.is_alive()
 
@@ -154,22 +174,49 @@ class Watcher:
             self._watched.clear()
 
 
+def _placing(emitter: object) -> bool:
+    """True while a watchdog emitter is still placing its watches (see Watcher.wait_started)."""
+    if not getattr(emitter, "is_alive", lambda: False)():
+        return False  # stopped (a folder removed meanwhile), or not started: nothing more will come
+    if hasattr(emitter, "_inotify"):
+        return getattr(emitter, "_inotify", None) is None
+    snapshot = getattr(emitter, "_snapshot", None)
+    return type(snapshot).__name__ == "EmptyDirectorySnapshot"
+
+
 def walk(root: Path, *, recursive: bool = True) -> Iterator[Path]:
     """Regular files (and links to files) under ``root``, not entering dot-folders or linked folders."""
+    found, folders = list_folder(str(root))
+    for entry in found:
+        yield Path(entry.path)
+    if recursive:
+        for folder in folders:
+            yield from walk(Path(folder), recursive=recursive)
+
+
+def list_folder(folder: str) -> tuple[list[os.DirEntry[str]], list[str]]:
+    """One folder's entries as the watcher sees them: (files and links to files, sub-folders to enter).
+
+    Temporary names are left out, and dot-folders (staging areas) and links to folders are not entered.
+    An unreadable or vanished folder has no entries.
+    """
     try:
-        entries = list(os.scandir(root))
+        entries = list(os.scandir(folder))
     except (FileNotFoundError, NotADirectoryError, PermissionError):
-        return
+        return [], []
+    found: list[os.DirEntry[str]] = []
+    folders: list[str] = []
     for entry in entries:
         name = entry.name
         try:
             if entry.is_dir(follow_symlinks=False):
-                if recursive and not name.startswith("."):
-                    yield from walk(Path(entry.path), recursive=recursive)
+                if not name.startswith("."):
+                    folders.append(entry.path)
             elif not is_temporary(name) and (entry.is_file(follow_symlinks=False) or entry.is_symlink()):
-                yield Path(entry.path)
+                found.append(entry)
         except OSError:
             continue
+    return found, folders
 
 
 def within(path: Path, roots: tuple[Path, ...]) -> bool:

@@ -153,6 +153,18 @@ class Ledger(ArchiveRecords):
                                  inserts)
         return active
 
+    def known(self, paths: Sequence[str]) -> dict[str, tuple[int | None, int | None, int | None, str]]:
+        """{path: (size, mtime_ns, inode, state)} for the ``paths`` the ledger has (read only)."""
+        found: dict[str, tuple[int | None, int | None, int | None, str]] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(paths), CHUNK):
+                rows = conn.execute(
+                    sa.select(files.c.path, files.c.size, files.c.mtime_ns, files.c.inode, files.c.state)
+                    .where(files.c.path.in_(list(paths[start : start + CHUNK])))
+                ).all()
+                found.update((row.path, (row.size, row.mtime_ns, row.inode, row.state)) for row in rows)
+        return found
+
     # -- claims ----------------------------------------------------------------------------------
 
     def reserve(self, paths: Iterable[str], now: float | None = None) -> set[str]:
@@ -322,6 +334,18 @@ class Ledger(ArchiveRecords):
         with self.engine.begin() as conn:
             conn.execute(files.update().where(files.c.path == path).values(state=state.value, updated_at=now,
                                                                            **values))
+
+    def ignore(self, reasons: Sequence[tuple[str, str]]) -> None:
+        """Mark (path, reason) rows ignored outside a claim, in one executemany (a folder of guider
+        frames is thousands of them)."""
+        if not reasons:
+            return
+        now = time.time()
+        statement = files.update().where(files.c.path == sa.bindparam("p_path")).values(
+            state=FileState.IGNORED.value, error=sa.bindparam("p_error"), updated_at=now, claimed_by=None,
+            claim_expires=None, next_attempt_at=None)
+        with self.engine.begin() as conn:
+            conn.execute(statement, [{"p_path": path, "p_error": reason} for path, reason in sorted(reasons)])
 
     # -- queries ---------------------------------------------------------------------------------
 

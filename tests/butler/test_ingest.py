@@ -239,3 +239,27 @@ def test_metrology_is_not_a_raw(butler, pfs_repo, tmp_path):
 
     found = examine(fakedata.write_metrology(tmp_path / "PFSC00002000.fits", visit=20))
     assert found.classified is None and found.skipped is not None
+
+
+def test_visits_evicted_from_the_bounded_cache_are_read_again(butler, pfs_repo, tmp_path, monkeypatch):
+    """The visit cache holds two visits here: raws, a pfsConfig and a wrong design of visits that fell
+    out of it are decided against the registry's records, in one batch and across batches."""
+    from pfswatchd.butler import ingest
+
+    monkeypatch.setattr(ingest, "VISIT_CACHE", 2)
+    ingester = make_ingester(butler, pfs_repo)
+    first = [write_raw(tmp_path / "a", visit=visit, arm="b") for visit in (700, 701, 702, 703, 704)]
+    assert [o.status for o in ingester.ingest(classified(*first))] == [Status.INGESTED] * 5
+    assert len(ingester._visits) == 2
+    # One batch of five visits the registry has and the cache mostly does not (more than it holds).
+    second = [write_raw(tmp_path / "b", visit=visit, arm="r") for visit in (700, 701, 702, 703, 704)]
+    assert [o.status for o in ingester.ingest(classified(*second))] == [Status.INGESTED] * 5
+    for visit in (700, 701, 702):  # evicted again by now
+        config = write_config(tmp_path / "c", visit=visit)
+        wrong = write_raw(tmp_path / "c", visit=visit, arm="n", design=DESIGN + 1)
+        config_outcome, wrong_outcome = ingester.ingest(classified(config, wrong))
+        assert config_outcome.status is Status.INGESTED, config_outcome.message
+        assert (wrong_outcome.status, wrong_outcome.error_kind) == (Status.FAILED, "design_mismatch")
+    assert len(_datasets(pfs_repo)) == 10 and len(_datasets(pfs_repo, "PFS/raw/pfsConfig", "pfsConfig")) == 3
+    with Butler.from_config(str(pfs_repo)) as reader:
+        assert len(list(reader.registry.queryDimensionRecords("visit", instrument="PFS"))) == 5
