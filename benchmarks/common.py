@@ -32,7 +32,7 @@ def plain_butler_ingest(root: Path, paths: list[Path], transfer: str = "link") -
         raw = examine(path).classified
         visits.setdefault(raw.visit, raw)
         ref = DatasetRef(raw_type, {**raw.data_id, "dither": raw.dither, "pfs_design_id": raw.pfs_design_id},
-                         run="PFS/raw/all", id_generation_mode=DatasetIdGenEnum.DATAID_TYPE_RUN)
+                         run="PFS/raw/sps", id_generation_mode=DatasetIdGenEnum.DATAID_TYPE_RUN)
         datasets.append(FileDataset(path=str(path), refs=[ref]))
     registry = butler.registry
     for raw in visits.values():

@@ -22,31 +22,50 @@ if TYPE_CHECKING:
 
 EX_OK = 0
 EX_FAILED = 1
+EX_USAGE = 2
 EX_CONFIG = 78
 # The ledger's file states (pfswatchd.state.ledgerdb.FileState), spelled here so that `--help` does not
 # import SQLAlchemy; tests/state/test_status.py checks that they agree.
 FILE_STATES = ("pending", "ingesting", "waiting", "ingested", "duplicate", "ignored", "failed", "quarantined")
+# The --ingest-task values of `butler ingest-raws` that pfswatchd stands in for (obs_pfs's PFS task).
+INGEST_TASKS = ("lsst.obs.pfs.gen3.PfsRawIngestTask",)
+
+
+class UsageError(Exception):
+    """A command-line value pfswatchd cannot honour (exit status 2, as argparse's own errors)."""
 
 
 def _create(args: argparse.Namespace) -> int:
     from pfswatchd.butler import repo
 
     instruments = args.instrument or list(repo.DEFAULT_INSTRUMENTS)
-    repo.create(args.repo, instruments=instruments, registry_db=args.registry_db)
-    print(f"{args.repo}: PFS repository ready with instruments {', '.join(instruments)}")
-    for instrument in instruments:
-        print(f"  {repo.defaults_chain(instrument)} -> {repo.default_raw_run(instrument)}, "
-              f"{repo.default_pfsconfig_run(instrument)}")
+    butler = repo.create(args.repo, instruments=instruments, registry_db=args.registry_db)
+    try:
+        shape = repo.check_universe(butler, args.repo)
+        print(f"{args.repo}: PFS repository ready ({shape}) with instruments {', '.join(instruments)}")
+        for instrument in instruments:
+            chain = repo.defaults_chain(instrument)
+            print(f"  {chain} -> {', '.join(butler.collections.get_info(chain).children)}")
+    finally:
+        butler.close()
     return EX_OK
 
 
 def _ingest_raws(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from pfswatchd.butler.ingest import IngestSettings
+    from pfswatchd.files.corrections import HeaderCorrections
     from pfswatchd.oneshot import run_ingest
 
+    if args.ingest_task not in (None, *INGEST_TASKS):
+        raise UsageError(f"--ingest-task {args.ingest_task}: pfswatchd computes what {INGEST_TASKS[0]} "
+                         "computes and nothing else; expected that task (or no --ingest-task)")
     settings = IngestSettings(transfer=args.transfer, raw_run=args.output_run, fail_fast=args.fail_fast)
+    configured = (Path(args.header_corrections),) if args.header_corrections else ()
     return run_ingest(
-        args.repo, args.paths, accept=frozenset({FileKind.RAW_CCD, FileKind.RAW_NIR}), settings=settings
+        args.repo, args.paths, accept=frozenset({FileKind.RAW_CCD, FileKind.RAW_NIR}), settings=settings,
+        corrections=HeaderCorrections.standard(configured),
     )
 
 
@@ -55,8 +74,7 @@ def _ingest_pfsconfig(args: argparse.Namespace) -> int:
     from pfswatchd.butler.ingest import IngestSettings
     from pfswatchd.oneshot import run_ingest
 
-    by_class = {cls: name for name, cls in repo.INSTRUMENT_CLASSES.items()}
-    instrument = by_class.get(args.instrument, args.instrument)
+    instrument = repo.INSTRUMENT_ALIASES.get(args.instrument, args.instrument)
     settings = IngestSettings(transfer=args.transfer, pfsconfig_run=args.run, fail_fast=args.fail_fast)
     return run_ingest(
         args.repo,
@@ -192,7 +210,14 @@ def build_parser() -> argparse.ArgumentParser:
     raws.add_argument("paths", metavar="PATH", nargs="+", help="file, directory (recursive) or glob")
     raws.add_argument("--transfer", choices=TRANSFER_MODES, default="auto")
     raws.add_argument("--fail-fast", action="store_true", help="stop at the first bad file")
-    raws.add_argument("--output-run", metavar="RUN", help="RUN collection (default <instrument>/raw/all)")
+    raws.add_argument("--output-run", metavar="RUN", help="RUN collection of the raws, as in butler ingest-raws "
+                      "(default <instrument>/raw/sps, obs_pfs's default raw RUN)")
+    raws.add_argument("--ingest-task", metavar="TASK", help="accepted so that the PFS tutorial's command lines "
+                      f"paste as they are: {INGEST_TASKS[0]} is the only value, and pfswatchd always computes "
+                      "the visit records, data IDs and dataset ids that task computes (it does not run it)")
+    raws.add_argument("--header-corrections", metavar="DIR", help="folder of header-correction files "
+                      "(<instrument>-<visit>.yaml), looked for before $METADATA_CORRECTIONS_PATH and obs_pfs's "
+                      "own corrections (used when obs_pfs is importable)")
     raws.set_defaults(func=_ingest_raws)
 
     configs = commands.add_parser(
@@ -260,6 +285,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"pfswatchd: configuration error: {exc}", file=sys.stderr)
         return EX_CONFIG
+    except UsageError as exc:
+        print(f"pfswatchd: {exc}", file=sys.stderr)
+        return EX_USAGE
     except (PfsWatchError, OSError) as exc:
         print(f"pfswatchd: {exc}", file=sys.stderr)
         return EX_FAILED

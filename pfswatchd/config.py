@@ -58,6 +58,8 @@ class IngestConfig:
     retry_max: float
     waiting_recheck: float
     examine_workers: int
+    max_attempts: int
+    header_corrections: tuple[Path, ...]  # folders of correction YAML files; () = none configured
 
     def retry_delay(self, attempts: int) -> float:
         """Seconds to wait before the next try after ``attempts`` tries: doubling, at most retry_max."""
@@ -279,6 +281,8 @@ def parse(data: Mapping[str, Any], *, base: Path, source: Path | None) -> Config
         retry_max=s.number("retry_max", 600.0, 0.01),
         waiting_recheck=s.number("waiting_recheck", 30.0, 0.1),
         examine_workers=s.integer("examine_workers", default_examine_workers(), 0),
+        max_attempts=s.integer("max_attempts", 10, 1),
+        header_corrections=_optional_folder(s, "header_corrections"),
     )
 
     s = sections["state"]
@@ -356,6 +360,12 @@ def _check_folders(repository: RepositoryConfig, watch: WatchConfig, state: Stat
                                   "(pfswatchd would watch its own output)")
             if inside(root, folder):
                 raise ConfigError(f"watch.paths entry {root} is inside {key} = {folder}: expected it outside")
+
+
+def _optional_folder(section: _Section, key: str) -> tuple[Path, ...]:
+    """A folder, or none for "" (the default)."""
+    value = section.string(key, "")
+    return (_resolve(section.base, value),) if value else ()
 
 
 def _gid(group: str) -> int | None:

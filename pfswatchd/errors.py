@@ -39,6 +39,8 @@ class ErrorKind(StrEnum):
     IO_ERROR = "io_error"
     DATASTORE_BUSY = "datastore_busy"
     CONCURRENT_WRITE = "concurrent_write"
+    # Permanent (added later; kinds are only ever appended).
+    UNKNOWN_INSTRUMENT = "unknown_instrument"
 
 
 RETRYABLE_KINDS = frozenset(
@@ -51,6 +53,10 @@ RETRYABLE_KINDS = frozenset(
         ErrorKind.CONCURRENT_WRITE,
     }
 )
+
+
+# Kinds recorded on a file that WAS ingested, as a warning (state ingested, the reason in ``error``).
+WARNING_KINDS = frozenset({ErrorKind.VISIT_MISMATCH})
 
 
 class PfsWatchError(Exception):
@@ -98,6 +104,10 @@ class DesignMismatchError(PfsWatchError):
 
 class VisitMismatchError(PfsWatchError):
     kind = ErrorKind.VISIT_MISMATCH
+
+
+class UnknownInstrumentError(PfsWatchError):
+    kind = ErrorKind.UNKNOWN_INSTRUMENT
 
 
 class ConflictError(PfsWatchError):
@@ -162,8 +172,9 @@ ERROR_HELP: dict[ErrorKind, str] = {
     "site or design). Find out which is right; rename or fix the header.",
     ErrorKind.DESIGN_MISMATCH: "The pfsDesignId differs from the one already recorded for the visit. "
     "The file belongs to another visit or the header needs a fix.",
-    ErrorKind.VISIT_MISMATCH: "A visit-level value (dither) differs from the one already recorded "
-    "for the visit by its other raws.",
+    ErrorKind.VISIT_MISMATCH: "A warning, not a failure: a visit-level value that obs_pfs never "
+    "compares (dither, exposure time, IRP ratio) differs from the visit's record, which keeps the first "
+    "raw's values. The raw is ingested; check the header if the difference is more than read-back noise.",
     ErrorKind.CONFLICT: "A different file with the same data ID is already in the repository. "
     "Nothing was overwritten; remove the old dataset with `butler prune-datasets --unstore` "
     "first if the new file should replace it.",
@@ -191,6 +202,9 @@ ERROR_HELP: dict[ErrorKind, str] = {
     "Retried automatically.",
     ErrorKind.CONCURRENT_WRITE: "Another instance wrote the same registry rows (a visit record, a "
     "dataset) at the same moment. Retried automatically; the retry sees what the other one wrote.",
+    ErrorKind.UNKNOWN_INSTRUMENT: "The file's W_SITE names an instrument that the repository has not "
+    "registered and repository.instruments does not list (obs_pfs has Instrument classes for S, F and L "
+    "only). Register it, or add it to repository.instruments, then `pfswatchd retry`.",
 }
 
 assert set(ERROR_HELP) == set(ErrorKind), "every error kind needs operator help"

@@ -124,6 +124,9 @@ class Outcome:
     run: str | None = None
     error_kind: str | None = None
     message: str | None = None
+    # A duplicate of a dataset whose id pfswatchd does not compute: another tool (the official
+    # pfsConfig ingest, with random ids) wrote it, so no ledger row can own it.
+    foreign: bool = False
 
     @property
     def ok(self) -> bool:

@@ -22,6 +22,7 @@ from typing import TextIO, cast
 from pfswatchd.butler import repo
 from pfswatchd.butler.ingest import Ingester, IngestSettings
 from pfswatchd.files.classify import not_ingested
+from pfswatchd.files.corrections import NONE, HeaderCorrections
 from pfswatchd.files.examine import Examination, examine
 from pfswatchd.files.names import is_temporary, parse_name
 from pfswatchd.model import INGESTIBLE_KINDS, Classified, FileKind, Outcome, PfsConfigFile, Status
@@ -66,6 +67,7 @@ def run_ingest(
     accept: frozenset[FileKind],
     settings: IngestSettings,
     instrument: str | None = None,
+    corrections: HeaderCorrections = NONE,
     out: TextIO = sys.stdout,
     err: TextIO = sys.stderr,
 ) -> int:
@@ -78,7 +80,7 @@ def run_ingest(
     ready: list[Classified] = []
     stop = False
     for path in files:
-        found = _examine(path, accept)
+        found = _examine(path, accept, corrections)
         outcome = _outcome_of_examination(found, accept)
         if outcome is not None:
             outcomes.append(outcome)
@@ -110,7 +112,7 @@ def run_ingest(
     return 1 if counts.get(Status.FAILED) else 0
 
 
-def _examine(path: Path, accept: frozenset[FileKind]) -> Examination:
+def _examine(path: Path, accept: frozenset[FileKind], corrections: HeaderCorrections) -> Examination:
     """``examine(path)``, but without reading the headers of an ingestible kind this command skips.
 
     Such a file is skipped whatever its headers say (see _outcome_of_examination), so the name decides;
@@ -118,7 +120,7 @@ def _examine(path: Path, accept: frozenset[FileKind]) -> Examination:
     """
     name = parse_name(path)
     if name.kind in accept or name.kind not in INGESTIBLE_KINDS or not_ingested(path, name) is not None:
-        return examine(path, name)
+        return examine(path, name, corrections)
     return Examination(path, name)
 
 
@@ -147,6 +149,8 @@ def _report(outcome: Outcome, err: TextIO) -> None:
         print(f"FAILED {outcome.path}: [{outcome.error_kind}] {outcome.message}", file=err)
     elif outcome.status is Status.WAITING:
         print(f"WAITING {outcome.path}: {outcome.message}", file=err)
+    elif outcome.status is Status.INGESTED and outcome.message:
+        print(f"WARNING {outcome.path}: [{outcome.error_kind or 'warning'}] {outcome.message}", file=err)
 
 
 class _Progress:

@@ -35,7 +35,7 @@ def _template_repo(tmp_path_factory) -> Path:
 
 @pytest.fixture()
 def pfs_repo(_template_repo, tmp_path) -> Path:
-    """A fresh PFS repository (instruments PFS, PFS-F, PFS-L; raw/all, raw/pfsConfig, defaults)."""
+    """A fresh PFS repository (instruments PFS, PFS-F, PFS-L; raw/sps, raw/pfsConfig, defaults)."""
     root = tmp_path / "repo"
     shutil.copytree(_template_repo, root)
     return root

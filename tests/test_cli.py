@@ -35,28 +35,30 @@ def test_create_ingest_and_query_with_the_real_butler(tmp_path):
     result = run("pfswatchd", "ingest-pfsconfig", repo, "PFS", "PFS/raw/pfsConfig",
                  str(data / "raw" / "*" / "pfsConfig" / "pfsConfig-*.fits"))
     assert "2 ingested" in result.stdout
-    listing = run("butler", "query-datasets", repo, "raw", "--collections", "PFS/raw/all").stdout
+    listing = run("butler", "query-datasets", repo, "raw", "--collections", "PFS/raw/sps").stdout
     header = listing.strip().splitlines()[0].split()
     assert header == ["type", "run", "id", "instrument", "arm", "spectrograph", "visit", "dither", "pfs_design_id"]
     rows = [line.split() for line in listing.strip().splitlines()[2:]]
     assert len(rows) == 6
     row = next(r for r in rows if r[4:7] == ["b", "1", "123456"])
-    assert row[:4] == ["raw", "PFS/raw/all", "f2ce997f-110d-5a7b-885e-2f7fb47ee345", "PFS"]
-    row = next(r for r in rows if r[4:7] == ["b", "1", "123457"])
-    assert row[2] == "5d0d5f18-b1ab-53be-b387-a103bc3a1c50"
+    assert row[:4] == ["raw", "PFS/raw/sps", "60b3a6bf-e07f-508e-8a44-d72f99c2ae38", "PFS"]
     configs = run("butler", "query-datasets", repo, "pfsConfig", "--collections", "PFS/defaults").stdout
     assert "0c4d42ab-4422-5d49-a7a8-751782d3fde0" in configs
     assert len(paths) == 8
 
 
 def test_output_run_and_glob(tmp_path):
+    """--output-run as in the official tool: the RUN of the raws, whose ids then equal that RUN's vectors."""
     repo, data = tmp_path / "repo", tmp_path / "data"
     run("pfswatchd", "create", repo)
     write_raw(data, visit=123456, arm="b", spectrograph=1)
+    write_raw(data, visit=123457, arm="b", spectrograph=1)
     write_raw(data, visit=123456, arm="r", spectrograph=1)
-    run("pfswatchd", "ingest-raws", repo, str(data / "PFSA*1.fits"), "--output-run", "PFS/raw/sps")
-    listing = run("butler", "query-datasets", repo, "raw", "--collections", "PFS/raw/sps").stdout
-    assert "60b3a6bf-e07f-508e-8a44-d72f99c2ae38" in listing and len(listing.strip().splitlines()) == 3
+    run("pfswatchd", "ingest-raws", repo, str(data / "PFSA*1.fits"), "--output-run", "PFS/raw/all",
+        "--ingest-task", "lsst.obs.pfs.gen3.PfsRawIngestTask")
+    listing = run("butler", "query-datasets", repo, "raw", "--collections", "PFS/raw/all").stdout
+    assert "f2ce997f-110d-5a7b-885e-2f7fb47ee345" in listing and "5d0d5f18-b1ab-53be-b387-a103bc3a1c50" in listing
+    assert len(listing.strip().splitlines()) == 5
 
 
 def test_bad_files_get_one_line_and_a_nonzero_status(tmp_path):
@@ -85,7 +87,7 @@ def test_fail_fast_stops_before_anything_more_is_written(tmp_path):
     write_raw(data / "b", visit=101, arm="b")
     result = run("pfswatchd", "ingest-raws", repo, data, "--fail-fast", check=False)
     assert result.returncode == 1 and "0 ingested" in result.stdout
-    listing = run("butler", "query-datasets", repo, "raw", "--collections", "PFS/raw/all", check=False)
+    listing = run("butler", "query-datasets", repo, "raw", "--collections", "PFS/raw/sps", check=False)
     assert "101" not in listing.stdout and "No datasets of type 'raw'" in listing.stderr
     result = run("pfswatchd", "ingest-raws", repo, data, check=False)
     assert "1 ingested" in result.stdout and result.returncode == 1

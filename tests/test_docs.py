@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pfswatchd.errors import ERROR_HELP, RETRYABLE_KINDS, ErrorKind
+from pfswatchd.errors import ERROR_HELP, RETRYABLE_KINDS, WARNING_KINDS, ErrorKind
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -13,7 +13,8 @@ README = (ROOT / "README.md").read_text()
 
 def test_every_error_kind_is_documented_as_the_code_says():
     for kind in ErrorKind:
-        row = f"| `{kind.value}` | {'retried' if kind in RETRYABLE_KINDS else 'permanent'} | {ERROR_HELP[kind]} |"
+        how = "retried" if kind in RETRYABLE_KINDS else "warning" if kind in WARNING_KINDS else "permanent"
+        row = f"| `{kind.value}` | {how} | {ERROR_HELP[kind]} |"
         assert row in README, kind
 
 

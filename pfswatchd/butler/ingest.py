@@ -21,14 +21,12 @@ transaction:
 
 Unlike the official tool, the files of a visit may come in separate calls: the
 visit record is written by the first raw of the visit to arrive and later raws
-are checked against it (obs_pfs uses the first file of a call the same way).
+are checked against it (obs_pfs uses the first file of a call the same way),
+with only the visit columns the repository's own universe has.
 
-PFSF rule: the full pfsConfig (``pfsConfig-0x...`` or ``PFSF......00``) goes to
-the pfsConfig RUN (default ``<instrument>/raw/pfsConfig``); a customised copy
-``PFSF......NN`` (01-99) goes to ``<pfsConfig RUN>/NN``.  Each run holds one
-pfsConfig per visit, so all of them stay retrievable; ``<instrument>/defaults``
-lists the full RUN first and the customised ones after it, so the pipeline
-finds the full pfsConfig when there is one and a customised one otherwise.
+Where pfsConfigs go is the PFSF rule of :mod:`pfswatchd.butler.pfsfrule`.  Duplicates are found
+by data ID, whatever the existing dataset's id (the official pfsConfig ingest gives random ids),
+then by bytes.
 
 This is the only module that writes to the butler.
 """
@@ -36,21 +34,18 @@ This is the only module that writes to the butler.
 from __future__ import annotations
 
 import functools
-import sqlite3
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
-import sqlalchemy.exc
 from cachetools import LRUCache
 from lsst.daf.butler import (
     Butler,
     ButlerConfig,
     CollectionType,
     DataCoordinate,
-    DatasetId,
     DatasetIdGenEnum,
     DatasetRef,
     DatasetType,
@@ -58,25 +53,24 @@ from lsst.daf.butler import (
     FileDataset,
 )
 from lsst.daf.butler.datastore.file_templates import FileTemplates
-from lsst.daf.butler.registry import ConflictingDefinitionError
 
-from pfswatchd.butler import repo
+from pfswatchd.butler import pfsfrule, repo
+from pfswatchd.butler.existing import Existing, Key, check_duplicate, key
+from pfswatchd.butler.failures import as_error, query, raise_if_database_unavailable
 from pfswatchd.butler.transfer import TRANSFER_MODES, Placement, clean_scratch, place, same_content
+from pfswatchd.butler.visits import VisitRecords, VisitState
 from pfswatchd.errors import (
-    ConflictError,
     DesignMismatchError,
     ErrorKind,
     PfsWatchError,
     TransientError,
-    VisitMismatchError,
+    UnknownInstrumentError,
     transient,
 )
 from pfswatchd.files.fitsheader import read_column
-from pfswatchd.files.visitrecord import visit_values
 from pfswatchd.model import Classified, FileKind, Outcome, PfsConfigFile, RawFile, Status
 from pfswatchd.permissions import DEFAULT, Permissions
 
-_T = TypeVar("_T")
 VISIT_CACHE = 4096  # visits kept in memory (about a week of nights)
 RECORD_CACHE = 4096  # other dimension records kept (designs, arms, spectrographs)
 
@@ -84,30 +78,16 @@ RECORD_CACHE = 4096  # other dimension records kept (designs, arms, spectrograph
 @dataclass(frozen=True, slots=True)
 class IngestSettings:
     transfer: str = "auto"
-    raw_run: str | None = None  # None: <instrument>/raw/all
+    raw_run: str | None = None  # None: <instrument>/raw/sps
     pfsconfig_run: str | None = None  # None: <instrument>/raw/pfsConfig
     fail_fast: bool = False
     perms: Permissions = DEFAULT
+    # Instruments that a file may register in a repository that lacks them (repository.instruments).
+    instruments: tuple[str, ...] = repo.DEFAULT_INSTRUMENTS
 
     def __post_init__(self) -> None:
         if self.transfer not in TRANSFER_MODES:
             raise ValueError(f"transfer mode {self.transfer!r}; expected one of {', '.join(TRANSFER_MODES)}")
-
-
-@dataclass(frozen=True, slots=True)
-class VisitState:
-    """What the registry (or this batch) says about a visit."""
-
-    record: DimensionRecord
-    source: str  # the file that defined it, for messages; "registry" when it was already there
-
-    @property
-    def design(self) -> int:
-        return cast(int, self.record.pfs_design_id)
-
-    @property
-    def dither(self) -> int:
-        return cast(int, self.record.dither)
 
 
 @dataclass(slots=True)
@@ -119,6 +99,9 @@ class _Item:
     ref: DatasetRef | None = None
     run: str = ""
     cat_ids: tuple[int, ...] | None = None  # a pfsConfig's catIds, read once and kept across re-plans
+    warning: str | None = None  # ingested, with this warning (e.g. a visit-level value differs)
+    warning_kind: ErrorKind | None = ErrorKind.VISIT_MISMATCH
+    standin: DatasetRef | None = None  # a customised PFSF's second dataset in the base RUN (pfsfrule)
 
     def fresh(self) -> _Item:
         """This item for a new plan: only what was read from the file carries over."""
@@ -131,7 +114,7 @@ class _Plan:
     new_visits: dict[tuple[str, int], VisitState] = field(default_factory=dict)
     # The registry's visits this plan uses, held here so that the bounded cache may evict them mid-plan.
     known_visits: dict[tuple[str, int], VisitState] = field(default_factory=dict)
-    new_runs: dict[str, tuple[str, bool]] = field(default_factory=dict)  # run -> (instrument, customised)
+    new_runs: dict[str, str] = field(default_factory=dict)  # run -> instrument
 
 
 class Ingester:
@@ -140,7 +123,10 @@ class Ingester:
     def __init__(self, butler: Butler, root: str | Path, settings: IngestSettings | None = None) -> None:
         self.butler = butler
         self.settings = settings or IngestSettings()
+        # The repository's own universe (17 or 18 visit columns): records carry only its columns.
+        self.shape = repo.check_universe(butler, root)
         self.universe = butler.dimensions
+        self._visit_records = VisitRecords(self.universe)
         self.raw_type, self.pfsconfig_type = repo.dataset_types(self.universe)
         self.datastore_root = Path(next(iter(butler.get_datastore_roots().values())).ospath)  # type: ignore[union-attr]
         config = ButlerConfig(str(root))
@@ -151,6 +137,7 @@ class Ingester:
         # Bounded: a year brings ~180,000 visits; a visit that fell out is read from the registry again.
         self._visits: LRUCache[tuple[str, int], VisitState] = LRUCache(maxsize=VISIT_CACHE)
         self._runs: set[str] = set()
+        self._existing = Existing(butler, self._runs)
         # arm, spectrograph, pfs_design_id, ... records built for expanded refs (cheap to rebuild)
         self._records: LRUCache[tuple[str, tuple[Any, ...]], DimensionRecord] = LRUCache(maxsize=RECORD_CACHE)
         self._templates: dict[str, Any] = {}
@@ -168,8 +155,10 @@ class Ingester:
     def run_for(self, file: Classified, instrument: str) -> str:
         if isinstance(file, RawFile):
             return self.settings.raw_run or repo.default_raw_run(instrument)
-        base = self.settings.pfsconfig_run or repo.default_pfsconfig_run(instrument)
-        return base if file.subset == 0 else repo.customised_pfsconfig_run(base, file.subset)
+        return pfsfrule.home_run(self._pfsconfig_base(instrument), file.subset)
+
+    def _pfsconfig_base(self, instrument: str) -> str:
+        return self.settings.pfsconfig_run or repo.default_pfsconfig_run(instrument)
 
     # -- the two phases --------------------------------------------------------------------------
 
@@ -212,7 +201,7 @@ class Ingester:
                 self._ingest_items(fresh, outcomes, checked=True)
                 return
             if len(plan.new) == 1 or self.settings.fail_fast:
-                error = _as_error(exc, plan.new[0].file.path)
+                error = as_error(exc, plan.new[0].file.path)
                 self._fail_all(plan.new, outcomes, error)
                 return
             # Isolate the bad file(s): retry each half on its own.
@@ -221,20 +210,33 @@ class Ingester:
             self._ingest_items(fresh[half:], outcomes, checked=True)
             return
         for item in plan.new:
-            outcomes[item.index] = self._outcome(item, Status.INGESTED)
+            if item.warning:
+                outcomes[item.index] = self._outcome(item, Status.INGESTED, item.warning_kind, item.warning)
+            else:
+                outcomes[item.index] = self._outcome(item, Status.INGESTED)
 
     def _plan(self, items: list[_Item], outcomes: dict[int, Outcome], *, checked: bool) -> _Plan:
         plan = _Plan()
         raws = [item for item in items if isinstance(item.file, RawFile)]
         configs = [item for item in items if isinstance(item.file, PfsConfigFile)]
         raw_files = [cast(RawFile, item.file) for item in raws]
-        for instrument in {raw.instrument for raw in raw_files}:
-            self._ensure_instrument(instrument)
+        refused: dict[str, PfsWatchError] = {}
+        for instrument in sorted({raw.instrument for raw in raw_files}):
+            try:
+                self._ensure_instrument(instrument)
+            except TransientError:
+                raise
+            except PfsWatchError as exc:
+                refused[instrument] = exc
         if checked:
-            self._load_visits({(raw.instrument, raw.visit) for raw in raw_files}, plan)
+            self._load_visits({(raw.instrument, raw.visit) for raw in raw_files if raw.instrument not in refused},
+                              plan)
         candidates: list[_Item] = []
         for item in raws:
             try:
+                error = refused.get(cast(RawFile, item.file).instrument)
+                if error is not None:
+                    raise type(error)(f"{item.file.path.name}: {error}", kind=error.kind)
                 self._check_raw(item, plan)
             except PfsWatchError as exc:
                 outcomes[item.index] = self._outcome(item, Status.FAILED, exc.kind, str(exc))
@@ -255,25 +257,41 @@ class Ingester:
                 continue
             candidates.append(item)
         if not checked:
+            self._pick_standins(candidates, {})
             plan.new.extend(candidates)
             return plan
         existing = self._existing_refs(candidates)
+        self._pick_standins(candidates, existing)
         duplicates: list[tuple[_Item, DatasetRef]] = []
         for item in candidates:
             assert item.ref is not None
-            stored = existing.get(item.ref.id)
+            stored = existing.get(key(item.ref))
             if stored is None:
                 plan.new.append(item)
             else:
                 duplicates.append((item, stored))
-        stored_paths = self._stored_paths([stored for _, stored in duplicates])
+        stored_paths = self._existing.paths([stored for _, stored in duplicates])
+        displaced = [(item, stored) for item, stored in duplicates
+                     if self._displaced(item, stored, stored_paths[stored])]
+        if displaced:
+            duplicates = self._move_displaced(displaced, duplicates, plan, stored_paths)
         for item, stored in duplicates:
             try:
-                self._check_duplicate(item, stored, stored_paths[stored])
+                check_duplicate(item.file.path, stored, stored_paths[stored], self.settings.transfer)
             except PfsWatchError as exc:
                 outcomes[item.index] = self._outcome(item, Status.FAILED, exc.kind, str(exc))
                 continue
-            outcomes[item.index] = self._outcome(item, Status.DUPLICATE)
+            assert item.ref is not None
+            if stored.id == item.ref.id:
+                outcomes[item.index] = self._outcome(item, Status.DUPLICATE)
+                continue
+            # Another tool wrote it (ingestPfsConfig.py gives random ids): the same bytes, another id.
+            item.ref = stored
+            outcomes[item.index] = replace(
+                self._outcome(item, Status.DUPLICATE,
+                              message=f"the same bytes are already in {stored.run} as dataset {stored.id}, "
+                              "written by another tool"),
+                foreign=True)
         return plan
 
     def _write(self, plan: _Plan, *, checked: bool) -> None:
@@ -285,18 +303,23 @@ class Ingester:
                 formatter = self._formatters.get(item.ref.datasetType.storageClass_name)
                 # An expanded ref (records attached) spares Butler.ingest a registry lookup per batch.
                 item.ref = self._expanded(item.ref, plan)
-                if self.settings.transfer == "direct":
-                    path = str(item.file.path.absolute())
-                else:
-                    dest = self._destination(item.ref)
-                    # Only a checked plan knows that an existing destination is not a registered
-                    # dataset, so only then may an old orphan be replaced.
-                    placement = place(item.file.path, dest, self.settings.transfer,
-                                      datastore_root=self.datastore_root, replace_orphans=checked,
-                                      perms=self.settings.perms)
-                    placed.append(placement)
-                    path = str(placement.dest)
-                datasets.append(FileDataset(path=path, refs=[item.ref], formatter=formatter))
+                refs = [item.ref]
+                if item.standin is not None:  # a second dataset, with a file of its own (pfsfrule)
+                    item.standin = self._expanded(item.standin, plan)
+                    refs.append(item.standin)
+                for ref in refs:
+                    if self.settings.transfer == "direct":
+                        path = str(item.file.path.absolute())
+                    else:
+                        dest = self._destination(ref)
+                        # Only a checked plan knows that an existing destination is not a registered
+                        # dataset, so only then may an old orphan be replaced.
+                        placement = place(item.file.path, dest, self.settings.transfer,
+                                          datastore_root=self.datastore_root, replace_orphans=checked,
+                                          perms=self.settings.perms)
+                        placed.append(placement)
+                        path = str(placement.dest)
+                    datasets.append(FileDataset(path=path, refs=[ref], formatter=formatter))
             with self.butler.transaction():
                 self._register_runs(plan.new_runs)
                 self._insert_records(plan)
@@ -310,7 +333,7 @@ class Ingester:
                 placement.undo()
             if isinstance(exc, OSError):
                 raise transient(exc, "placing files in the datastore") from exc
-            _raise_if_database_unavailable(exc)
+            raise_if_database_unavailable(exc)
             raise
         # Committed: the cache may now learn what the registry holds.
         self._visits.update(plan.new_visits)
@@ -326,20 +349,14 @@ class Ingester:
         key = (raw.instrument, raw.visit)
         state = self._visit(key, plan)
         if state is None:
-            values = visit_values(raw)
-            record = self.universe["visit"].RecordClass(**values)
-            state = VisitState(record, raw.path.name)
+            state = VisitState(self._visit_records.record(raw), raw.path.name)
             plan.new_visits[key] = state
         if raw.pfs_design_id != state.design:
             raise DesignMismatchError(
                 f"{raw.path.name}: W_PFDSGN 0x{raw.pfs_design_id:016x} but visit {raw.visit} has "
                 f"pfs_design_id 0x{state.design:016x} (from {state.source}); expected one design per visit"
             )
-        if raw.dither != state.dither:
-            raise VisitMismatchError(
-                f"{raw.path.name}: dither {raw.dither} (W_ENFCAZ) but visit {raw.visit} has dither "
-                f"{state.dither} (from {state.source}); expected one dither per visit"
-            )
+        item.warning = self._visit_records.differences(raw, state)
         item.run = self.run_for(raw, raw.instrument)
         self._need_run(item.run, raw.instrument, plan)
         data_id = self._coordinate(
@@ -384,7 +401,7 @@ class Ingester:
         for instrument, visits in by_instrument.items():
             for start in range(0, len(visits), 500):
                 chunk = sorted(visits[start : start + 500])
-                records = self._query(
+                records = query(
                     functools.partial(
                         self.butler.query_dimension_records,
                         "visit",
@@ -419,7 +436,7 @@ class Ingester:
                 f"pfs_design_id 0x{state.design:016x} from its raws ({state.source}); expected them to agree"
             )
         item.run = self.run_for(config, instrument)
-        self._need_run(item.run, instrument, plan, customised=config.subset > 0)
+        self._need_run(item.run, instrument, plan)
         if item.cat_ids is None:
             item.cat_ids = tuple(sorted({int(c) for c in read_column(config.path, "CONFIG", "catId")}))
         data_id = self._coordinate(
@@ -430,12 +447,70 @@ class Ingester:
             self.pfsconfig_type, data_id, run=item.run, id_generation_mode=DatasetIdGenEnum.DATAID_TYPE_RUN,
             conform=False,  # data_id is already a full DataCoordinate of exactly these dimensions
         )
+        if config.subset != pfsfrule.FULL:
+            base = self._pfsconfig_base(instrument)
+            self._need_run(base, instrument, plan)
+            item.standin = DatasetRef(self.pfsconfig_type, data_id, run=base,
+                                      id_generation_mode=DatasetIdGenEnum.DATAID_TYPE_RUN, conform=False)
         return None
+
+    def _pick_standins(self, items: list[_Item], existing: Mapping[Key, Any]) -> None:
+        """Keep a customised PFSF's stand-in only where the base RUN has no pfsConfig of its visit, nor
+        one from this batch (full ones first, then the lowest suffix); see pfsfrule."""
+        taken = set(existing)
+        taken.update(key(i.ref) for i in items if i.ref is not None and i.standin is None
+                     and isinstance(i.file, PfsConfigFile))
+        customised = [i for i in items if i.standin is not None]
+        for item in sorted(customised, key=lambda i: cast(PfsConfigFile, i.file).subset):
+            assert item.standin is not None
+            slot = key(item.standin)
+            if slot in taken:
+                item.standin = None
+            else:
+                taken.add(slot)
+
+    def _displaced(self, item: _Item, stored: DatasetRef, stored_path: Path) -> bool:
+        """A full pfsConfig meeting other bytes in the base RUN, where a customised stand-in sits."""
+        if not isinstance(item.file, PfsConfigFile) or item.file.subset != pfsfrule.FULL:
+            return False
+        if same_content(item.file.path, stored_path):
+            return False
+        return query(lambda: pfsfrule.is_standin(self.butler, stored, stored_path))
+
+    def _move_displaced(self, displaced: list[tuple[_Item, DatasetRef]], duplicates: list[tuple[_Item, DatasetRef]],
+                        plan: _Plan, stored_paths: dict[DatasetRef, Path]) -> list[tuple[_Item, DatasetRef]]:
+        """Send full pfsConfigs whose base slot a stand-in holds to ``<base>/00`` (pfsfrule, rule 3);
+        return the duplicates left to check, with those that are already there too."""
+        moved = {item.index for item, _ in displaced}
+        remaining = [(item, stored) for item, stored in duplicates if item.index not in moved]
+        items = []
+        for item, stored in displaced:
+            assert item.ref is not None and stored.run is not None
+            instrument = cast(str, item.ref.dataId["instrument"])
+            item.run = pfsfrule.displaced_run(stored.run)
+            item.ref = DatasetRef(self.pfsconfig_type, item.ref.dataId, run=item.run,
+                                  id_generation_mode=DatasetIdGenEnum.DATAID_TYPE_RUN, conform=False)
+            self._need_run(item.run, instrument, plan)
+            item.warning = (f"{item.file.path.name}: {stored.run} already holds a customised PFSF of visit "
+                            f"{item.file.visit}, which arrived first; this full pfsConfig is in {item.run}")
+            item.warning_kind = None
+            items.append(item)
+        existing = self._existing_refs(items)
+        again = []
+        for item in items:
+            assert item.ref is not None
+            found = existing.get(key(item.ref))
+            if found is None:
+                plan.new.append(item)
+            else:
+                again.append((item, found))
+        stored_paths.update(self._existing.paths([stored for _, stored in again]))
+        return remaining + again
 
     def _instrument_of_visit(self, visit: int, plan: _Plan) -> str | None:
         known = [inst for (inst, v) in [*self._visits, *plan.known_visits, *plan.new_visits] if v == visit]
         if not known:
-            instruments = self._query(
+            instruments = query(
                 lambda: [r.name for r in self.butler.query_dimension_records("instrument", explain=False)]
             )
             self._load_visits(((instrument, visit) for instrument in instruments), plan)
@@ -449,36 +524,41 @@ class Ingester:
     def _ensure_instrument(self, instrument: str) -> None:
         if instrument in self._instruments:
             return
-        records = self._query(
+        records = query(
             lambda: self.butler.query_dimension_records(
                 "instrument", where="instrument = inst", bind={"inst": instrument}, explain=False
             )
         )
         if not records:
+            if instrument not in self.settings.instruments:
+                raise UnknownInstrumentError(
+                    f"instrument {instrument} is not registered in this repository and repository.instruments "
+                    f"({', '.join(self.settings.instruments)}) does not name it; expected a file from a site "
+                    "whose instrument is registered (obs_pfs has Instrument classes for S, F and L only)"
+                )
             try:
-                repo.ensure_instrument(self.butler, instrument)
+                repo.register_instrument(self.butler, instrument)
             except Exception as exc:
-                raise _as_error(exc, Path(instrument)) from exc
+                raise as_error(exc, Path(instrument)) from exc
             records = self.butler.query_dimension_records(
                 "instrument", where="instrument = inst", bind={"inst": instrument}, explain=False
             )
         self._instruments[instrument] = records[0]
 
-    def _need_run(self, run: str, instrument: str, plan: _Plan, *, customised: bool = False) -> None:
+    def _need_run(self, run: str, instrument: str, plan: _Plan) -> None:
         if run not in self._runs:
-            plan.new_runs[run] = (instrument, customised)
+            plan.new_runs[run] = instrument
 
-    def _register_runs(self, runs: dict[str, tuple[str, bool]]) -> None:
-        """Register new RUNs; customised pfsConfig RUNs also join ``<instrument>/defaults``."""
-        registry = self.butler.registry
-        for run, (instrument, customised) in sorted(runs.items()):
-            registry.registerCollection(run, CollectionType.RUN)
-            if customised:
-                base = self.settings.pfsconfig_run or repo.default_pfsconfig_run(instrument)
-                raw = self.settings.raw_run or repo.default_raw_run(instrument)
-                for parent in (raw, base):
-                    registry.registerCollection(parent, CollectionType.RUN)
-                repo.add_to_defaults(self.butler, instrument, [raw, base, run])
+    def _register_runs(self, runs: dict[str, str]) -> None:
+        """Register new RUNs; create ``<instrument>/defaults`` when the repository has none."""
+        for run in sorted(runs):
+            self.butler.collections.register(run, CollectionType.RUN)
+        for instrument in sorted(set(runs.values())):
+            raw = self.settings.raw_run or repo.default_raw_run(instrument)
+            base = self.settings.pfsconfig_run or repo.default_pfsconfig_run(instrument)
+            for parent in (raw, base):
+                self.butler.collections.register(parent, CollectionType.RUN)
+            repo.ensure_defaults(self.butler, instrument, raw_run=raw, pfsconfig_run=base)
 
     def _insert_records(self, plan: _Plan) -> None:
         registry = self.butler.registry
@@ -532,74 +612,9 @@ class Ingester:
             template = self._templates[ref.datasetType.name] = self.templates.getTemplate(ref)
         return self.datastore_root / f"{template.format(ref)}.fits"
 
-    def _existing_refs(self, items: list[_Item]) -> dict[DatasetId, DatasetRef]:
-        """Refs already registered for these items, by dataset id (one query per type/run/instrument)."""
-        groups: dict[tuple[str, str, str], set[int]] = defaultdict(set)
-        for item in items:
-            assert item.ref is not None
-            instrument, visit = cast(str, item.ref.dataId["instrument"]), cast(int, item.ref.dataId["visit"])
-            groups[(item.ref.datasetType.name, item.run, instrument)].add(visit)
-        found: dict[DatasetId, DatasetRef] = {}
-        for (type_name, run, instrument), visits in groups.items():
-            if run not in self._runs and not self._run_exists(run):
-                continue
-            refs = self._query(
-                functools.partial(
-                    self.butler.query_datasets,
-                    type_name,
-                    collections=run,
-                    where="instrument = inst AND visit IN (visits)",
-                    bind={"inst": instrument, "visits": sorted(visits)},
-                    find_first=False,
-                    limit=None,
-                    explain=False,
-                )
-            )
-            found.update((ref.id, ref) for ref in refs)
-        return found
-
-    def _run_exists(self, run: str) -> bool:
-        try:
-            self.butler.registry.getCollectionType(run)
-        except Exception:
-            return False
-        self._runs.add(run)
-        return True
-
-    def _stored_paths(self, refs: list[DatasetRef]) -> dict[DatasetRef, Path]:
-        """Where the datastore keeps these registered datasets (one datastore lookup for all)."""
-        if not refs:
-            return {}
-        uris = self._query(lambda: self.butler.get_many_uris(refs))
-        paths = {}
-        for ref, found in uris.items():
-            if found.primaryURI is None or found.componentURIs:
-                raise RuntimeError(
-                    f"Dataset ({ref}) includes distinct URIs for components. Use Butler.getURIs() instead."
-                )
-            paths[ref] = Path(found.primaryURI.ospath)
-        return paths
-
-    def _check_duplicate(self, item: _Item, stored: DatasetRef, stored_path: Path) -> None:
-        """Same bytes: a duplicate (and a move completes); other bytes: a conflict."""
-        source = item.file.path
-        if same_content(source, stored_path):
-            if self.settings.transfer == "move" and stored_path != source:
-                Placement(source, stored_path, created=False, unlink_source_after_commit=True).finish()
-            return
-        data_id = ", ".join(f"{k}={v}" for k, v in stored.dataId.required.items())
-        raise ConflictError(
-            f"{source.name}: {stored.datasetType.name} {data_id} is already in {stored.run} (dataset "
-            f"{stored.id}) from a different file ({stored_path}); expected identical content, "
-            "nothing was overwritten"
-        )
-
-    def _query(self, call: Callable[[], _T]) -> _T:
-        try:
-            return call()
-        except Exception as exc:
-            _raise_if_database_unavailable(exc)
-            raise
+    def _existing_refs(self, items: list[_Item]) -> dict[Key, DatasetRef]:
+        """Datasets already registered for these items' refs (and stand-ins), by data ID."""
+        return self._existing.find(r for item in items for r in (item.ref, item.standin) if r is not None)
 
     # -- outcomes --------------------------------------------------------------------------------
 
@@ -634,48 +649,3 @@ def _kind_of(file: Classified) -> FileKind:
 
 def _data_id(file: Classified) -> dict[str, Any]:
     return {k: v for k, v in file.data_id.items() if v is not None}
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
-def _is_database_unavailable(exc: BaseException) -> bool:
-    """Locked, busy, disconnected or unreachable database: worth retrying later."""
-    chain: BaseException | None = exc
-    while chain is not None:
-        if isinstance(chain, sqlalchemy.exc.OperationalError | sqlalchemy.exc.DisconnectionError):
-            return True
-        if isinstance(chain, sqlalchemy.exc.InterfaceError | sqlalchemy.exc.TimeoutError):
-            return True
-        if isinstance(chain, sqlite3.OperationalError):
-            return True
-        chain = chain.__cause__ or chain.__context__
-    return False
-
-
-def _raise_if_database_unavailable(exc: BaseException) -> None:
-    """Raise a retryable DATABASE_UNAVAILABLE TransientError (from ``exc``) when ``exc`` is one."""
-    if _is_database_unavailable(exc):
-        raise TransientError(
-            f"registry database unavailable: {_first_line(exc)}", kind=ErrorKind.DATABASE_UNAVAILABLE
-        ) from exc
-
-
-def _as_error(exc: BaseException, path: Path) -> PfsWatchError:
-    """A one-line PfsWatchError for a failure while writing ``path`` after a checked plan.
-
-    A checked plan has already compared the registry with the file (a different file with the same
-    data ID is a ConflictError before anything is written), so a constraint violation now means that
-    another instance wrote the same rows in between: transient, and the retry sees them.
-    """
-    if isinstance(exc, PfsWatchError):
-        return exc
-    if isinstance(exc, OSError):
-        return transient(exc, f"ingesting {path.name}")
-    text = _first_line(exc)
-    if isinstance(exc, ConflictingDefinitionError | sqlalchemy.exc.IntegrityError) or "already contains" in text:
-        return TransientError(f"{path.name}: another instance wrote the same registry rows meanwhile ({text})",
-                              kind=ErrorKind.CONCURRENT_WRITE)
-    return PfsWatchError(f"{path.name}: {type(exc).__name__}: {text}", kind=ErrorKind.INTERNAL)

@@ -24,13 +24,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from astropy.time import Time
+
 from pfswatchd.errors import BadHeaderError, NameMismatchError, PfsWatchError
+from pfswatchd.files.corrections import NONE, HeaderCorrections
 from pfswatchd.files.fitsheader import FitsScan, Header
 from pfswatchd.files.names import ARM_BY_NUMBER, instrument_for_site
-from pfswatchd.files.visitrecord import VISIT_CARDS
+from pfswatchd.files.visitrecord import VISIT_CARDS, observation_type
 from pfswatchd.model import INGESTIBLE_KINDS, FileKind, NameInfo, PfsConfigFile, RawFile, Skipped
 
-RAW_REQUIRED = ("W_SITE", "W_VISIT", "W_ARM", "W_SPMOD", "W_PFDSGN", "W_ENFCAZ", "MJD-STR")
+# The cards obs_pfs's ingest needs in every raw (its required ObservationInfo properties).
+RAW_REQUIRED = ("W_SITE", "W_VISIT", "W_ARM", "W_SPMOD", "W_PFDSGN", "W_ENFCAZ", "MJD-STR", "EXPTIME")
 PFSCONFIG_REQUIRED = ("W_VISIT", "W_PFDSGN")
 MAX_VISIT = 21474800  # PrimeFocusSpectrograph's visit_max (exclusive)
 MAX_DESIGN_ID = 2**63  # pfsDesignId is a 63-bit hash
@@ -55,15 +59,16 @@ def quantize_dither(dither_mm: float) -> int:
     return int(dither_mm * 1e4 + 0.5)
 
 
-def classify(path: Path, name: NameInfo, scan: FitsScan) -> RawFile | PfsConfigFile:
-    """Classify a complete raw or pfsConfig file.
+def classify(path: Path, name: NameInfo, scan: FitsScan, corrections: HeaderCorrections = NONE,
+             ) -> RawFile | PfsConfigFile:
+    """Classify a complete raw or pfsConfig file (a raw's header corrected first, as obs_pfs does).
 
     Raises:
         BadHeaderError: a required card is missing or has an invalid value.
         NameMismatchError: the name and the header disagree.
     """
     if name.kind in (FileKind.RAW_CCD, FileKind.RAW_NIR):
-        return _classify_raw(path, name, raw_header(scan))
+        return _classify_raw(path, name, corrections.apply(raw_header(scan), path))
     if name.kind is FileKind.PFSCONFIG:
         return _classify_pfsconfig(path, name, scan)
     raise PfsWatchError(f"{path.name}: {name.kind} files are not classified for ingest")
@@ -95,8 +100,8 @@ def _classify_raw(path: Path, name: NameInfo, header: Header) -> RawFile:
     if not abs(dither_mm) < 1e14:  # int(dither_mm * 1e4) must be finite and fit the registry's int64
         raise BadHeaderError(f"{where}: W_ENFCAZ is {dither_mm!r}; expected a dither in mm (|value| < 1e14)")
     _real(where, header, "MJD-STR")
-    if "EXPTIME" in header:
-        _real(where, header, "EXPTIME")
+    _real(where, header, "EXPTIME")
+    _check_type_and_scale(where, header)
 
     mismatches = []
     if name.site != site:
@@ -173,6 +178,17 @@ def _compact(header: Header) -> Header:
         except ValueError:
             continue
     return Header.from_cards(cards)
+
+
+def _check_type_and_scale(where: str, header: Mapping[str, Any]) -> None:
+    """The cards obs_pfs reads from every raw that can make it fail: the time scale and the data type."""
+    timesys = header.get("TIMESYS", "utc")
+    if not isinstance(timesys, str) or timesys.lower() not in Time.SCALES:
+        raise BadHeaderError(f"{where}: TIMESYS is {timesys!r}; expected a time scale ({', '.join(Time.SCALES)})")
+    try:
+        observation_type(header)
+    except BadHeaderError as exc:
+        raise BadHeaderError(f"{where}: {exc}") from None
 
 
 def _require(where: str, header: Mapping[str, Any], keys: tuple[str, ...]) -> None:

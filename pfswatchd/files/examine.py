@@ -12,6 +12,7 @@ from pathlib import Path
 from pfswatchd.errors import NotFitsError, PfsWatchError, transient
 from pfswatchd.files.classify import classify, not_ingested
 from pfswatchd.files.complete import incomplete_reason
+from pfswatchd.files.corrections import NONE, HeaderCorrections
 from pfswatchd.files.fitsheader import FitsScan, scan
 from pfswatchd.files.names import parse_name
 from pfswatchd.model import Classified, FileKind, NameInfo, Skipped
@@ -34,8 +35,11 @@ class Examination:
         return self.name.kind
 
 
-def examine(path: Path, name: NameInfo | None = None) -> Examination:
-    """Read the headers of ``path`` and classify it (never raises for bad input)."""
+def examine(path: Path, name: NameInfo | None = None, corrections: HeaderCorrections = NONE) -> Examination:
+    """Read the headers of ``path`` and classify it (never raises for bad input).
+
+    ``corrections``: the header corrections applied to raws before they are classified.
+    """
     name = name or parse_name(path)
     skipped = not_ingested(path, name)
     if skipped is not None:
@@ -51,7 +55,7 @@ def examine(path: Path, name: NameInfo | None = None) -> Examination:
     if unfinished is not None:
         return Examination(path, name, incomplete=f"{path.name}: {unfinished}", identity=identity)
     try:
-        classified = classify(path, name, result)
+        classified = classify(path, name, result, corrections)
     except PfsWatchError as exc:
         return Examination(path, name, error=exc, identity=identity)
     return Examination(path, name, classified=classified, identity=identity)

@@ -1,19 +1,37 @@
-"""The ``visit`` dimension record of a raw, derived as the PFS ingest derives it.
+"""The ``visit`` dimension record of a raw, computed exactly as the official PFS ingest computes it.
 
-Rules from obs_pfs (translator.py, gen3.py ``makeExposureRecord``) and
-astro_metadata_translator, as summarised in pfs-datamodel.md §2.3-§2.4:
+The official ingest (obs_pfs ``PfsRawIngestTask``) builds the record from the
+first raw of a visit through astro_metadata_translator's ObservationInfo with
+obs_pfs's ``PfsTranslator`` (translator.py) and ``makeExposureRecord``
+(gen3.py).  pfswatchd cannot import obs_pfs (it needs the LSST C++ stack), so
+this module follows the same rules, operation for operation where floating
+point is involved, so that every column comes out bit-identical (the rules and
+their sources are in the project notes, obs_pfs_ingest.md §1-§3):
 
-- the time span starts at MJD-STR (time scale TIMESYS, default UTC) and lasts
-  EXPTIME seconds; day_obs is the YYYYMMDD of the TAI date of the start;
-- observation_type is DATA-TYP (else IMAGETYP) lower-cased, ``object`` becomes
-  ``science``, absent is ``UNKNOWN``; the reason is science / UNKNOWN /
-  calibration accordingly;
-- tracking RA/Dec from RA2000/DEC2000 (sexagesimal, FK5) converted to ICRS,
-  0/0 when absent; zenith angle 90 - ALTITUDE;
-- lamps: the sorted, comma-joined lit lamps, none for DATA-TYP OBJECT and
-  Quartz for FLAT (obs_pfs utils.getLamps).
+- time span from MJD-STR in the scale TIMESYS (default UTC, lower-cased, not
+  stripped), ending EXPTIME seconds later (an astropy Time plus a Quantity);
+  day_obs from the TAI date of the start (Subaru's zero observing-day offset);
+- exposure_time from EXPTIME (NaN counts as 0), dark_time from DARKTIME when
+  the card is there, else the exposure time;
+- observation_type from the first non-blank DATA-TYP or IMAGETYP: exactly
+  ``OBJECT`` is ``science``, anything else lower-cased as written, none is
+  ``UNKNOWN``; the reason is science / UNKNOWN / calibration accordingly;
+- target_name from OBJECT (else IMAGETYP) as written, ``UNKNOWN`` when blank;
+- tracking RA/Dec: RA2000 (hours) and DEC2000 (degrees, 0 when absent) as an
+  FK5 SkyCoord transformed to ICRS by astropy, per position (a cached rotation
+  differs in the last bit for a third of all positions);
+- zenith angle 90 - ALTITUDE, with ALTITUDE clipped to [0, 90], and 90 when
+  ALTITUDE or AZIMUTH is absent (obs_pfs needs both);
+- lamps: the sorted lit lamps of obs_pfs ``utils.getLamps``, IIS cards
+  included; none for DATA-TYP object, Quartz for flat;
+- irp_ratio W_H4IRPN (NIR ramps only), written only where the repository's
+  universe has that column (the ingest step drops it otherwise).
 
-The values here are plain Python and astropy objects; :mod:`pfswatchd.butler.ingest`
+Where obs_pfs itself fails on a card (an unparsable RA2000, an ALTITUDE below
+-90, a non-string DATA-TYP, an unknown TIMESYS ...) it makes no record to
+match; pfswatchd refuses the raw with a one-line reason (BadHeaderError).
+
+The values are plain Python and astropy objects; :mod:`pfswatchd.butler.ingest`
 turns them into a butler record.
 """
 
@@ -25,13 +43,13 @@ from functools import lru_cache
 from typing import Any
 
 import astropy.units as u
-import numpy as np
-from astropy.coordinates import FK5, Angle, SkyCoord
-from astropy.time import Time
+from astropy.coordinates import SkyCoord
+from astropy.time import Time, TimeDelta
 
+from pfswatchd.errors import BadHeaderError
 from pfswatchd.model import RawFile
 
-# Lamp cards and the lamp each one means (obs_pfs utils.getLamps).
+# Lamp cards and the lamp each one means (obs_pfs utils.getLamps, IIS cards since obs_pfs 5743fe4).
 LAMP_CARDS = {
     "W_ENIISA": "Ar_eng",
     "W_ENIISC": "Quartz_eng",
@@ -43,6 +61,13 @@ LAMP_CARDS = {
     "W_ENIHGA": "HgAr_eng",
     "W_ENIKRY": "Kr_eng",
     "W_ENINEO": "Ne_eng",
+    "W_IISARG": "Ar_eng",
+    "W_IISQTH": "Quartz_eng",
+    "W_IISHGA": "HgAr_eng",
+    "W_IISKRY": "Kr_eng",
+    "W_IISNEO": "Ne_eng",
+    "W_IISHYD": "H_eng",
+    "W_IISHE": "He_eng",
     "W_AITNEO": "Ne",
     "W_AITXEN": "Xe",
     "W_AITHGA": "HgAr",
@@ -57,96 +82,196 @@ LAMP_CARDS = {
     "W_AIT_SRC_Qth": "Quartz",
 }
 
-
-# Every card visit_values() reads: a classified raw keeps only these (a PFSA primary has ~150).
+# Every card visit_values() and compared_values() read: a classified raw keeps only these.
 VISIT_CARDS = (
     "MJD-STR", "TIMESYS", "EXPTIME", "DARKTIME", "DATA-TYP", "IMAGETYP", "OBJECT", "RA2000", "DEC2000",
-    "ALTITUDE", "W_H4IRPN", "W_PFDSNM", "PROP-ID", "W_ENFCAY", "W_ENFCAX", *LAMP_CARDS,
+    "ALTITUDE", "AZIMUTH", "W_H4IRPN", "W_PFDSNM", "PROP-ID", "W_ENFCAY", "W_ENFCAX", *LAMP_CARDS,
 )
 
+# Subaru's observing day starts at 00:00 TAI: astro_metadata_translator subtracts this zero offset.
+_DAY_OFFSET = TimeDelta(0, format="sec", scale="tai")
 
-def _card(header: Mapping[str, Any], key: str, default: Any = None) -> Any:
-    """The value of ``key``, or ``default`` when absent or empty.
 
-    A raw's header holds parsed values only (classify._compact leaves malformed cards out).
+def _defined(header: Mapping[str, Any], key: str) -> bool:
+    """astro_metadata_translator's ``is_key_ok``: the card is there and has a value."""
+    return key in header and header[key] is not None
+
+
+def _first_string(header: Mapping[str, Any], keys: tuple[str, ...], what: str) -> str | None:
+    """obs_pfs ``from_header_string``: the first card that is not blank, as written; None if none.
+
+    A card that is not a string makes obs_pfs fail (``.strip()``); here that is a BadHeaderError.
     """
-    value = header.get(key, default)
-    return default if value is None else value
+    for key in keys:
+        if key not in header:
+            continue
+        value = header[key]
+        if not isinstance(value, str):
+            raise BadHeaderError(f"{key} is {value!r}; expected a string for the {what}")
+        if value.strip():
+            return value
+    return None
 
 
-def lamps(header: Mapping[str, Any]) -> str:
-    data_type = str(_card(header, "DATA-TYP", "")).lower().strip()
+def observation_type(header: Mapping[str, Any]) -> str:
+    value = _first_string(header, ("DATA-TYP", "IMAGETYP"), "observation type")
+    if value is None:
+        return "UNKNOWN"
+    return "science" if value == "OBJECT" else value.lower()
+
+
+def observation_reason(obs_type: str) -> str:
+    return {"science": "science", "UNKNOWN": "UNKNOWN"}.get(obs_type, "calibration")
+
+
+def target_name(header: Mapping[str, Any]) -> str | None:
+    """OBJECT (else IMAGETYP) as written; None where obs_pfs's optional property fails (not a string)."""
+    try:
+        value = _first_string(header, ("OBJECT", "IMAGETYP"), "target name")
+    except BadHeaderError:
+        return None
+    return value or "UNKNOWN"
+
+
+def lamps(header: Mapping[str, Any]) -> str | None:
+    """obs_pfs ``getLamps``, sorted and comma-joined; None where it fails (a DATA-TYP that is no string)."""
+    data_type = header.get("DATA-TYP") or ""
+    if not isinstance(data_type, str):
+        return None
+    data_type = data_type.lower().strip()
     if data_type == "object":
         return ""
     if data_type == "flat":
         return "Quartz"
-    return ",".join(sorted({lamp for key, lamp in LAMP_CARDS.items() if _card(header, key, False)}))
-
-
-def observation_type(header: Mapping[str, Any]) -> str:
-    value = _card(header, "DATA-TYP") or _card(header, "IMAGETYP")
-    if not isinstance(value, str) or not value.strip():
-        return "UNKNOWN"
-    value = value.strip().lower()
-    return "science" if value == "object" else value
-
-
-def observation_reason(obs_type: str) -> str:
-    if obs_type in ("science", "UNKNOWN"):
-        return obs_type
-    return "calibration"
-
-
-def target_name(header: Mapping[str, Any]) -> str:
-    for key in ("OBJECT", "IMAGETYP"):
-        value = _card(header, key)
-        if isinstance(value, str) and value.strip():
-            return value.strip()
-    return "UNKNOWN"
-
-
-@lru_cache(maxsize=1)
-def _fk5_to_icrs_matrix() -> np.ndarray:
-    """The constant rotation from FK5 (equinox J2000) to ICRS, computed once with astropy."""
-    axes = SkyCoord(x=[1, 0, 0], y=[0, 1, 0], z=[0, 0, 1], representation_type="cartesian",
-                    frame=FK5(equinox="J2000"))
-    icrs = axes.icrs.cartesian
-    return np.array([icrs.x.value, icrs.y.value, icrs.z.value])  # column j = image of axis j
+    return ",".join(sorted({lamp for key, lamp in LAMP_CARDS.items() if header.get(key, False)}))
 
 
 @lru_cache(maxsize=4096)
-def icrs_from_fk5(ra: str, dec: str) -> tuple[float, float]:
-    """ICRS degrees of a sexagesimal FK5 (J2000) position (astropy's transform, as a fixed rotation)."""
-    ra_rad = Angle(ra, unit=u.hourangle).radian
-    dec_rad = Angle(dec, unit=u.deg).radian
-    vector = np.array([math.cos(dec_rad) * math.cos(ra_rad), math.cos(dec_rad) * math.sin(ra_rad),
-                       math.sin(dec_rad)])
-    x, y, z = _fk5_to_icrs_matrix() @ vector
-    return math.degrees(math.atan2(y, x)) % 360.0, math.degrees(math.atan2(z, math.hypot(x, y)))
+def icrs_from_fk5(ra: Any, dec: Any) -> tuple[float, float]:
+    """ICRS degrees of an FK5 (J2000) position given as obs_pfs reads RA2000 (hours) and DEC2000 (degrees).
+
+    The same astropy transform as obs_pfs (a SkyCoord per position): the result is a pure function of
+    the two card values, so caching it keeps every bit.
+    """
+    icrs = SkyCoord(ra, dec, frame="fk5", unit=(u.hourangle, u.deg)).transform_to("icrs")
+    return float(icrs.ra.degree), float(icrs.dec.degree)
 
 
-def _position(header: Mapping[str, Any]) -> tuple[float, float]:
-    ra = _card(header, "RA2000", 0.0)
-    dec = _card(header, "DEC2000", 0.0)
+def _tracking(header: Mapping[str, Any]) -> tuple[float, float]:
+    ra = header.get("RA2000", 0.0)  # the card as it is (None too) when present
+    dec = header.get("DEC2000", 0.0)
     try:
-        return icrs_from_fk5(str(ra), str(dec))
-    except ValueError:
-        return icrs_from_fk5("0", "0")
+        return icrs_from_fk5(ra, dec)
+    except Exception as exc:  # astropy's parsers raise ValueError, TypeError, UnitsError, ...
+        raise BadHeaderError(
+            f"RA2000 {ra!r} / DEC2000 {dec!r} is not a position ({_first_line(exc)}); expected sexagesimal "
+            "J2000 coordinates (obs_pfs cannot ingest this raw either)"
+        ) from None
+
+
+def zenith_angle(header: Mapping[str, Any]) -> float:
+    """90 - ALTITUDE (clipped to [0, 90]); 90 unless both ALTITUDE and AZIMUTH are present."""
+    if "ALTITUDE" not in header or "AZIMUTH" not in header:
+        return 90.0
+    altitude, azimuth = header["ALTITUDE"], header["AZIMUTH"]
+    numbers = all(isinstance(v, int | float) and not isinstance(v, complex) for v in (altitude, azimuth))
+    if not numbers or azimuth < -360.0 or altitude < -90.0:
+        raise BadHeaderError(
+            f"ALTITUDE {altitude!r} / AZIMUTH {azimuth!r}; expected degrees (altitude >= -90, azimuth >= -360), "
+            "or no ALTITUDE or AZIMUTH card (obs_pfs cannot ingest this raw either)"
+        )
+    altitude = min(max(float(altitude), 0.0), 90.0)
+    return 90.0 - altitude  # astropy's AltAz.zen: 90 deg minus the (clipped) altitude, in degrees
+
+
+def exposure_time(header: Mapping[str, Any]) -> float:
+    """EXPTIME in seconds; a NaN counts as 0 (astro_metadata_translator's default for the card)."""
+    if not _defined(header, "EXPTIME"):
+        raise BadHeaderError("missing EXPTIME; expected the exposure time in seconds")
+    value = header["EXPTIME"]
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise BadHeaderError(f"EXPTIME is {value!r}; expected the exposure time in seconds") from None
+    return 0.0 if math.isnan(seconds) else seconds
+
+
+def _dark_time(header: Mapping[str, Any], exposure: float) -> float | None:
+    if "DARKTIME" not in header:
+        return exposure
+    try:
+        return float(header["DARKTIME"])
+    except (TypeError, ValueError):
+        return None  # obs_pfs: the optional dark_time fails, and the column stays NULL
+
+
+def irp_ratio(header: Mapping[str, Any]) -> int | None:
+    if "W_H4IRPN" not in header:
+        return None
+    try:
+        return int(header["W_H4IRPN"])
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _as_str(header: Mapping[str, Any], key: str, default: str) -> str:
+    """A card without a unit, as astro_metadata_translator maps it: the default when undefined or NaN."""
+    if not _defined(header, key):
+        return default
+    value = header[key]
+    if isinstance(value, float) and math.isnan(value):
+        return default
+    return value if isinstance(value, str) else str(value)
+
+
+def _as_float(header: Mapping[str, Any], key: str) -> float | None:
+    if not _defined(header, key):
+        return None
+    try:
+        return float(header[key])
+    except (TypeError, ValueError):
+        return None
+
+
+def _begin(header: Mapping[str, Any]) -> Time:
+    timesys = header.get("TIMESYS", "utc")
+    if not isinstance(timesys, str):
+        raise BadHeaderError(f"TIMESYS is {timesys!r}; expected a time scale such as 'UTC'")
+    try:
+        return Time(header["MJD-STR"], format="mjd", scale=timesys.lower())
+    except (ValueError, TypeError) as exc:
+        raise BadHeaderError(
+            f"MJD-STR {header.get('MJD-STR')!r} in TIMESYS {timesys!r} is not a time ({_first_line(exc)}); "
+            "expected an MJD in a scale astropy knows (UTC, TAI, TT, ...)"
+        ) from None
+
+
+def day_obs(begin: Time) -> int:
+    """YYYYMMDD of the TAI date of ``begin`` (Subaru: no observing-day offset)."""
+    return int((begin.tai - _DAY_OFFSET).strftime("%Y%m%d"))
 
 
 def visit_values(raw: RawFile) -> dict[str, Any]:
-    """Every field of the visit record of ``raw`` (begin/end as astropy Times)."""
+    """Every field of the visit record of ``raw`` (begin/end as astropy Times).
+
+    Raises:
+        BadHeaderError: a card makes the official computation fail (the message names the card).
+    """
     header = raw.header
-    scale = str(_card(header, "TIMESYS", "utc")).strip().lower() or "utc"
-    start = float(header["MJD-STR"])
-    exposure_time = float(_card(header, "EXPTIME", 0.0))
-    dark_time = float(_card(header, "DARKTIME", exposure_time))
-    begin = Time(start, format="mjd", scale=scale)
-    end = Time(start, exposure_time / 86400.0, format="mjd", scale=scale)
+    try:
+        return _values(raw, header)
+    except BadHeaderError as exc:
+        raise BadHeaderError(f"{raw.path.name}: {exc}; the visit record cannot be computed") from None
+
+
+def _values(raw: RawFile, header: Mapping[str, Any]) -> dict[str, Any]:
+    begin = _begin(header)
+    exposure = exposure_time(header)
+    end = begin + exposure * u.s
+    if end.tai.mjd <= 40587.0:  # 1970-01-01: daf_butler's Timespan cannot start before its epoch
+        raise BadHeaderError(f"MJD-STR {header['MJD-STR']!r} is before 1970; expected the start of the exposure")
     obs_type = observation_type(header)
-    ra, dec = _position(header)
-    altitude = _card(header, "ALTITUDE", 0.0)
-    irp = _card(header, "W_H4IRPN")
+    ra, dec = _tracking(header)
     return {
         "instrument": raw.instrument,
         "id": raw.visit,
@@ -155,34 +280,41 @@ def visit_values(raw: RawFile) -> dict[str, Any]:
         "dither": raw.dither,
         "datetime_begin": begin,
         "datetime_end": end,
-        "exposure_time": exposure_time,
-        "dark_time": dark_time,
-        "observation_type": obs_type[:16],
+        "exposure_time": exposure,
+        "dark_time": _dark_time(header, exposure),
+        "observation_type": obs_type,
         "observation_reason": observation_reason(obs_type),
-        "day_obs": _day_obs(begin),
+        "day_obs": day_obs(begin),
         "seq_num": raw.visit,
-        "group_name": str(_card(header, "W_PFDSNM", ""))[:64],
+        "group_name": _as_str(header, "W_PFDSNM", ""),
         "group_id": raw.visit,
-        "target_name": target_name(header)[:64],
-        "science_program": str(_card(header, "PROP-ID", "unknown"))[:64],
+        "target_name": target_name(header),
+        "science_program": _as_str(header, "PROP-ID", "unknown"),
         "tracking_ra": ra,
         "tracking_dec": dec,
-        "sky_angle": None,
-        "zenith_angle": 90.0 - float(altitude) if isinstance(altitude, int | float) else 90.0,
-        "shift": _float_or_none(_card(header, "W_ENFCAY")),
-        "focus": _float_or_none(_card(header, "W_ENFCAX")),
-        "lamps": lamps(header)[:64],
-        "irp_ratio": irp if isinstance(irp, int) and not isinstance(irp, bool) else None,
+        "sky_angle": None,  # obs_pfs's rotation coordinate is "mount", never "sky"
+        "zenith_angle": zenith_angle(header),
+        "shift": _as_float(header, "W_ENFCAY"),
+        "focus": _as_float(header, "W_ENFCAX"),
+        "lamps": lamps(header),
+        "irp_ratio": irp_ratio(header),
     }
 
 
-def _day_obs(begin: Time) -> int:
-    """YYYYMMDD of the TAI date of ``begin`` (no observing-day offset for PFS)."""
-    when = begin.tai.ymdhms
-    return int(when["year"]) * 10000 + int(when["month"]) * 100 + int(when["day"])
+def compared_values(raw: RawFile) -> dict[str, Any]:
+    """The visit-level values of ``raw`` that obs_pfs never compares between the raws of a visit.
+
+    pfswatchd compares them with the visit's record only to warn (modules read W_ENFCAZ back with
+    noise, so their quantised dithers can differ by a step); cheap, and never raises.
+    """
+    header = raw.header
+    try:
+        exposure: float | None = exposure_time(header)
+    except BadHeaderError:
+        exposure = None
+    return {"dither": raw.dither, "exposure_time": exposure, "irp_ratio": irp_ratio(header)}
 
 
-def _float_or_none(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

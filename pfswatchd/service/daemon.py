@@ -36,6 +36,7 @@ from pfswatchd.butler import repo
 from pfswatchd.butler.ingest import Ingester, IngestSettings
 from pfswatchd.config import Config
 from pfswatchd.errors import ConfigError, PfsWatchError
+from pfswatchd.files.corrections import HeaderCorrections
 from pfswatchd.service.archivestage import ArchiveStage
 from pfswatchd.service.examiner import Examiner
 from pfswatchd.service.pipeline import Pipeline
@@ -90,8 +91,11 @@ class Service:
         self.ledger.create()
         released = self.ledger.release_abandoned(starting=True)
         self._butler = self._open_repository()
-        self.pipeline = Pipeline(cfg, self.ledger, self._make_ingester(), self.log,
-                                 examiner=Examiner(cfg.ingest.examine_workers, on_done=self._wake),
+        ingester = self._make_ingester()
+        self.pipeline = Pipeline(cfg, self.ledger, ingester, self.log,
+                                 examiner=Examiner(cfg.ingest.examine_workers, on_done=self._wake,
+                                                   corrections=HeaderCorrections.standard(
+                                                       cfg.ingest.header_corrections)),
                                  archives=ArchiveStage(cfg, self.ledger, self.log, self._hint, self._wake))
         self.watcher = Watcher(cfg.watch_roots, self._hint, recursive=cfg.watch.recursive, mode=cfg.watch.mode,
                                poll_interval=cfg.watch.poll_interval)
@@ -103,7 +107,8 @@ class Service:
                                    on_found=self._wake)
         self.log.info("service_started", instance=self.ledger.instance, repository=str(cfg.repository.root),
                       ledger=logconfig.redact(cfg.state.url), watch=[str(p) for p in cfg.watch_roots],
-                      transfer=cfg.ingest.transfer, mode=cfg.watch.mode, released_claims=released,
+                      universe=str(ingester.shape), transfer=cfg.ingest.transfer, mode=cfg.watch.mode,
+                      released_claims=released,
                       missing_folders=[str(p) for p in missing])
         self._rescan()  # in the background: READY does not wait for it
         for path in self.ledger.due(limit=100_000):
@@ -222,7 +227,8 @@ class Service:
         cfg = self.config.ingest
         settings = IngestSettings(transfer=cfg.transfer, raw_run=cfg.raw_run or None,
                                   pfsconfig_run=cfg.pfsconfig_run or None,
-                                  perms=self.config.service.permissions)
+                                  perms=self.config.service.permissions,
+                                  instruments=self.config.repository.instruments)
         return Ingester(self._butler, self.config.repository.root, settings)
 
     def _hint(self, path: str, hint: str) -> None:

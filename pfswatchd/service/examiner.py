@@ -20,13 +20,14 @@ from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 
+from pfswatchd.files.corrections import NONE, HeaderCorrections
 from pfswatchd.files.examine import Examination, examine
 
 CHUNK = 64
 
 
-def examine_many(paths: list[str]) -> list[Examination]:
-    return [examine(Path(path)) for path in paths]
+def examine_many(paths: list[str], corrections: HeaderCorrections = NONE) -> list[Examination]:
+    return [examine(Path(path), corrections=corrections) for path in paths]
 
 
 def exit_with_service(service_pid: int) -> None:
@@ -50,9 +51,11 @@ def exit_with_service(service_pid: int) -> None:
 
 
 class Examiner:
-    def __init__(self, workers: int, on_done: Callable[[], None] | None = None) -> None:
+    def __init__(self, workers: int, on_done: Callable[[], None] | None = None,
+                 corrections: HeaderCorrections = NONE) -> None:
         self.workers = workers
         self.on_done = on_done
+        self.corrections = corrections
         self._lock = threading.Lock()
         self._done: list[Examination] = []
         self._pool: ProcessPoolExecutor | None = None
@@ -71,7 +74,7 @@ class Examiner:
         if not paths:
             return
         if self._pool is None:
-            results = examine_many(paths)
+            results = examine_many(paths, self.corrections)
             with self._lock:
                 self._done.extend(results)
             return
@@ -79,7 +82,7 @@ class Examiner:
         size = max(1, min(CHUNK, -(-len(paths) // (self.workers * 2))))
         for start in range(0, len(paths), size):
             chunk = paths[start : start + size]
-            future = self._pool.submit(examine_many, chunk)
+            future = self._pool.submit(examine_many, chunk, self.corrections)
             future.add_done_callback(functools.partial(self._finished, chunk=chunk))
 
     def _finished(self, future: Future[list[Examination]], chunk: list[str]) -> None:
@@ -87,7 +90,7 @@ class Examiner:
             results = future.result()
         except Exception:
             # A worker died (e.g. killed): examine here instead, nothing is lost.
-            results = examine_many(chunk)
+            results = examine_many(chunk, self.corrections)
         with self._lock:
             self._done.extend(results)
         if self.on_done is not None:

@@ -296,11 +296,15 @@ class Pipeline:
                 complete_at=complete_at,
             )
             if outcome.status is Status.INGESTED:
-                results.append(Result(path, FileState.INGESTED, dataset_id=outcome.dataset_id, **common))
+                # A warning (a visit-level value that differs) stays with the ingested row.
+                results.append(Result(path, FileState.INGESTED, dataset_id=outcome.dataset_id,
+                                      error_kind=outcome.error_kind, error=outcome.message, **common))
             elif outcome.status is Status.DUPLICATE:
                 # A dataset belongs to one ledger row: if none holds it, this row put it there
                 # before a crash cut its bookkeeping short, so it is ingested, not a duplicate.
-                state = FileState.DUPLICATE if outcome.dataset_id in owned else FileState.INGESTED
+                # One that another tool wrote (an id pfswatchd never computes) is a duplicate.
+                owner = outcome.foreign or outcome.dataset_id in owned
+                state = FileState.DUPLICATE if owner else FileState.INGESTED
                 results.append(Result(path, state, dataset_id=outcome.dataset_id, **common))
             elif outcome.status is Status.WAITING:
                 results.append(Result(path, FileState.WAITING, error=outcome.message, **common))
@@ -314,8 +318,15 @@ class Pipeline:
 
     def _failure(self, path: str, kind: ErrorKind, message: str, file_kind: FileKind | None,
                  attempts: int) -> Result:
-        """The result of a failed try; a transient failure is retried after a backoff that grows with attempts."""
-        if kind in RETRYABLE_KINDS:
+        """The result of a failed try; a transient failure is retried after a backoff that grows with attempts.
+
+        One that repeats is given up after ``ingest.max_attempts`` (failed with its last reason), except
+        a registry database that is away: that is nobody's file's fault, and the file waits for it.
+        """
+        limit = self.config.ingest.max_attempts
+        if kind in RETRYABLE_KINDS and kind is not ErrorKind.DATABASE_UNAVAILABLE and attempts >= limit:
+            message = f"{message} (given up after {attempts} attempts; `pfswatchd retry` queues it again)"
+        elif kind in RETRYABLE_KINDS:
             delay = self.config.ingest.retry_delay(attempts)
             return Result(path, FileState.PENDING, kind=file_kind.value if file_kind else None,
                           error_kind=kind.value, error=message, retry_at=time.time() + delay)
@@ -361,7 +372,10 @@ class Pipeline:
             report.ingested += 1
             if result.visit is not None and result.kind in (FileKind.RAW_CCD.value, FileKind.RAW_NIR.value):
                 report.new_visits.add(result.visit)
-            self.log.info(f"file_{result.state.value}", **fields)
+            if result.error_kind:  # ingested with a warning (errors.WARNING_KINDS)
+                self.log.warning(f"file_{result.state.value}", **fields)
+            else:
+                self.log.info(f"file_{result.state.value}", **fields)
         elif result.state is FileState.WAITING:
             self.log.info("file_waiting", **fields)
         elif result.state is FileState.PENDING:

@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 from lsst.daf.butler import Butler
+from lsst.daf.butler.registry import MissingCollectionError
 
 from conftest import DESIGN, classified, make_ingester, write_config, write_raw
 from pfswatchd.butler.transfer import TRANSFER_MODES
 from pfswatchd.model import Status
 
 
-def _datasets(root, collections="PFS/raw/all", dataset_type="raw"):
+def _datasets(root, collections="PFS/raw/sps", dataset_type="raw"):
     with Butler.from_config(str(root), collections=collections) as reader:
         return {
             (ref.dataId["visit"], ref.dataId.get("arm"), ref.dataId.get("spectrograph")): ref
@@ -45,7 +46,7 @@ def _snapshot(root: Path):
 )
 def test_raw_ids_equal_the_test_vectors(butler, pfs_repo, tmp_path, data_id, run, expected):
     raw = write_raw(tmp_path / "in", **data_id)
-    settings = {} if run == "PFS/raw/all" else {"raw_run": run}
+    settings = {} if run == "PFS/raw/sps" else {"raw_run": run}  # raw/sps is the default RUN
     [outcome] = make_ingester(butler, pfs_repo, **settings).ingest(classified(raw))
     assert (outcome.status, outcome.dataset_id, outcome.run) == (Status.INGESTED, expected, run)
     assert str(_datasets(pfs_repo, run)[(data_id["visit"], data_id["arm"], data_id["spectrograph"])].id) == expected
@@ -68,14 +69,14 @@ def test_each_transfer_mode(butler, pfs_repo, tmp_path, mode):
     content = source.read_bytes()
     outcomes = make_ingester(butler, pfs_repo, transfer=mode).ingest(classified(source, nir))
     assert [o.status for o in outcomes] == [Status.INGESTED] * 2
-    with Butler.from_config(str(pfs_repo), collections="PFS/raw/all") as reader:
+    with Butler.from_config(str(pfs_repo), collections="PFS/raw/sps") as reader:
         stored = Path(reader.getURI("raw", instrument="PFS", visit=42, arm="r", spectrograph=2).ospath)
         image = reader.get("raw.image", instrument="PFS", visit=42, arm="r", spectrograph=2)
     assert image.array.shape == (86, 96)
     if mode == "direct":
         assert stored == source.absolute()
         return
-    assert stored.is_relative_to(pfs_repo) and stored.name == "raw_PFS_42_r2_PFS_raw_all.fits"
+    assert stored.is_relative_to(pfs_repo) and stored.name == "raw_PFS_42_r2_PFS_raw_sps.fits"
     if mode in ("auto", "link", "hardlink"):
         assert not stored.is_symlink() and stored.stat().st_ino == source.stat().st_ino
     elif mode == "symlink":
@@ -134,14 +135,22 @@ def test_pfsconfig_with_the_wrong_design_is_rejected(butler, pfs_repo, tmp_path)
 
 
 def test_raw_that_disagrees_with_its_visit(butler, pfs_repo, tmp_path):
+    """Another design is refused; values obs_pfs never compares (dither, exposure time) only warn."""
     ingester = make_ingester(butler, pfs_repo)
     ingester.ingest(classified(write_raw(tmp_path / "a", visit=11, arm="b")))
     other_design = write_raw(tmp_path / "b", visit=11, arm="r", design=DESIGN + 5)
     other_dither = write_raw(tmp_path / "c", visit=11, arm="n", dither_mm=0.001)
-    design_out, dither_out = make_ingester(butler, pfs_repo).ingest(classified(other_design, other_dither))
+    other_exposure = write_raw(tmp_path / "d", visit=11, arm="r", spectrograph=2, exptime=31.0)
+    design_out, dither_out, exposure_out = make_ingester(butler, pfs_repo).ingest(
+        classified(other_design, other_dither, other_exposure))
     assert design_out.error_kind == "design_mismatch" and "one design per visit" in design_out.message
-    assert dither_out.error_kind == "visit_mismatch" and "dither 10" in dither_out.message
-    assert set(_datasets(pfs_repo)) == {(11, "b", 1)}
+    assert (dither_out.status, dither_out.error_kind) == (Status.INGESTED, "visit_mismatch")
+    assert "dither 10 but the visit has 0" in dither_out.message
+    assert (exposure_out.status, exposure_out.error_kind) == (Status.INGESTED, "visit_mismatch")
+    assert "exposure_time 31.0 but the visit has 30.0" in exposure_out.message
+    assert set(_datasets(pfs_repo)) == {(11, "b", 1), (11, "n", 1), (11, "r", 2)}
+    [visit] = butler.query_dimension_records("visit", instrument="PFS", visit=11)
+    assert (visit.dither, visit.exposure_time) == (0, 30.0)  # the first raw's values, as obs_pfs keeps them
 
 
 def test_same_file_twice_is_a_duplicate_that_changes_nothing(butler, pfs_repo, tmp_path):
@@ -168,7 +177,7 @@ def test_conflicting_file_is_never_an_overwrite(butler, pfs_repo, tmp_path):
     assert other.read_bytes() != original.read_bytes()
     [outcome] = make_ingester(butler, pfs_repo, transfer="copy").ingest(classified(other))
     assert outcome.status is Status.FAILED and outcome.error_kind == "conflict"
-    assert "already in PFS/raw/all" in outcome.message and "nothing was overwritten" in outcome.message
+    assert "already in PFS/raw/sps" in outcome.message and "nothing was overwritten" in outcome.message
     assert _snapshot(pfs_repo) == before
 
 
@@ -191,36 +200,83 @@ def test_fail_fast_writes_nothing_after_an_error(butler, pfs_repo, tmp_path):
     assert _snapshot(pfs_repo) == before
 
 
-def test_pfsf_full_and_customised_all_stay_retrievable(butler, pfs_repo, tmp_path):
-    """Rule: full -> PFS/raw/pfsConfig, PFSF..NN -> PFS/raw/pfsConfig/NN; defaults finds the full one first."""
+def _pfsconfig_sizes(root, visit, runs):
+    """The number of fibres of the pfsConfig of ``visit`` in each RUN (None where there is none)."""
+    with Butler.from_config(str(root)) as reader:
+        found = {}
+        for run in runs:
+            try:
+                ref = reader.find_dataset("pfsConfig", instrument="PFS", visit=visit, collections=run)
+            except MissingCollectionError:
+                ref = None
+            found[run] = None if ref is None else len(reader.get(ref))
+    return found
+
+
+def test_pfsf_customised_first_then_full(butler, pfs_repo, tmp_path):
+    """pfsfrule: a lone customised PFSF is found in PFS/raw/pfsConfig (a stand-in) and in .../NN; the full
+    one arriving later goes to PFS/raw/pfsConfig/00 with a warning; nothing is overwritten."""
     folder = tmp_path / "in"
     ingester = make_ingester(butler, pfs_repo)
     ingester.ingest(classified(write_raw(folder, visit=18)))
-    custom1 = write_config(folder, visit=18, subset=1)
-    custom2 = write_config(folder, visit=18, subset=2)
+    custom2, custom1 = write_config(folder, visit=18, subset=2), write_config(folder, visit=18, subset=1)
     outcomes = ingester.ingest(classified(custom2, custom1))
     assert [(o.status, o.run) for o in outcomes] == [
         (Status.INGESTED, "PFS/raw/pfsConfig/02"), (Status.INGESTED, "PFS/raw/pfsConfig/01")]
-    with Butler.from_config(str(pfs_repo), collections="PFS/defaults") as reader:
-        assert len(reader.get("pfsConfig", instrument="PFS", visit=18)) < 12  # only a customised one yet
+    with Butler.from_config(str(pfs_repo)) as reader:  # the lowest suffix stands in
+        standin = reader.get("pfsConfig", instrument="PFS", visit=18, collections="PFS/raw/pfsConfig")
+        assert standin.fiberId.tolist() == reader.get("pfsConfig", instrument="PFS", visit=18,
+                                                      collections="PFS/raw/pfsConfig/01").fiberId.tolist()
     full = write_config(folder, visit=18, pfsf=True)
     renamed_full = write_config(folder, visit=18)
-    assert [o.status for o in ingester.ingest(classified(full))] == [Status.INGESTED]
-    assert [o.status for o in ingester.ingest(classified(renamed_full))] == [Status.DUPLICATE]
-    assert butler.registry.getCollectionChain("PFS/defaults") == (
-        "PFS/raw/all", "PFS/raw/pfsConfig", "PFS/raw/pfsConfig/01", "PFS/raw/pfsConfig/02")
-    with Butler.from_config(str(pfs_repo), collections="PFS/defaults") as reader:
-        assert len(reader.get("pfsConfig", instrument="PFS", visit=18)) == 12
-        sizes = {run: len(reader.get("pfsConfig", instrument="PFS", visit=18, collections=run))
-                 for run in ("PFS/raw/pfsConfig/01", "PFS/raw/pfsConfig/02")}
-    assert all(0 < n < 12 for n in sizes.values())
+    [moved] = make_ingester(butler, pfs_repo).ingest(classified(full))
+    assert (moved.status, moved.run, moved.error_kind) == (Status.INGESTED, "PFS/raw/pfsConfig/00", None)
+    assert "already holds a customised PFSF" in moved.message
+    [again] = make_ingester(butler, pfs_repo).ingest(classified(renamed_full))
+    assert (again.status, again.run) == (Status.DUPLICATE, "PFS/raw/pfsConfig/00")
+    sizes = _pfsconfig_sizes(pfs_repo, 18, ["PFS/raw/pfsConfig", "PFS/raw/pfsConfig/00", "PFS/raw/pfsConfig/01",
+                                            "PFS/raw/pfsConfig/02", "PFS/defaults"])
+    assert sizes["PFS/raw/pfsConfig/00"] == 12 and all(0 < sizes[r] < 12 for r in ("PFS/raw/pfsConfig/01",
+                                                                                    "PFS/raw/pfsConfig/02"))
+    assert sizes["PFS/raw/pfsConfig"] == sizes["PFS/defaults"] == sizes["PFS/raw/pfsConfig/01"]
+    assert butler.registry.getCollectionChain("PFS/defaults") == ("PFS/raw/pfsConfig", "PFS/raw/sps")
+
+
+def test_pfsf_full_first_then_customised(butler, pfs_repo, tmp_path):
+    """pfsfrule: the full one in PFS/raw/pfsConfig, the customised ones only in .../NN."""
+    folder = tmp_path / "in"
+    ingester = make_ingester(butler, pfs_repo)
+    ingester.ingest(classified(write_raw(folder, visit=28)))
+    [full] = ingester.ingest(classified(write_config(folder, visit=28)))
+    outcomes = ingester.ingest(classified(write_config(folder, visit=28, subset=1),
+                                          write_config(folder, visit=28, subset=2)))
+    assert (full.status, full.run) == (Status.INGESTED, "PFS/raw/pfsConfig")
+    assert [(o.status, o.run, o.message) for o in outcomes] == [
+        (Status.INGESTED, "PFS/raw/pfsConfig/01", None), (Status.INGESTED, "PFS/raw/pfsConfig/02", None)]
+    sizes = _pfsconfig_sizes(pfs_repo, 28, ["PFS/raw/pfsConfig", "PFS/raw/pfsConfig/00", "PFS/raw/pfsConfig/01",
+                                            "PFS/raw/pfsConfig/02", "PFS/defaults"])
+    assert sizes["PFS/raw/pfsConfig"] == sizes["PFS/defaults"] == 12 and sizes["PFS/raw/pfsConfig/00"] is None
+    assert 0 < sizes["PFS/raw/pfsConfig/01"] < 12 and 0 < sizes["PFS/raw/pfsConfig/02"] < 12
+
+
+def test_pfsf_full_and_customised_in_one_batch(butler, pfs_repo, tmp_path):
+    """Arriving together, the full one takes PFS/raw/pfsConfig whatever the order in the batch."""
+    folder = tmp_path / "in"
+    raw = write_raw(folder, visit=38)
+    outcomes = make_ingester(butler, pfs_repo).ingest(classified(
+        raw, write_config(folder, visit=38, subset=2), write_config(folder, visit=38, pfsf=True)))
+    assert [(o.status, o.run) for o in outcomes] == [
+        (Status.INGESTED, "PFS/raw/sps"), (Status.INGESTED, "PFS/raw/pfsConfig/02"),
+        (Status.INGESTED, "PFS/raw/pfsConfig")]
+    sizes = _pfsconfig_sizes(pfs_repo, 38, ["PFS/raw/pfsConfig", "PFS/raw/pfsConfig/02"])
+    assert sizes["PFS/raw/pfsConfig"] == 12 and 0 < sizes["PFS/raw/pfsConfig/02"] < 12
 
 
 def test_ccd_and_nir_read_back(butler, pfs_repo, tmp_path):
     ccd = write_raw(tmp_path / "in", visit=19, arm="b", spectrograph=3)
     nir = write_raw(tmp_path / "in", visit=19, arm="n", spectrograph=3, n_reads=4)
     make_ingester(butler, pfs_repo).ingest(classified(ccd, nir))
-    with Butler.from_config(str(pfs_repo), collections="PFS/raw/all") as reader:
+    with Butler.from_config(str(pfs_repo), collections="PFS/raw/sps") as reader:
         raw = reader.get("raw", instrument="PFS", visit=19, arm="b", spectrograph=3)
         ramp = reader.get("raw", instrument="PFS", visit=19, arm="n", spectrograph=3)
         metadata = reader.get("raw.metadata", instrument="PFS", visit=19, arm="n", spectrograph=3)

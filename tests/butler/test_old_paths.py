@@ -68,7 +68,8 @@ def test_an_old_repository_takes_new_files(old_repo, tmp_path):
     butler = repo.open_butler(old_repo)
     try:
         raw = write_raw(tmp_path / "new", visit=100, arm="r", spectrograph=1)
-        [outcome] = make_ingester(butler, old_repo, transfer="copy").ingest(classified(raw))
+        # Its raws are in PFS/raw/all (pfswatchd's RUN before it took the official PFS/raw/sps).
+        [outcome] = make_ingester(butler, old_repo, transfer="copy", raw_run="PFS/raw/all").ingest(classified(raw))
         assert outcome.ok, outcome
         for arm in "brn":
             got = butler.get("raw", instrument="PFS", visit=100, arm=arm, spectrograph=1,

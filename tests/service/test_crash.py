@@ -34,8 +34,8 @@ def _digest(path: Path) -> str:
 
 def _registered(repo: Path) -> dict[str, Path]:
     """Registered raws: data-ID string -> file in the datastore."""
-    with Butler.from_config(str(repo), collections="PFS/raw/all") as butler:
-        refs = butler.query_datasets("raw", collections="PFS/raw/all", find_first=False, limit=None,
+    with Butler.from_config(str(repo), collections="PFS/raw/sps") as butler:
+        refs = butler.query_datasets("raw", collections="PFS/raw/sps", find_first=False, limit=None,
                                      explain=False)
         return {f"{r.dataId['visit']}-{r.dataId['arm']}{r.dataId['spectrograph']}": Path(butler.getURI(r).ospath)
                 for r in refs}

@@ -42,7 +42,7 @@ def test_files_renamed_in_are_ingested_and_readable(daemon, tmp_path):
     assert refs[("r", 2)] == entry["dataset_id"]
     from lsst.daf.butler import Butler
 
-    with Butler.from_config(str(daemon.repo), collections="PFS/raw/all") as butler:
+    with Butler.from_config(str(daemon.repo), collections="PFS/raw/sps") as butler:
         image = butler.get("raw.image", instrument="PFS", visit=300, arm="n", spectrograph=2)
     assert image.array.shape == (64, 64)
     event = daemon.events("file_ingested")[0]

@@ -50,8 +50,8 @@ def test_three_instances_one_killed_every_file_exactly_once(tmp_path, postgres):
     assert len(status["files"]) == FILES and len({f["dataset_id"] for f in status["files"]}) == FILES
 
     repo.use_credentials(registry)
-    with Butler.from_config(str(daemons[0].repo), collections="PFS/raw/all") as butler:
-        refs = butler.query_datasets("raw", collections="PFS/raw/all", find_first=False, limit=None,
+    with Butler.from_config(str(daemons[0].repo), collections="PFS/raw/sps") as butler:
+        refs = butler.query_datasets("raw", collections="PFS/raw/sps", find_first=False, limit=None,
                                      explain=False)
         visits = butler.query_dimension_records("visit", instrument="PFS", limit=None, explain=False)
     assert len(refs) == FILES and len({r.id for r in refs}) == FILES

@@ -1,0 +1,83 @@
+"""Visit records for this repository: obs_pfs's values, this universe's columns, nothing cut.
+
+:func:`pfswatchd.files.visitrecord.visit_values` computes every value as obs_pfs does; here
+they become a record of the repository's own universe (its stored "pfs v3" shape has 17 or
+18 visit columns: ``irp_ratio`` only in the newer one, as obs_pfs's gen3.py keeps only the
+fields the universe has), and a later raw of the visit is compared with the record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import cast
+
+from lsst.daf.butler import DimensionRecord, DimensionUniverse
+
+from pfswatchd.errors import BadHeaderError
+from pfswatchd.files.visitrecord import compared_values, visit_values
+from pfswatchd.model import RawFile
+
+
+@dataclass(frozen=True, slots=True)
+class VisitState:
+    """What the registry (or this batch) says about a visit."""
+
+    record: DimensionRecord
+    source: str  # the file that defined it, for messages; "registry" when it was already there
+
+    @property
+    def design(self) -> int:
+        return cast(int, self.record.pfs_design_id)
+
+    @property
+    def dither(self) -> int:
+        return cast(int, self.record.dither)
+
+
+class VisitRecords:
+    """Builds and compares visit records for one universe."""
+
+    def __init__(self, universe: DimensionUniverse) -> None:
+        visit = universe["visit"]
+        self.record_class = visit.RecordClass
+        self.fields = frozenset(visit.RecordClass.fields.names) | {"datetime_begin", "datetime_end"}
+        # Strings the registry stores as VARCHAR(n) (daf_butler: length <= 32); longer columns are TEXT.
+        self.string_limits = {spec.name: int(spec.length or 0) for spec in visit.metadata if spec.isStringType()}
+
+    def record(self, raw: RawFile) -> DimensionRecord:
+        """The visit record as obs_pfs computes it, with only the columns this repository has.
+
+        Nothing is cut: a string longer than its VARCHAR column is a reason, not a shorter value
+        (PostgreSQL would refuse it, and SQLite would keep a value PostgreSQL cannot).
+
+        Raises:
+            BadHeaderError: the record cannot be computed, or a value does not fit its column.
+        """
+        values = {k: v for k, v in visit_values(raw).items() if k in self.fields}
+        for name, limit in self.string_limits.items():
+            value = values.get(name)
+            if isinstance(value, str) and len(value) > limit:
+                raise BadHeaderError(
+                    f"{raw.path.name}: its {name} {value!r} has {len(value)} characters; the visit column "
+                    f"{name} holds at most {limit} (nothing is cut: fix the header card it comes from)"
+                )
+        return self.record_class(**values)
+
+    @staticmethod
+    def differences(raw: RawFile, state: VisitState) -> str | None:
+        """A warning when a value obs_pfs never compares differs from the visit's record (None if none).
+
+        obs_pfs takes the visit's values from its first file and never looks at the others: the
+        spectrograph modules read W_ENFCAZ back with noise, so their dithers can fall on either side
+        of a quantisation step.  A NULL in the record (a CCD raw has no IRP ratio; some official
+        ingests left exposure_time NULL) is not compared.
+        """
+        differences = []
+        for name, value in compared_values(raw).items():
+            recorded = getattr(state.record, name, None)
+            if value is not None and recorded is not None and value != recorded:
+                differences.append(f"{name} {value} but the visit has {recorded}")
+        if not differences:
+            return None
+        return (f"{raw.path.name}: {'; '.join(differences)} (from {state.source}); ingested with the visit's "
+                "values, as obs_pfs does")

@@ -1,0 +1,144 @@
+"""Visit records bit for bit as the official ingest writes them, against an independent computation.
+
+pfswatchd's records are read back from a real registry after a real ingest; the expected ones are
+computed by tests/official.py from the documented obs_pfs rules with astropy directly (SkyCoord with
+the observation time and Subaru's location, AltAz, Time arithmetic), never through pfswatchd's code.
+Every column is compared, floats by their bits.
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+from pathlib import Path
+
+import pytest
+from lsst.daf.butler import Timespan
+
+from conftest import DESIGN, classified, make_ingester, write_raw
+from official import official_header, official_visit
+from pfswatchd import fakedata
+from pfswatchd.model import Status
+
+
+def _bits(value):
+    """A value as it must match: floats by their IEEE bits, everything else with its type."""
+    if isinstance(value, float):
+        return ("float", struct.pack("<d", value))
+    return (type(value).__name__, value)
+
+
+def _differences(stored, expected: dict) -> list[str]:
+    found = []
+    timespan = Timespan(expected["datetime_begin"], expected["datetime_end"])
+    if stored.timespan != timespan:
+        found.append(f"timespan {stored.timespan} != {timespan}")
+    for name, value in expected.items():
+        if name in ("datetime_begin", "datetime_end"):
+            continue
+        if _bits(getattr(stored, name)) != _bits(value):
+            found.append(f"{name}: {getattr(stored, name)!r} != {value!r}")
+    return found
+
+
+def _ingest_and_compare(butler, root, paths: list[Path]) -> None:
+    outcomes = make_ingester(butler, root).ingest(classified(*paths))
+    assert all(o.status is Status.INGESTED for o in outcomes), [o.message for o in outcomes if not o.ok]
+    columns = {m.name for m in butler.dimensions["visit"].metadata}
+    assert "irp_ratio" in columns  # the 18-column shape (the 17-column one: tests/butler/test_official_repo.py)
+    records = {r.id: r for r in butler.query_dimension_records("visit", instrument="PFS", explain=False)}
+    problems = {}
+    for path in paths:
+        header = official_header(path)
+        expected = official_visit(header, columns)
+        found = _differences(records[expected["id"]], expected)
+        if found:
+            problems[path.name] = found
+    assert problems == {}
+    assert set(columns) - {"irp_ratio"} <= set(expected)  # every column was compared
+
+
+CASES = {
+    "iis_lamps": dict(data_type="COMPARISON", extra_cards={"W_IISHE": True, "W_IISNEO": True, "W_IISARG": 0}),
+    "eng_lamps_merge": dict(data_type="ARC", extra_cards={"W_ENIISA": True, "W_IISARG": 1, "W_AITKRY": True}),
+    "lower_case_object": dict(data_type="object", extra_cards={"W_AITNEO": True}),
+    "flat": dict(data_type="FLAT", extra_cards={"W_IISQTH": True}),
+    "altitude_without_azimuth": dict(drop_cards=["AZIMUTH"], extra_cards={"ALTITUDE": 47.5}),
+    "azimuth_without_altitude": dict(drop_cards=["ALTITUDE"]),
+    "altitude_above_90": dict(extra_cards={"ALTITUDE": 95.25}),
+    "altitude_below_0": dict(extra_cards={"ALTITUDE": -3.0}),
+    "altitude_integer": dict(extra_cards={"ALTITUDE": 60}),
+    "long_target_name": dict(extra_cards={"OBJECT": "COSMOS deep field, PFS SSP cosmology pointing " * 3}),
+    "no_position": dict(data_type="BIAS", exptime=0.0, drop_cards=["RA2000", "DEC2000"]),
+    "numeric_ra_in_hours": dict(extra_cards={"RA2000": 10.5, "DEC2000": 2.25}),
+    "tai_and_no_darktime": dict(extra_cards={"TIMESYS": "TAI"}, drop_cards=["DARKTIME"]),
+    "group_and_program": dict(extra_cards={"W_PFDSNM": "cobraHome", "PROP-ID": "S25A-001QN"}),
+    "missing_group_and_program": dict(drop_cards=["W_PFDSNM", "PROP-ID", "W_ENFCAY"]),
+    "blank_data_type_uses_imagetyp": dict(extra_cards={"DATA-TYP": " ", "IMAGETYP": "Dark"}),
+    "negative_dither": dict(dither_mm=-0.00071),
+    "just_before_tai_midnight": dict(mjd=60800.0 - 20 / 86400),  # the TAI date is the next day
+}
+
+
+def test_documented_cases_equal_the_official_records(butler, pfs_repo, tmp_path):
+    paths = []
+    for number, (case, cards) in enumerate(CASES.items()):
+        cards = dict(cards)
+        cards.setdefault("extra_cards", {})
+        path = write_raw(tmp_path / case, visit=1000 + number, arm="r", spectrograph=2, **cards)
+        paths.append(path)
+    paths.append(write_raw(tmp_path / "nir", visit=1100, arm="n", spectrograph=1, extra_cards={"W_H4IRPN": 4}))
+    _ingest_and_compare(butler, pfs_repo, paths)
+    [nir] = butler.query_dimension_records("visit", instrument="PFS", visit=1100)
+    [iis] = butler.query_dimension_records("visit", instrument="PFS", visit=1000)
+    [lower] = butler.query_dimension_records("visit", instrument="PFS", visit=1002)
+    [high] = butler.query_dimension_records("visit", instrument="PFS", visit=1006)
+    # A few values written out, so that an error in both computations would still show.
+    assert (nir.irp_ratio, iis.lamps, lower.observation_type, lower.observation_reason, lower.lamps) == (
+        4, "He_eng,HgAr,Ne,Ne_eng", "object", "calibration", "")  # COMPARISON frames also light AIT Ne, HgAr
+    assert high.zenith_angle == 0.0
+
+
+def test_500_random_positions_equal_the_official_records(butler, pfs_repo, tmp_path):
+    """FK5 -> ICRS through astropy per position: a cached rotation differs in the last bit for ~36%."""
+    rng = random.Random(20261111)
+    template = write_raw(tmp_path / "template", visit=1, arm="b", spectrograph=1)
+    paths = []
+    (tmp_path / "many").mkdir()
+    for number in range(500):
+        ra = f"{rng.randrange(24):02d}:{rng.randrange(60):02d}:{rng.uniform(0, 60):06.3f}"
+        dec = f"{rng.choice('+-')}{rng.randrange(90):02d}:{rng.randrange(60):02d}:{rng.uniform(0, 60):05.2f}"
+        cards = {"RA2000": ra, "DEC2000": dec, "ALTITUDE": round(rng.uniform(-10.0, 100.0), 4),
+                 "MJD-STR": 60800.0 + rng.random() * 300}
+        paths.append(fakedata.clone_raw(template, tmp_path / "many", visit=2000 + number, pfs_design_id=DESIGN,
+                                        cards=cards))
+    _ingest_and_compare(butler, pfs_repo, paths)
+
+
+def test_a_value_too_long_for_its_column_is_a_reason_not_a_cut(butler, pfs_repo, tmp_path):
+    """observation_type is VARCHAR(16): obs_pfs writes it uncut (PostgreSQL then refuses the visit)."""
+    long_type = write_raw(tmp_path / "in", visit=3000, data_type="COMPARISON_SEQUENCE_7")
+    [outcome] = make_ingester(butler, pfs_repo).ingest(classified(long_type))
+    assert (outcome.status, outcome.error_kind) == (Status.FAILED, "bad_header")
+    assert "'comparison_sequence_7' has 21 characters" in outcome.message and "at most 16" in outcome.message
+    assert butler.query_dimension_records("visit", instrument="PFS", where="visit = 3000", explain=False) == []
+
+
+@pytest.mark.parametrize(("cards", "drop", "expected"), [
+    ({"RA2000": "not a position"}, [], "RA2000 'not a position'"),
+    ({"ALTITUDE": -95.0}, [], "ALTITUDE -95.0"),
+    ({"TIMESYS": "HST"}, [], "TIMESYS is 'HST'"),
+    ({"DATA-TYP": 5}, [], "DATA-TYP is 5"),
+    ({}, ["EXPTIME"], "EXPTIME"),
+])
+def test_where_obs_pfs_itself_fails_the_raw_gets_a_reason(butler, pfs_repo, tmp_path, cards, drop, expected):
+    from pfswatchd.files.examine import examine
+
+    path = write_raw(tmp_path / "in", visit=3001, extra_cards=cards, drop_cards=drop)
+    found = examine(path)
+    if found.error is not None:  # refused when classified
+        assert found.error.kind == "bad_header" and expected in str(found.error), found.error
+        return
+    [outcome] = make_ingester(butler, pfs_repo).ingest([found.classified])
+    assert (outcome.status, outcome.error_kind) == (Status.FAILED, "bad_header")
+    assert expected in outcome.message and "\n" not in outcome.message
