@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import astropy.units as u
+import yaml
 from astropy.coordinates import AltAz, EarthLocation, SkyCoord
 from astropy.io import fits
 from astropy.time import Time, TimeDelta
@@ -52,6 +53,17 @@ def official_header(path: Path) -> dict[str, Any]:
         if primary.get("INSTRUME") != "PFS":
             primary.update(dict(hdus[1].header))
     return primary
+
+
+def corrected(header: dict[str, Any], folders: list[Path]) -> dict[str, Any]:
+    """astro_metadata_translator's fix_header as obs_pfs's ingest runs it, without the library: the first
+    ``<instrument>-<W_VISIT>.yaml`` found in ``folders`` updates the header (obs_pfs_ingest.md §4.2)."""
+    site = header["W_SITE"]
+    name = f"{'PFS' if site == 'S' else 'PFS-' + site}-{header['W_VISIT']}.yaml"
+    for folder in folders:
+        if (folder / name).is_file():
+            return {**header, **yaml.safe_load((folder / name).read_text())}
+    return header
 
 
 def _header_string(header: Mapping[str, Any], *keys: str) -> str | None:

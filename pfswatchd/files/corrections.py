@@ -31,7 +31,7 @@ from pfswatchd.files.fitsheader import Header
 from pfswatchd.files.names import instrument_for_site
 
 
-class _CorrectionNames(SubaruTranslator):  # type: ignore[misc]
+class _CorrectionNames(SubaruTranslator):
     """Just enough of obs_pfs's PfsTranslator for ``fix_header`` to name the correction file.
 
     The same observation id (``str(W_VISIT)``) and instrument (``PFS`` for site S, else ``PFS-<site>``)
