@@ -94,6 +94,16 @@ class LedgerView:
         ).all()
         return [{"path": r.path, "state": r.state, "error_kind": r.error_kind, "error": r.error} for r in rows]
 
+    def recent_warnings(self, limit: int) -> list[dict[str, Any]]:
+        """Ingested files that carry a warning (errors.WARNING_KINDS, or a message such as a displaced
+        full pfsConfig), newest first."""
+        rows = self.conn.execute(
+            sa.select(files.c.path, files.c.state, files.c.error_kind, files.c.error)
+            .where(files.c.state == FileState.INGESTED.value, files.c.error.is_not(None))
+            .order_by(files.c.updated_at.desc(), files.c.id.desc()).limit(limit)
+        ).all()
+        return [{"path": r.path, "state": r.state, "error_kind": r.error_kind, "error": r.error} for r in rows]
+
     def files(self, wanted: FileFilter | None = None) -> Iterator[dict[str, Any]]:
         """The files ``wanted`` selects (all by default), in the order they were first seen, read
         ``BATCH`` at a time."""

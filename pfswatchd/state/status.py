@@ -52,6 +52,7 @@ def _summary(snapshot: LedgerView, now: float) -> dict[str, Any]:
         "archives": snapshot.archives(),
         "oldest_pending": snapshot.oldest_pending(now),
         "recent_errors": snapshot.recent_errors(RECENT_ERRORS),
+        "recent_warnings": snapshot.recent_warnings(RECENT_ERRORS),
     }
 
 
@@ -114,6 +115,10 @@ def _write_text(data: dict[str, Any], out: TextIO) -> None:
         out.write("recent errors:\n")
         for error in data["recent_errors"]:
             out.write(f"  {error['state']:11s} {error['path']}: [{error['error_kind']}] {error['error']}\n")
+    if data["recent_warnings"]:
+        out.write("recent warnings (ingested):\n")
+        for warning in data["recent_warnings"]:
+            out.write(f"  {warning['path']}: [{warning['error_kind'] or 'warning'}] {warning['error']}\n")
 
 
 _ARCHIVE_DONE = frozenset({ArchiveState.DONE.value, ArchiveState.FAILED.value, ArchiveState.QUARANTINED.value})
