@@ -80,3 +80,62 @@ def write_config(folder: Path, *, visit: int, design: int = DESIGN, subset: int 
     folder.mkdir(parents=True, exist_ok=True)
     name = fakedata.pfsf_filename(visit, subset) if pfsf or subset else fakedata.pfsconfig_filename(design, visit)
     return fakedata.write_pfsconfig(folder / name, visit=visit, pfs_design_id=design, subset=subset, **kwargs)
+
+
+# -- repositories made the way the PFS pipeline makes them (tests/official.py) ----------------------
+
+OFFICIAL_VISIT = 500  # already ingested by the "official" tools in every official repository
+
+
+def build_official_repository(base: Path, columns: int) -> dict:
+    """A repository as a PFS user has it: obs_pfs's universe with ``columns`` (17 or 18) visit columns,
+    register-instrument's records, raws b1, r1, n1 of OFFICIAL_VISIT in PFS/raw/sps, its pfsConfig in
+    PFS/raw/pfsConfig (a random id) and the helpdesk's PFS/defaults.  Built in a process of its own
+    (tests/official.py says why)."""
+    import json
+    import subprocess
+    import sys
+
+    files = base / "files"
+    raws = [write_raw(files, visit=OFFICIAL_VISIT, arm=arm, spectrograph=1) for arm in "brn"]
+    config = write_config(files, visit=OFFICIAL_VISIT)
+    spec = {"columns": columns, "raws": [str(p) for p in raws], "pfsconfigs": [str(config)]}
+    result = subprocess.run([sys.executable, str(Path(__file__).parent / "official.py"), "build", str(base / "repo"),
+                             json.dumps(spec)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return {"root": base / "repo", "files": files, "raws": raws, "pfsconfig": config, "ids": json.loads(result.stdout)}
+
+
+@pytest.fixture(scope="session")
+def official_templates(tmp_path_factory):
+    """Built on first use, once per shape."""
+    built: dict[int, dict] = {}
+
+    def get(columns: int) -> dict:
+        if columns not in built:
+            built[columns] = build_official_repository(tmp_path_factory.mktemp(f"official{columns}"), columns)
+        return built[columns]
+
+    return get
+
+
+def copy_official(template: dict, dest: Path) -> dict:
+    """A private copy of an official repository and of the files its datasets came from."""
+    shutil.copytree(template["root"], dest / "repo")
+    shutil.copytree(template["files"], dest / "files")
+    return {**template, "root": dest / "repo", "files": dest / "files",
+            "raws": [dest / "files" / p.name for p in template["raws"]],
+            "pfsconfig": dest / "files" / template["pfsconfig"].name}
+
+
+def inspect_repository(root: Path) -> dict:
+    """tests/official.py inspect, in a process of its own (the universe of a 17-column repository must not
+    meet this process's)."""
+    import json
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, str(Path(__file__).parent / "official.py"), "inspect", str(root)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout)

@@ -349,7 +349,7 @@ class Ingester:
         key = (raw.instrument, raw.visit)
         state = self._visit(key, plan)
         if state is None:
-            state = VisitState(self._visit_records.record(raw), raw.path.name)
+            state = VisitState(self._visit_records.record(raw), raw.path.name, raw.kind)
             plan.new_visits[key] = state
         if raw.pfs_design_id != state.design:
             raise DesignMismatchError(
@@ -412,7 +412,7 @@ class Ingester:
                     )
                 )
                 for record in records:
-                    state = VisitState(record, "registry")
+                    state = VisitState.from_registry(record)
                     self._visits[(instrument, record.id)] = plan.known_visits[(instrument, record.id)] = state
 
     # -- pfsConfigs ------------------------------------------------------------------------------

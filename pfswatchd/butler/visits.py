@@ -15,7 +15,7 @@ from lsst.daf.butler import DimensionRecord, DimensionUniverse
 
 from pfswatchd.errors import BadHeaderError
 from pfswatchd.files.visitrecord import compared_values, visit_values
-from pfswatchd.model import RawFile
+from pfswatchd.model import FileKind, RawFile
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +24,13 @@ class VisitState:
 
     record: DimensionRecord
     source: str  # the file that defined it, for messages; "registry" when it was already there
+    source_kind: FileKind | None = None  # the camera kind of that file (None: not known)
+
+    @classmethod
+    def from_registry(cls, record: DimensionRecord) -> VisitState:
+        """A record already in the registry: an IRP ratio says a NIR ramp defined it; otherwise unknown."""
+        nir = getattr(record, "irp_ratio", None) is not None
+        return cls(record, "registry", FileKind.RAW_NIR if nir else None)
 
     @property
     def design(self) -> int:
@@ -70,10 +77,13 @@ class VisitRecords:
         obs_pfs takes the visit's values from its first file and never looks at the others: the
         spectrograph modules read W_ENFCAZ back with noise, so their dithers can fall on either side
         of a quantisation step.  A NULL in the record (a CCD raw has no IRP ratio; some official
-        ingests left exposure_time NULL) is not compared.
+        ingests left exposure_time NULL) is not compared, nor the exposure time of a CCD frame with a
+        NIR ramp's (or one whose defining camera is not known).
         """
         differences = []
         for name, value in compared_values(raw).items():
+            if name == "exposure_time" and raw.kind is not state.source_kind:
+                continue  # a NIR ramp's EXPTIME (reads x frame time) is not the CCD shutter's
             recorded = getattr(state.record, name, None)
             if value is not None and recorded is not None and value != recorded:
                 differences.append(f"{name} {value} but the visit has {recorded}")
