@@ -28,9 +28,12 @@ class VisitState:
 
     @classmethod
     def from_registry(cls, record: DimensionRecord) -> VisitState:
-        """A record already in the registry: an IRP ratio says a NIR ramp defined it; otherwise unknown."""
-        nir = getattr(record, "irp_ratio", None) is not None
-        return cls(record, "registry", FileKind.RAW_NIR if nir else None)
+        """A record already in the registry.  Where the universe has irp_ratio, it tells which camera
+        defined the record (NIR ramps carry W_H4IRPN, CCD frames do not); otherwise that is unknown."""
+        if "irp_ratio" not in record.definition.metadata.names:
+            return cls(record, "registry", None)
+        nir = record.irp_ratio is not None
+        return cls(record, "registry", FileKind.RAW_NIR if nir else FileKind.RAW_CCD)
 
     @property
     def design(self) -> int:

@@ -300,11 +300,13 @@ class Pipeline:
                 results.append(Result(path, FileState.INGESTED, dataset_id=outcome.dataset_id,
                                       error_kind=outcome.error_kind, error=outcome.message, **common))
             elif outcome.status is Status.DUPLICATE:
-                # A dataset belongs to one ledger row: if none holds it, this row put it there
-                # before a crash cut its bookkeeping short, so it is ingested, not a duplicate.
-                # One that another tool wrote (an id pfswatchd never computes) is a duplicate.
-                owner = outcome.foreign or outcome.dataset_id in owned
-                state = FileState.DUPLICATE if owner else FileState.INGESTED
+                # A dataset belongs to one ledger row: if none holds it, this row may have put it
+                # there before a crash cut its bookkeeping short (then it is ingested, not a
+                # duplicate).  It cannot have on its first attempt, and never when another tool wrote
+                # it (an id pfswatchd never computes): then the official ingest got there first.
+                first = attempts.get(path, 1) <= 1
+                duplicate = outcome.foreign or first or outcome.dataset_id in owned
+                state = FileState.DUPLICATE if duplicate else FileState.INGESTED
                 results.append(Result(path, state, dataset_id=outcome.dataset_id, **common))
             elif outcome.status is Status.WAITING:
                 results.append(Result(path, FileState.WAITING, error=outcome.message, **common))
