@@ -4,10 +4,13 @@ obs_pfs builds ``PfsRaw.obsInfo`` with ``ObservationInfo(metadata, translator_cl
 derives ``visitInfo`` from it.  pfswatchd has no MetadataTranslator subclass yet: this module computes
 the values of the standard properties a raw's visit information needs, with the rules of obs_pfs's
 ``PfsTranslator`` (translator.py; /work/notes/obs_pfs_ingest.md §2 and obs_pfs_pipeline.md §2.7), and
-makes an ``ObservationInfo`` of them with ``ObservationInfo.makeObservationInfo``.  It is deliberately
-minimal: no ``ext_*`` extension properties (pfsDesignId, dither, lamps, IRP ratio), no observing day, no
-header corrections (``fix_header``); a missing card gives the translator's default, or leaves the
-property unset, instead of making the file bad.
+makes an ``ObservationInfo`` of them with ``ObservationInfo.makeObservationInfo``.  The rules the
+visit record also needs (observation type and reason, target name, FK5 -> ICRS) are the ones of
+`pfswatchd.files.visitrecord`, which computes the visit record exactly as obs_pfs does.  It is
+deliberately minimal: no ``ext_*`` extension properties (pfsDesignId, dither, lamps, IRP ratio), no
+observing day, no header corrections (``fix_header``; `pfswatchd.files.corrections` applies them at
+ingest); a missing card gives the translator's default, or leaves the property unset, instead of
+making the file bad (a raw that is already in a repository should still read).
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from astropy.coordinates import AltAz, EarthLocation, SkyCoord
 from astropy.io import fits
 from astropy.time import Time
 
-from pfswatchd.files.names import ARM_BY_NUMBER
+from pfswatchd.errors import BadHeaderError
+from pfswatchd.files import visitrecord
+from pfswatchd.files.names import ARM_BY_NUMBER, instrument_for_site
 
 from .camera import camera_id
 
@@ -30,13 +35,9 @@ __all__ = ["SUBARU", "observation_info"]
 SUBARU = EarthLocation.from_geodetic(-155.476667 * u.deg, 19.825556 * u.deg, 4139.0 * u.m)
 
 
-def _string(header: fits.Header, *keys: str) -> str | None:
-    """The first of ``keys`` with a non-blank string value, unstripped (obs_pfs ``from_header_string``)."""
-    for key in keys:
-        value = header.get(key)
-        if isinstance(value, str) and value.strip():
-            return value
-    return None
+def _string(header: fits.Header, key: str) -> str | None:
+    value = header.get(key)
+    return value if isinstance(value, str) and value.strip() else None
 
 
 def _number(header: fits.Header, key: str) -> float | None:
@@ -70,11 +71,13 @@ def _values(header: fits.Header, arm: str) -> dict[str, Any]:
     exposure_time = _number(header, "EXPTIME")
     exposure_time = 0.0 if exposure_time is None or exposure_time != exposure_time else exposure_time
     dark_time = _number(header, "DARKTIME") if "DARKTIME" in header else exposure_time
-    data_type = _string(header, "DATA-TYP", "IMAGETYP")
-    observation_type = "UNKNOWN" if data_type is None else "science" if data_type == "OBJECT" else data_type.lower()
+    try:
+        observation_type = visitrecord.observation_type(header)
+    except BadHeaderError:
+        observation_type = "UNKNOWN"
     detector_num = camera_id(arm, spectrograph)
     values: dict[str, Any] = {
-        "instrument": "PFS" if site == "S" else f"PFS-{site}",
+        "instrument": instrument_for_site(site),
         "telescope": "Subaru",
         "location": SUBARU,
         "exposure_id": visit,
@@ -86,8 +89,8 @@ def _values(header: fits.Header, arm: str) -> dict[str, Any]:
         "detector_exposure_id": 100 * visit + detector_num,
         "exposure_time": exposure_time * u.s,
         "observation_type": observation_type,
-        "observation_reason": {"science": "science", "UNKNOWN": "UNKNOWN"}.get(observation_type, "calibration"),
-        "object": _string(header, "OBJECT", "IMAGETYP") or "UNKNOWN",
+        "observation_reason": visitrecord.observation_reason(observation_type),
+        "object": visitrecord.target_name(header) or "UNKNOWN",
         "science_program": _string(header, "PROP-ID") or "unknown",
         "exposure_group": _string(header, "W_PFDSNM") or "",
         "boresight_rotation_coord": "mount",
@@ -101,11 +104,10 @@ def _values(header: fits.Header, arm: str) -> dict[str, Any]:
     if begin is not None:
         values["datetime_begin"] = begin
         values["datetime_end"] = begin + exposure_time * u.s
-    ra, dec = header.get("RA2000", 0.0), header.get("DEC2000", 0.0)
     try:
-        radec = SkyCoord(ra, dec, frame="fk5", unit=(u.hourangle, u.deg))
-        values["tracking_radec"] = radec.transform_to("icrs")
-    except (ValueError, TypeError):
+        ra, dec = visitrecord.icrs_from_fk5(header.get("RA2000", 0.0), header.get("DEC2000", 0.0))
+        values["tracking_radec"] = SkyCoord(ra * u.deg, dec * u.deg, frame="icrs")
+    except Exception:  # astropy's parsers raise ValueError, TypeError, UnitsError, ...: position unknown
         pass
     azimuth, altitude = _number(header, "AZIMUTH"), _number(header, "ALTITUDE")
     if begin is not None:
