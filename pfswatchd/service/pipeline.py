@@ -301,11 +301,12 @@ class Pipeline:
                                       error_kind=outcome.error_kind, error=outcome.message, **common))
             elif outcome.status is Status.DUPLICATE:
                 # A dataset belongs to one ledger row: if none holds it, this row may have put it
-                # there before a crash cut its bookkeeping short (then it is ingested, not a
-                # duplicate).  It cannot have on its first attempt, and never when another tool wrote
-                # it (an id pfswatchd never computes): then the official ingest got there first.
-                first = attempts.get(path, 1) <= 1
-                duplicate = outcome.foreign or first or outcome.dataset_id in owned
+                # there before a crash cut its bookkeeping short (even the ledger's own last
+                # transactions), so it is ingested, not a duplicate.  Only a dataset whose id
+                # pfswatchd never computes (another tool's, e.g. ingestPfsConfig.py's random ids)
+                # is known not to be this row's.  A raw the official ingest put in the same RUN has
+                # pfswatchd's id: its first file here is recorded ingested (nothing is written).
+                duplicate = outcome.foreign or outcome.dataset_id in owned
                 state = FileState.DUPLICATE if duplicate else FileState.INGESTED
                 results.append(Result(path, state, dataset_id=outcome.dataset_id, **common))
             elif outcome.status is Status.WAITING:

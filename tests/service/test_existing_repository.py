@@ -24,6 +24,17 @@ def _wait_all_final(daemon: Daemon, count: int, timeout: float = 120) -> dict:
         and not s["counts"].get("ingesting"), timeout, what=f"{count} files final")
 
 
+def _status_text(daemon: Daemon) -> str:
+    import subprocess
+
+    from harness import BIN
+
+    result = subprocess.run([str(BIN / "pfswatchd"), "status", "--config", str(daemon.config_path)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
 def test_service_into_an_official_repository(official_templates, tmp_path):
     official = copy_official(official_templates(17), tmp_path)
     before = inspect_repository(official["root"])
@@ -41,10 +52,15 @@ def test_service_into_an_official_repository(official_templates, tmp_path):
         "other_raw": write_raw(source / "b", visit=OFFICIAL_VISIT, arm="n", spectrograph=1, seed=3),
         "other_config": write_config(source / "b", visit=OFFICIAL_VISIT, n_fibers=20),
         "unknown_site": write_raw(source / "c", visit=503, site="J"),
+        # obs_pfs never compares dithers between a visit's files (read-back noise): a warning.
+        "other_dither": write_raw(source / "d", visit=OFFICIAL_VISIT, arm="m", spectrograph=1, dither_mm=0.0011),
     }
-    expected = {"new_camera": "ingested", "new_visit": "ingested", "new_config": "ingested", "same_raw": "duplicate",
+    # The official raw has the DATAID_TYPE_RUN id pfswatchd computes, so its first file here is taken as
+    # the dataset's own (the service cannot tell it from its own placement before a crash); the
+    # pfsConfig's random id is known to be another tool's.  Nothing is written for either.
+    expected = {"new_camera": "ingested", "new_visit": "ingested", "new_config": "ingested", "same_raw": "ingested",
                 "same_config": "duplicate", "other_raw": "quarantined", "other_config": "quarantined",
-                "unknown_site": "quarantined"}
+                "unknown_site": "quarantined", "other_dither": "ingested"}
     landed = {}
     for name, path in dropped.items():
         landed[name] = str(drop(path, daemon.incoming / name))
@@ -57,12 +73,19 @@ def test_service_into_an_official_repository(official_templates, tmp_path):
     assert kinds == {"other_raw": "conflict", "other_config": "conflict", "unknown_site": "unknown_instrument"}
     assert all(files[landed[name]]["attempts"] == 1 for name in kinds)  # refused once, never retried
     assert files[landed["same_config"]]["dataset_id"] == official["ids"][official["pfsconfig"].name]
+    assert files[landed["same_raw"]]["dataset_id"] == official["ids"][official["raws"][0].name]
+    [warning] = daemon.quick_status()["recent_warnings"]
+    assert (warning["path"], warning["error_kind"]) == (landed["other_dither"], "visit_mismatch")
+    assert "dither 11 but the visit has 0" in warning["error"]
+    [logged] = [e for e in daemon.events("file_ingested") if e["path"] == landed["other_dither"]]
+    assert logged["level"] == "warning" and logged["error_kind"] == "visit_mismatch"
+    assert "recent warnings (ingested):" in _status_text(daemon)
     assert daemon.stop() == 0
     after = inspect_repository(official["root"])
     assert after["chains"] == before["chains"] and after["instruments"] == before["instruments"]
     runs = {(d["type"], d["run"]) for d in after["datasets"]}
     assert runs == {("raw", "PFS/raw/sps"), ("pfsConfig", "PFS/raw/pfsConfig")}
-    assert len(after["datasets"]) == len(before["datasets"]) + 3
+    assert len(after["datasets"]) == len(before["datasets"]) + 4
     [visit] = [v for v in after["visits"] if v["id"] == 502]
     assert "irp_ratio" not in visit
 

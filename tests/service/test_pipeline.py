@@ -31,3 +31,25 @@ def test_files_that_vanish_before_examination_leave_nothing_behind(butler, pfs_r
     assert ledger.get(str(kept))["state"] == "ingested"
     assert len(pipeline._timing) == 0 and str(gone[0]) not in pipeline.settler
     ledger.close()
+
+
+def test_only_a_database_that_is_away_is_never_given_up(butler, pfs_repo, tmp_path):
+    """ingest.max_attempts ends a transient error that repeats for one file; database_unavailable is
+    nobody's file's fault, so it waits however often it comes back."""
+    from pfswatchd.errors import ErrorKind
+    from pfswatchd.state.ledger import FileState
+
+    cfg = config_module.parse({"repository": {"root": str(pfs_repo)}, "watch": {"paths": ["in"]},
+                               "state": {"path": "state"}, "ingest": {"max_attempts": 3}}, base=tmp_path, source=None)
+    ledger = Ledger(cfg.state.url)
+    pipeline = Pipeline(cfg, ledger, make_ingester(butler, pfs_repo), logconfig.get(), examiner=Examiner(0))
+    states = {(kind, attempts): pipeline._failure("/x.fits", kind, "why", None, attempts).state
+              for kind in (ErrorKind.CONCURRENT_WRITE, ErrorKind.DATASTORE_BUSY, ErrorKind.DATABASE_UNAVAILABLE)
+              for attempts in (2, 3, 50)}
+    assert states == {
+        (ErrorKind.CONCURRENT_WRITE, 2): FileState.PENDING, (ErrorKind.CONCURRENT_WRITE, 3): FileState.FAILED,
+        (ErrorKind.CONCURRENT_WRITE, 50): FileState.FAILED, (ErrorKind.DATASTORE_BUSY, 2): FileState.PENDING,
+        (ErrorKind.DATASTORE_BUSY, 3): FileState.FAILED, (ErrorKind.DATASTORE_BUSY, 50): FileState.FAILED,
+        (ErrorKind.DATABASE_UNAVAILABLE, 2): FileState.PENDING, (ErrorKind.DATABASE_UNAVAILABLE, 3): FileState.PENDING,
+        (ErrorKind.DATABASE_UNAVAILABLE, 50): FileState.PENDING}
+    ledger.close()
