@@ -9,11 +9,11 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pfswatchd import __version__
 from pfswatchd.butler.transfer import TRANSFER_MODES
-from pfswatchd.errors import ConfigError, PfsWatchError
+from pfswatchd.errors import ConfigError, ErrorKind, PfsWatchError
 from pfswatchd.model import FileKind
 
 if TYPE_CHECKING:
@@ -88,9 +88,8 @@ def _ingest_pfsconfig(args: argparse.Namespace) -> int:
 def _fake_data(args: argparse.Namespace) -> int:
     from pfswatchd.fakedata import make_visits
 
-    paths = make_visits(
-        args.dir, visits=args.visits, first_visit=args.first_visit, full_size=args.full_size, pfsf=args.pfsf
-    )
+    paths = make_visits(args.dir, visits=args.visits, first_visit=args.first_visit, date=args.date,
+                        full_size=args.full_size, pfsf=args.pfsf)
     print(f"{args.dir}: wrote {len(paths)} files for {args.visits} visits")
     return EX_OK
 
@@ -120,13 +119,28 @@ def _check_config(args: argparse.Namespace) -> int:
     return EX_OK
 
 
+def _date(text: str) -> str:
+    import datetime
+
+    try:
+        datetime.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a date as YYYY-MM-DD, e.g. 2024-10-25") from None
+    return text
+
+
 def _open_ledger(config_path: str | None) -> Ledger:
+    """The ledger the configuration names; never created here (that is the service's job)."""
     from pfswatchd.state.ledger import Ledger
+    from pfswatchd.state.ledgerdb import NoLedgerError, missing_ledger
 
     cfg = _load_config(config_path)
-    ledger = Ledger(cfg.state.url, instance=cfg.state.instance)
-    ledger.create()
-    return ledger
+    where = missing_ledger(cfg.state.url)
+    if where is not None:
+        source = f"--config {config_path}" if config_path else "the embedded default configuration (no --config)"
+        raise NoLedgerError(f"no ledger at {where} (state.url of {source}); run the service there first "
+                            "(pfswatchd run), or pass the --config FILE it runs with")
+    return Ledger(cfg.state.url, instance=cfg.state.instance)
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -190,89 +204,182 @@ def _unpack(args: argparse.Namespace) -> int:
     return EX_FAILED if result.failed else EX_OK
 
 
+_TRANSFER_HELP = (
+    "how files get into the datastore (default: %(default)s): auto = link for files outside the repository, "
+    "in place for files already inside; link = hard link, else symbolic link; symlink, relsymlink = "
+    "absolute or relative symbolic link; hardlink = hard link only; copy = a copy; move = copy or link, then "
+    "remove the source once registered; direct = no file placed, the registry records the absolute path"
+)
+_PATH_HELP = ("a file, a folder (searched recursively for *.fits, *.fit, *.fits.fz) or a quoted glob such as "
+              "'raw/2024-10-*/sps/PFSA*.fits'")
+_REPO_HELP = "the butler repository: the folder that holds its butler.yaml"
+_CONFIG_HELP = ("the TOML configuration whose [state] names the ledger (default: the embedded default, "
+                "whose ledger is ./var/state/ledger.sqlite3 under the current folder)")
+
+
+class _Formatter(argparse.HelpFormatter):
+    """Descriptions wrapped to the terminal; lines indented by two spaces (examples) kept as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return "\n".join(indent + line if line.startswith("  ") else super(_Formatter, self)._fill_text(
+            line, width, indent) for line in text.splitlines())
+
+
+def _command(commands: Any, name: str, summary: str, description: str, epilog: str | None = None
+             ) -> argparse.ArgumentParser:
+    """A sub-command whose --help starts with what it does and ends with an example."""
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name, help=summary, description=description, epilog=epilog, formatter_class=_Formatter)
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="pfswatchd", description="Ingest Subaru PFS raw frames and pfsConfigs into a butler repository."
+        prog="pfswatchd",
+        description="Ingest Subaru PFS raw frames (PFSA, PFSB) and pfsConfig files into a butler repository: "
+                    "once by hand (ingest-raws, ingest-pfsconfig) or as a service that watches download "
+                    "folders (run). 'pfswatchd COMMAND --help' explains each command.",
     )
     parser.add_argument("--version", action="version", version=f"pfswatchd {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    create = commands.add_parser("create", help="create a butler repository with the PFS universe")
-    create.add_argument("repo", metavar="REPO")
-    create.add_argument("--instrument", action="append", help="instrument to register (repeatable)")
+    create = _command(commands, "create", "create a butler repository with the PFS universe",
+                      "Create a butler repository with the PFS dimension universe, register the instruments and "
+                      "the raw and pfsConfig dataset types, and make the collections <instrument>/raw/all, "
+                      "<instrument>/raw/pfsConfig and the chain <instrument>/defaults over them. An existing "
+                      "PFS repository is left as it is; one with another universe is refused.",
+                      "example:\n  pfswatchd create /data/pfs/repo")
+    create.add_argument("repo", metavar="REPO", help="the folder of the new repository")
+    create.add_argument("--instrument", action="append", metavar="NAME",
+                        help="instrument to register, repeatable (default: PFS, PFS-F and PFS-L)")
     create.add_argument("--registry-db", metavar="URL", help="registry database, e.g. "
                         "postgresql+psycopg2://user@host/db (default: SQLite in REPO); a password in the URL "
                         "is used but not stored (other tools read it from ~/.lsst/db-auth.yaml)")
     create.set_defaults(func=_create)
 
-    raws = commands.add_parser("ingest-raws", help="ingest PFSA/PFSB raw frames (like butler ingest-raws)")
-    raws.add_argument("repo", metavar="REPO")
-    raws.add_argument("paths", metavar="PATH", nargs="+", help="file, directory (recursive) or glob")
-    raws.add_argument("--transfer", choices=TRANSFER_MODES, default="auto")
-    raws.add_argument("--fail-fast", action="store_true", help="stop at the first bad file")
+    raws = _command(commands, "ingest-raws", "ingest PFSA/PFSB raw frames (like butler ingest-raws)",
+                    "Ingest PFSA (CCD) and PFSB (NIR) raw frames, as 'butler ingest-raws' does with "
+                    "PfsRawIngestTask. Every file is examined (headers only) first; bad files get one line each "
+                    "on stderr and the rest is ingested. The files of one visit may come in several calls. "
+                    "Exit status: 0 all ingested (or already there), 1 some failed, 130 interrupted.",
+                    "example:\n  pfswatchd ingest-raws /data/pfs/repo 'raw/2024-10-*/sps' --transfer link")
+    raws.add_argument("repo", metavar="REPO", help=_REPO_HELP)
+    raws.add_argument("paths", metavar="PATH", nargs="+", help=_PATH_HELP)
+    raws.add_argument("--transfer", choices=TRANSFER_MODES, default="auto", metavar="MODE", help=_TRANSFER_HELP)
+    raws.add_argument("--fail-fast", action="store_true",
+                      help="stop at the first bad file, before anything more is written (default: go on)")
     raws.add_argument("--output-run", metavar="RUN", help="RUN collection of the raws, as in butler ingest-raws "
-                      "(default <instrument>/raw/sps, obs_pfs's default raw RUN)")
+                      "(default: <instrument>/raw/sps, obs_pfs's default raw RUN)")
     raws.add_argument("--ingest-task", metavar="TASK", help="accepted so that the PFS tutorial's command lines "
                       f"paste as they are: {INGEST_TASKS[0]} is the only value, and pfswatchd always computes "
-                      "the visit records, data IDs and dataset ids that task computes (it does not run it)")
+                      "the visit records, data IDs and dataset ids that task computes (it does not run it; "
+                      "default: that task)")
     raws.add_argument("--header-corrections", metavar="DIR", help="folder of header-correction files "
                       "(<instrument>-<visit>.yaml), looked for before $METADATA_CORRECTIONS_PATH and obs_pfs's "
-                      "own corrections (used when obs_pfs is importable)")
+                      "own corrections (used when obs_pfs is importable; default: those two only)")
     raws.set_defaults(func=_ingest_raws)
 
-    configs = commands.add_parser(
-        "ingest-pfsconfig", help="ingest pfsConfig/PFSF files (like ingestPfsConfig.py)"
-    )
-    configs.add_argument("repo", metavar="REPO")
-    configs.add_argument("instrument", metavar="INSTRUMENT", help="instrument name (PFS) or class")
-    configs.add_argument("run", metavar="RUN", help="RUN collection, e.g. PFS/raw/pfsConfig")
-    configs.add_argument("paths", metavar="PATH", nargs="+", help="file, directory (recursive) or glob")
-    configs.add_argument("--transfer", choices=TRANSFER_MODES, default="auto")
-    configs.add_argument("--fail-fast", action="store_true", help="stop at the first bad file")
-    configs.add_argument("--no-update", action="store_true", help="accepted for compatibility; records "
-                         "are never updated")
+    configs = _command(commands, "ingest-pfsconfig", "ingest pfsConfig/PFSF files (like ingestPfsConfig.py)",
+                       "Ingest pfsConfig files (pfsConfig-0x<design>-<visit>.fits, and the STARS copies "
+                       "PFSF<visit><NN>.fits), as ingestPfsConfig.py does. A pfsConfig needs the raws of its "
+                       "visit in the repository first: one whose raws are not there yet is reported WAITING, "
+                       "remembered in the repository, and ingested by the next ingest-raws or ingest-pfsconfig "
+                       "into it once they are. Exit status: 0 all ingested, 1 some failed, 3 some waiting, "
+                       "130 interrupted.",
+                       "example:\n  pfswatchd ingest-pfsconfig /data/pfs/repo PFS PFS/raw/pfsConfig "
+                       "'raw/2024-10-*/pfsConfig'")
+    configs.add_argument("repo", metavar="REPO", help=_REPO_HELP)
+    configs.add_argument("instrument", metavar="INSTRUMENT",
+                         help="instrument name (PFS, PFS-F, PFS-L) or its obs_pfs class, e.g. "
+                              "lsst.obs.pfs.PrimeFocusSpectrograph")
+    configs.add_argument("run", metavar="RUN", help="RUN collection of the full pfsConfigs, e.g. PFS/raw/pfsConfig "
+                         "(a customised PFSF......NN goes to RUN/NN)")
+    configs.add_argument("paths", metavar="PATH", nargs="+", help=_PATH_HELP)
+    configs.add_argument("--transfer", choices=TRANSFER_MODES, default="auto", metavar="MODE",
+                         help=_TRANSFER_HELP)
+    configs.add_argument("--fail-fast", action="store_true",
+                         help="stop at the first bad file, before anything more is written (default: go on)")
+    configs.add_argument("--no-update", action="store_true", help="accepted for compatibility with "
+                         "ingestPfsConfig.py; records are never updated")
     configs.set_defaults(func=_ingest_pfsconfig)
 
-    fake = commands.add_parser("fake-data", help="write realistic synthetic PFS files for trying pfswatchd")
-    fake.add_argument("dir", metavar="DIR")
-    fake.add_argument("--visits", type=int, default=2)
-    fake.add_argument("--first-visit", type=int, default=100)
-    fake.add_argument("--full-size", action="store_true", help="full-size 4300x4416 CCD / 4096^2 NIR images")
-    fake.add_argument("--pfsf", action="store_true", help="also write STARS-style PFSF files (00, 01, 02)")
+    fake = _command(commands, "fake-data", "write realistic synthetic PFS files for trying pfswatchd",
+                    "Write complete synthetic visits (PFSA for b and r, PFSB ramps for n, one pfsConfig per "
+                    "visit) in the summit layout DIR/raw/<date>/{sps,ramps,pfsConfig}/, with headers as the "
+                    "instrument writes them. The visits start at 06:00 UTC on --date, 20 minutes apart.",
+                    "example:\n  pfswatchd fake-data /tmp/pfs-sample --visits 3 --date 2024-10-25")
+    fake.add_argument("dir", metavar="DIR", help="the folder to write into (created; existing files are replaced)")
+    fake.add_argument("--visits", type=int, default=2, metavar="N", help="number of visits (default: %(default)s)")
+    fake.add_argument("--first-visit", type=int, default=100, metavar="VISIT",
+                      help="the first visit number; the others follow (default: %(default)s)")
+    fake.add_argument("--date", type=_date, default="2025-05-01", metavar="YYYY-MM-DD",
+                      help="observing date (UTC) of the first visit (default: %(default)s)")
+    fake.add_argument("--full-size", action="store_true",
+                      help="full-size 4300x4416 CCD and 4096x4096 NIR images (default: small images)")
+    fake.add_argument("--pfsf", action="store_true",
+                      help="also write the STARS-style PFSF<visit>00/01/02 files (default: no)")
     fake.set_defaults(func=_fake_data)
 
-    run = commands.add_parser("run", help="run the service: watch folders and ingest files as they complete")
-    run.add_argument("--config", metavar="FILE", help="TOML configuration (default: the embedded default)")
+    run = _command(commands, "run", "run the service: watch folders and ingest files as they complete",
+                   "Run the service in the foreground: watch the configured folders, unpack archives, and "
+                   "ingest every raw frame and pfsConfig once it is whole. Logs go to stdout (JSON when not a "
+                   "terminal). SIGTERM or Ctrl-C finishes the batch in flight and exits 0; SIGHUP reloads the "
+                   "configuration. Exit status 78: bad configuration.",
+                   "example:\n  pfswatchd run --config config.example.toml")
+    run.add_argument("--config", metavar="FILE",
+                     help="TOML configuration, see config.example.toml (default: the embedded default: "
+                          "folders under ./var/, SQLite registry and ledger)")
     run.set_defaults(func=_run)
 
-    check = commands.add_parser("check-config", help="validate a configuration file and exit")
-    check.add_argument("file", metavar="FILE")
+    check = _command(commands, "check-config", "validate a configuration file and exit",
+                     "Read and validate a configuration file, print the main settings and exit 0; exit 78 with "
+                     "a message naming the key when it is wrong.",
+                     "example:\n  pfswatchd check-config /etc/pfswatchd/pfswatchd.toml")
+    check.add_argument("file", metavar="FILE", help="the TOML configuration to check")
     check.set_defaults(func=_check_config)
 
-    status = commands.add_parser("status", help="what happened to every file (from the ledger)")
-    status.add_argument("--config", metavar="FILE")
-    status.add_argument("--json", action="store_true", help="one JSON object: counts, archives, errors and "
-                        "the files (last, one per line, streamed)")
-    status.add_argument("--state", action="append", choices=FILE_STATES,
-                        help="list only files in this state (repeatable)")
+    status = _command(commands, "status", "what happened to every file (from the ledger)",
+                      "Print the files per state, the oldest pending file, the archives and the recent errors, "
+                      "from the ledger the service keeps. Exits 1, creating nothing, when there is no ledger.",
+                      "example:\n  pfswatchd status --config config.example.toml --json --state failed")
+    status.add_argument("--config", metavar="FILE", help=_CONFIG_HELP)
+    status.add_argument("--json", action="store_true", help="print one JSON object: counts, archives, errors "
+                        "and the files (last, one per line, streamed) (default: a summary)")
+    status.add_argument("--state", action="append", choices=FILE_STATES, metavar="STATE",
+                        help=f"list only files in this state, repeatable (default: every state); one of "
+                             f"{', '.join(FILE_STATES)}")
     status.add_argument("--since", type=_since, metavar="WHEN", help="list only files changed since WHEN: "
-                        "a duration back from now (90s, 30m, 6h, 2d), an ISO 8601 date or time, or Unix seconds")
-    status.add_argument("--limit", type=_count, metavar="N", help="list at most N files (first seen first)")
+                        "a duration back from now (90s, 30m, 6h, 2d), an ISO 8601 date or time, or Unix seconds "
+                        "(default: all)")
+    status.add_argument("--limit", type=_count, metavar="N",
+                        help="list at most N files, first seen first (default: no limit)")
     status.add_argument("--path", metavar="PREFIX", help="list only files whose path starts with PREFIX "
-                        "(relative to the current folder unless absolute)")
+                        "(relative to the current folder unless absolute; default: all)")
     status.set_defaults(func=_status)
 
-    retry = commands.add_parser("retry", help="queue failed and quarantined files again")
-    retry.add_argument("--config", metavar="FILE")
-    retry.add_argument("--kind", action="append", help="only this error kind (repeatable)")
-    retry.add_argument("paths", metavar="PATH", nargs="*", help="only these files")
+    retry = _command(commands, "retry", "queue failed and quarantined files again",
+                     "Put failed and quarantined files back in the service's queue (quarantined files are moved "
+                     "back first); the running service picks them up.",
+                     "example:\n  pfswatchd retry --kind truncated --config config.example.toml")
+    retry.add_argument("--config", metavar="FILE", help=_CONFIG_HELP)
+    retry.add_argument("--kind", action="append", choices=[kind.value for kind in ErrorKind], metavar="KIND",
+                       help="only files that failed with this error kind, repeatable (default: every kind); one "
+                            f"of {', '.join(kind.value for kind in ErrorKind)}")
+    retry.add_argument("paths", metavar="PATH", nargs="*", help="only these files (default: every failed file)")
     retry.set_defaults(func=_retry)
 
-    unpack = commands.add_parser("unpack", help="extract an archive safely, once, by hand (as the service does)")
-    unpack.add_argument("archive", metavar="ARCHIVE")
+    unpack = _command(commands, "unpack", "extract an archive safely, once, by hand (as the service does)",
+                      "Extract a .tar, .tar.gz/.tgz, .tar.bz2 or .tar.xz archive under the service's safety "
+                      "checks and limits, verify its checksum sidecars, and publish it into DEST/<archive "
+                      "name>/. A STARS2 bundle is extracted and the command to fetch its data is printed.",
+                      "example:\n  pfswatchd unpack ~/Downloads/S2Query.tar /data/pfs/extracted")
+    unpack.add_argument("archive", metavar="ARCHIVE", help="the archive file")
     unpack.add_argument("dest", metavar="DEST", help="published into DEST/<archive name>/")
-    unpack.add_argument("--config", metavar="FILE", help="take the [archives] limits from this file")
-    unpack.add_argument("--no-verify", action="store_true", help="do not check md5/sha256 sidecars")
+    unpack.add_argument("--config", metavar="FILE",
+                        help="take the [archives] limits and file modes from this file (default: the built-in "
+                             "limits)")
+    unpack.add_argument("--no-verify", action="store_true",
+                        help="do not check md5/sha1/sha256/sha512 sidecars (default: check them)")
     unpack.set_defaults(func=_unpack)
     return parser
 
@@ -280,6 +387,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command != "run":
+        # Every failure of a one-shot command is reported here in one line; the butler's own error
+        # log lines ("Failed to instantiate Butler ...") would only repeat it.  The service logs them.
+        import logging
+
+        logging.getLogger("lsst").setLevel(logging.CRITICAL)
     try:
         return int(args.func(args))
     except ConfigError as exc:
@@ -300,5 +413,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(exc, PathError):
             print(f"pfswatchd: {exc}", file=sys.stderr)
             return EX_FAILED
-        print(f"pfswatchd: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        lines = str(exc).strip().splitlines()  # SQLAlchemy appends the statement and a link: one line is enough
+        print(f"pfswatchd: internal error: {type(exc).__name__}: {lines[0] if lines else ''}", file=sys.stderr)
         return EX_FAILED

@@ -157,6 +157,18 @@ def transient(exc: OSError, doing: str) -> TransientError:
     return TransientError(f"{doing}: {reason}", kind=kind)
 
 
+class Interrupted(BaseException):
+    """An interrupt (Ctrl-C, SIGTERM) noticed at a safe point: stop, undoing what is not committed.
+
+    A BaseException, like KeyboardInterrupt, so that no ``except Exception`` on the way takes it for
+    a failed file.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
 class ConfigError(Exception):
     """The configuration is invalid; the message names the key and why."""
 

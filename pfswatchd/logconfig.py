@@ -13,6 +13,10 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
@@ -36,9 +40,69 @@ def _redact_processor(_logger: Any, _name: str, event: dict[str, Any]) -> dict[s
     return event
 
 
+class BurstSummary:
+    """On a terminal, a burst of files is summarised, not told one line per file.
+
+    The service logs an event per file (``file_ingested`` ...): right for journald and JSON logs,
+    which keep every one, but 2,380 lines on a terminal for one burst.  With the console renderer the
+    routine per-file events (info level; failures and retries are always shown) are counted instead
+    and ``flush`` logs one ``files_done`` line when the burst is over (nothing new for QUIET seconds)
+    or every EVERY seconds while it lasts.  A lone file is shown as its own event, as before.
+    """
+
+    EVENTS = frozenset({"file_ingested", "file_duplicate", "file_waiting", "file_ignored", "batch_ingested"})
+    QUIET = 1.0
+    EVERY = 10.0
+
+    def __init__(self) -> None:
+        self.enabled = False
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+        self._first: dict[str, Any] | None = None
+        self._began = self._last = 0.0
+
+    def __call__(self, _logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        if event.pop("summarised", False) or not self.enabled or event.get("event") not in self.EVENTS:
+            return event
+        with self._lock:
+            now = time.monotonic()
+            if not self._counts:
+                self._began, self._first = now, dict(event)
+            self._last = now
+            if event["event"] != "batch_ingested":
+                self._counts[str(event["event"]).removeprefix("file_")] += 1
+        raise structlog.DropEvent
+
+    def flush(self, *, force: bool = False) -> None:
+        with self._lock:
+            now = time.monotonic()
+            if not self._counts or not (force or now - self._last >= self.QUIET or now - self._began >= self.EVERY):
+                return
+            counts, first, seconds = self._counts, self._first, now - self._began
+            self._counts, self._first = Counter(), None
+        logger = get()
+        if sum(counts.values()) == 1 and first is not None:
+            name = first.pop("event")
+            for key in ("level", "timestamp"):
+                first.pop(key, None)
+            logger.info(name, summarised=True, **first)
+            return
+        logger.info("files_done", summarised=True, files=sum(counts.values()), **dict(sorted(counts.items())),
+                    seconds=round(seconds, 1))
+
+
+_summary = BurstSummary()
+
+
+def flush_summary(*, force: bool = False) -> None:
+    """Log the summary of a finished burst (on a terminal); the service calls it from its loop."""
+    _summary.flush(force=force)
+
+
 def configure(fmt: str = "auto", level: str = "info", stream: Any = None) -> None:
     stream = stream or sys.stdout
     use_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
+    _summary.enabled = not use_json
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -49,7 +113,8 @@ def configure(fmt: str = "auto", level: str = "info", stream: Any = None) -> Non
         colors=False)
     numeric = getattr(logging, level.upper(), logging.INFO)
     structlog.configure(
-        processors=[*shared, structlog.processors.dict_tracebacks if use_json else structlog.processors.format_exc_info,
+        processors=[*shared, _summary,
+                    structlog.processors.dict_tracebacks if use_json else structlog.processors.format_exc_info,
                     renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(file=stream),

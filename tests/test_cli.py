@@ -136,21 +136,6 @@ def test_fake_data_writes_the_summit_layout(tmp_path):
     assert sum(p.name.startswith("PFSF") for p in files) == 9
 
 
-def test_progress_bar_only_on_a_terminal(tmp_path):
-    import io
-
-    from pfswatchd.oneshot import _Progress
-
-    stream = io.StringIO()
-    bar = _Progress(40, stream, isatty=lambda: True)
-    bar.advance(20)
-    bar.close()
-    assert "[###############---------------] 20/40 files" in stream.getvalue()
-    quiet = io.StringIO()
-    _Progress(40, quiet).advance(20)
-    assert quiet.getvalue() == ""
-
-
 @pytest.mark.parametrize("command", [["--version"], ["ingest-raws", "--help"], ["ingest-pfsconfig", "--help"]])
 def test_help(command):
     result = run("pfswatchd", *command)

@@ -16,7 +16,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "pfswatchd"
 # Layers, lowest first.  A module may import modules of its own layer only inside its own sub-package
 # (files and state are side by side and independent) and modules of any lower layer.
 LAYERS: tuple[frozenset[str], ...] = (
-    frozenset({"errors", "model", "permissions", "logconfig"}),  # the foundation every stage uses
+    # the foundation every stage uses (progress: the one-shot commands' bar, output plumbing like logconfig;
+    # faults: the fault-injection points that only tests enable)
+    frozenset({"errors", "model", "permissions", "logconfig", "progress", "faults"}),
     frozenset({"files", "state"}),  # the file model and the ledger, at the bottom
     frozenset({"butler"}),  # the butler-facing engine
     frozenset({"archives"}),  # safe extraction (may compare files the way the engine does)

@@ -418,14 +418,20 @@ def _replacing(parent: int, leaf: str, create: Callable[[], _T]) -> _T:
 
 
 def _copy_range(source: int, target: int, offset: int, size: int) -> None:
-    """Copy ``size`` bytes at ``offset`` of ``source`` in the kernel, with a read/write fallback."""
+    """Copy ``size`` bytes at ``offset`` of ``source`` in the kernel, with a read/write fallback (other
+    platforms, or filesystems that refuse it)."""
     end = offset + size
+    kernel_copy = getattr(os, "copy_file_range", None)  # Linux only: macOS and the BSDs copy through memory
     while offset < end:
-        try:
-            count = os.copy_file_range(source, target, min(end - offset, 1 << 30), offset_src=offset)
-        except OSError as exc:
-            if exc.errno not in _NO_COPY_RANGE:
-                raise
+        count = -1
+        if kernel_copy is not None:
+            try:
+                count = kernel_copy(source, target, min(end - offset, 1 << 30), offset_src=offset)
+            except OSError as exc:
+                if exc.errno not in _NO_COPY_RANGE:
+                    raise
+                kernel_copy = None
+        if count < 0:
             count = _write_all(target, memoryview(os.pread(source, min(end - offset, _COPY_CHUNK), offset)))
         if count == 0:
             raise CorruptArchiveError(f"the archive shrank while it was read (byte {offset} of {end} "

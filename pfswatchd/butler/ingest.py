@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
@@ -54,6 +54,7 @@ from lsst.daf.butler import (
 )
 from lsst.daf.butler.datastore.file_templates import FileTemplates
 
+from pfswatchd import faults
 from pfswatchd.butler import pfsfrule, repo
 from pfswatchd.butler.existing import Existing, Key, check_duplicate, key
 from pfswatchd.butler.failures import as_error, query, raise_if_database_unavailable
@@ -62,6 +63,7 @@ from pfswatchd.butler.visits import VisitRecords, VisitState
 from pfswatchd.errors import (
     DesignMismatchError,
     ErrorKind,
+    Interrupted,
     PfsWatchError,
     TransientError,
     UnknownInstrumentError,
@@ -142,6 +144,9 @@ class Ingester:
         self._records: LRUCache[tuple[str, tuple[Any, ...]], DimensionRecord] = LRUCache(maxsize=RECORD_CACHE)
         self._templates: dict[str, Any] = {}
         self._keys: dict[str, tuple[str, ...]] = {}
+        # The one-shot commands set this to their interrupt flag: a batch stops between placements and
+        # before its transaction commits (raising Interrupted, which undoes what it placed).
+        self.interrupted: Callable[[], int | None] = _never
 
     # -- public ----------------------------------------------------------------------------------
 
@@ -319,6 +324,8 @@ class Ingester:
                                           perms=self.settings.perms)
                         placed.append(placement)
                         path = str(placement.dest)
+                        faults.pause("ingest.placed", until=self.interrupted)
+                        self._stop_if_interrupted()
                     datasets.append(FileDataset(path=path, refs=[ref], formatter=formatter))
             with self.butler.transaction():
                 self._register_runs(plan.new_runs)
@@ -328,6 +335,8 @@ class Ingester:
                     transfer="direct" if self.settings.transfer == "direct" else None,
                     record_validation_info=True,
                 )
+                faults.pause("ingest.registered", until=self.interrupted)
+                self._stop_if_interrupted()  # inside the transaction: it rolls back
         except BaseException as exc:
             for placement in placed:
                 placement.undo()
@@ -340,6 +349,11 @@ class Ingester:
         self._runs.update(plan.new_runs)
         for placement in placed:
             placement.finish()
+
+    def _stop_if_interrupted(self) -> None:
+        signum = self.interrupted()
+        if signum is not None:
+            raise Interrupted(signum)
 
     # -- raws ------------------------------------------------------------------------------------
 
@@ -638,6 +652,10 @@ class Ingester:
         for item in items:
             if item.index not in outcomes:
                 outcomes[item.index] = self._outcome(item, Status.FAILED, error.kind, str(error))
+
+
+def _never() -> int | None:
+    return None
 
 
 _VISIT_CHECKS = frozenset({ErrorKind.DESIGN_MISMATCH.value, ErrorKind.VISIT_MISMATCH.value})

@@ -45,7 +45,7 @@ from sqlalchemy.engine import URL, make_url
 
 from pfswatchd.butler.formatters import FORMATTERS, STORAGE_CLASSES, with_current_storage_classes
 from pfswatchd.butler.pfsraw import camera_id
-from pfswatchd.errors import NotPfsRepositoryError
+from pfswatchd.errors import ErrorKind, NotPfsRepositoryError, TransientError
 
 DEFAULT_INSTRUMENTS = ("PFS", "PFS-F", "PFS-L")
 # The Instrument classes of obs_pfs (PrimeFocusSpectrograph.py), by the full type name that
@@ -237,13 +237,56 @@ def open_butler(root: str | Path, *, writeable: bool = True) -> Butler:
         # Check with a read-only butler first: a foreign repository is not touched at all.
         with Butler.from_config(config, writeable=False) as reader:
             check_universe(reader, root)
-    butler = Butler.from_config(config, writeable=writeable)
+        _check_writable(Path(root))
+    try:
+        butler = Butler.from_config(config, writeable=writeable)
+    except Exception as exc:
+        if writeable and _not_writable(exc):
+            raise _not_writable_error(Path(root), _first_line(exc)) from exc
+        raise
     try:
         check_universe(butler, root)
     except BaseException:
         butler.close()
         raise
     return butler
+
+
+def _check_writable(root: Path) -> None:
+    """Refuse, in one line, a repository whose folder or SQLite registry this user may not write.
+
+    The butler itself would fail later with a multi-line SQL error (a read-only gen3.sqlite3), or every
+    file would fail to be placed (a read-only datastore folder).  SQLite also writes its journal beside
+    the database file, so the folder must be writable too.
+    """
+    for path in (root, root / "gen3.sqlite3"):
+        if path.exists() and not os.access(path, os.W_OK):
+            raise _not_writable_error(root, f"{path} is read-only for this user")
+
+
+def _not_writable(exc: BaseException) -> bool:
+    chain: BaseException | None = exc
+    while chain is not None:
+        text = str(chain).lower()
+        if isinstance(chain, PermissionError) or "readonly database" in text or "read-only" in text:
+            return True
+        chain = chain.__cause__ or chain.__context__
+    return False
+
+
+def _not_writable_error(root: Path, detail: str) -> TransientError:
+    import getpass
+
+    return TransientError(
+        f"{root}: the repository is not writable by user {getpass.getuser()} ({detail}); ask its owner for write "
+        "access to the folder and its registry, or ingest into a repository of your own (pfswatchd create DIR)",
+        kind=ErrorKind.PERMISSION_DENIED,
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def use_credentials(registry_db: str) -> str:

@@ -46,11 +46,20 @@ _NOT_INGESTED = {
 }
 
 
+_OTHER_NAME = ("not a PFS file name (PFSA/PFSB<visit><spectrograph><arm>.fits raw frames, "
+               "pfsConfig-0x<design>-<visit>.fits, PFSF<visit><NN>.fits); not ingested")
+
+
 def not_ingested(path: Path, name: NameInfo) -> Skipped | None:
     """A :class:`Skipped` for every kind outside INGESTIBLE_KINDS; None for a kind that is ingested."""
     if name.kind in INGESTIBLE_KINDS:
         return None
     reason = _NOT_INGESTED.get(name.kind, f"{name.kind} files are not ingested")
+    if name.kind is FileKind.OTHER:
+        reason = _OTHER_NAME
+        if name.category is not None:
+            reason = (f"PFS{name.category} is not a PFS file category pfswatchd knows (A, B: raw frames; F: "
+                      "pfsConfig; C, D: metrology and guider frames); not ingested")
     return Skipped(path, name.kind, reason)
 
 

@@ -21,8 +21,10 @@
 from __future__ import annotations
 
 import gc
+import os
 import queue
 import signal
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
@@ -39,6 +41,7 @@ from pfswatchd.errors import ConfigError, PfsWatchError
 from pfswatchd.files.corrections import HeaderCorrections
 from pfswatchd.service.archivestage import ArchiveStage
 from pfswatchd.service.examiner import Examiner
+from pfswatchd.service.instancelock import InstanceLock
 from pfswatchd.service.pipeline import Pipeline
 from pfswatchd.service.rescan import Rescanner
 from pfswatchd.service.settle import Hint
@@ -49,6 +52,7 @@ from pfswatchd.state.ledger import Ledger
 EX_OK = 0
 EX_FAILED = 1
 WATCHES_TIMEOUT = 60.0  # READY waits at most this long for the watchers to place their watches
+STOP_TIMEOUT = 30.0  # seconds from the end of the main loop to the end of the process
 _WAKE = ("", "wake")
 
 
@@ -71,6 +75,7 @@ class Service:
         self._db_backoff = 0.0
         self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pfswatchd-status")
         self._status_job: Future[bool] | None = None
+        self._instance_lock: InstanceLock | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -87,6 +92,12 @@ class Service:
         cfg = self.config
         for folder in (cfg.state.path, *cfg.watch_roots):
             folder.mkdir(parents=True, exist_ok=True)
+        self._instance_lock = InstanceLock(cfg.state.path)
+        others = self._instance_lock.acquire()
+        if others is not None:
+            self.log.warning("another_instance_running", lock=str(self._instance_lock.path),
+                             ledger=logconfig.redact(cfg.state.url), pids=[pid for pid in others if pid],
+                             advice="both share the work correctly; stop one if that was not intended")
         self.ledger = Ledger(cfg.state.url, instance=cfg.state.instance, claim_timeout=cfg.state.claim_timeout)
         self.ledger.create()
         released = self.ledger.release_abandoned(starting=True)
@@ -105,6 +116,8 @@ class Service:
                              reason="the rescan finds files that arrive before the watches are placed")
         self.rescanner = Rescanner(cfg.watch_roots, cfg.state.url, recursive=cfg.watch.recursive, log=self.log,
                                    on_found=self._wake)
+        if self.watcher.warning:
+            self.log.warning("watch_native_unavailable", reason=self.watcher.warning)
         self.log.info("service_started", instance=self.ledger.instance, repository=str(cfg.repository.root),
                       ledger=logconfig.redact(cfg.state.url), watch=[str(p) for p in cfg.watch_roots],
                       universe=str(ingester.shape), transfer=cfg.ingest.transfer, mode=cfg.watch.mode,
@@ -182,9 +195,15 @@ class Service:
             self.notifier.watchdog()
         if self._due(now, "status", 5.0) and (self._status_job is None or self._status_job.done()):
             self._status_job = self._background.submit(lambda: self.notifier.status(self._status_line()))
+        logconfig.flush_summary()
 
     def shutdown(self) -> None:
+        # Stopping never hangs: a worker stuck on a dead network filesystem, a database that does not
+        # answer or an interpreter exit that waits on a thread ends the process after STOP_TIMEOUT.
+        threading.Thread(target=self._exit_after, args=(STOP_TIMEOUT,), name="pfswatchd-stop-timeout",
+                         daemon=True).start()
         self.notifier.stopping()
+        logconfig.flush_summary(force=True)
         if self.watcher is not None:
             self.watcher.stop()
         if self.rescanner is not None:
@@ -203,7 +222,14 @@ class Service:
                 self.log.warning("claims_not_released", error=str(exc).splitlines()[0])
             self.ledger.close()
         self.log.info("service_stopped", exit_code=self.exit_code)
+        if self._instance_lock is not None:
+            self._instance_lock.release()
         self._restore_signals()
+
+    def _exit_after(self, seconds: float) -> None:
+        time.sleep(seconds)
+        self.log.error("service_stop_timed_out", seconds=seconds, exit_code=EX_FAILED)
+        os._exit(EX_FAILED)
 
     # -- pieces ----------------------------------------------------------------------------------
 
@@ -257,6 +283,8 @@ class Service:
                 hints.append(item)
         if rescanner is not None:
             hints.extend(rescanner.take())
+            if self.pipeline is not None:  # recorded in the ledger by the next step
+                self.pipeline.unreadable.update(rescanner.take_unreadable())
         return hints
 
     def _timeout(self) -> float:

@@ -14,12 +14,15 @@ from __future__ import annotations
 import functools
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
+from multiprocessing import resource_tracker
 from pathlib import Path
 
+from pfswatchd import faults
 from pfswatchd.files.corrections import NONE, HeaderCorrections
 from pfswatchd.files.examine import Examination, examine
 
@@ -31,11 +34,14 @@ def examine_many(paths: list[str], corrections: HeaderCorrections = NONE) -> lis
 
 
 def exit_with_service(service_pid: int) -> None:
-    """Worker initializer: leave when the service is gone.
+    """Worker initializer: ignore Ctrl-C, and leave when the service is gone.
 
+    Ctrl-C in a terminal sends SIGINT to the whole process group, workers included; the service
+    stops them itself (a worker that took it would print a KeyboardInterrupt traceback and die).
     A worker is a child of the forkserver, not of the service, so it would outlive a service killed
     with SIGKILL (outside systemd, which kills the whole cgroup); this thread ends it within a second.
     """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def watch() -> None:
         while True:
@@ -48,6 +54,28 @@ def exit_with_service(service_pid: int) -> None:
                 continue
 
     threading.Thread(target=watch, name="pfswatchd-parent-watch", daemon=True).start()
+
+
+def quiet_pool(workers: int, context: multiprocessing.context.BaseContext) -> ProcessPoolExecutor:
+    """A process pool whose workers (and fork server) a Ctrl-C in the terminal does not reach.
+
+    SIGINT is blocked while the fork server and the workers start: they inherit the mask (a Ctrl-C
+    then cannot reach them before their initializer ignores it), and a Ctrl-C meanwhile stays pending
+    for the service, which takes it once the mask is restored.  The resource tracker is started
+    first: starting it unblocks SIGINT (CPython's resource_tracker does that unconditionally after
+    spawning), and later calls find it running.
+    """
+    resource_tracker.ensure_running()
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=exit_with_service,
+                                   initargs=(os.getpid(),))
+        # Start the workers now, inside the mask (ProcessPoolExecutor starts them on the first submit).
+        for started in [pool.submit(os.getpid) for _ in range(workers)]:
+            started.result()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    return pool
 
 
 class Examiner:
@@ -64,11 +92,8 @@ class Examiner:
             # The fork server imports the examining code once (astropy takes a third of a second), and
             # the workers are started here, before the service says READY, not on the first file.
             context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["pfswatchd.files.examine"])
-            self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=exit_with_service,
-                                             initargs=(os.getpid(),))
-            for warm in [self._pool.submit(os.getpid) for _ in range(workers)]:
-                warm.result()
+            context.set_forkserver_preload(["pfswatchd.files.examine", *faults.preload()])
+            self._pool = quiet_pool(workers, context)
 
     def submit(self, paths: list[str]) -> None:
         if not paths:

@@ -78,6 +78,8 @@ class Pipeline:
         # Bounded: a file forgotten on the way (deleted before it was examined) must not stay forever;
         # one evicted in a huge backlog only loses those two times.
         self._timing: LRUCache[str, _Timing] = LRUCache(maxsize=TIMING_CACHE)
+        self.unreadable: dict[str, str] = {}  # folders walk() could not list, until recorded
+        self._retried_folders: set[str] = set()
 
     # -- the step --------------------------------------------------------------------------------
 
@@ -117,13 +119,22 @@ class Pipeline:
         observed: dict[str, tuple[Identity, Hint]] = {}
         expanded: list[tuple[str, str]] = []
         for path, hint in hints:
-            if hint in (WALK, WALK_MOVED):
+            if hint == Hint.RETRY.value and os.path.isdir(path) and not os.path.islink(path):
+                # A folder recorded unreadable is due again: walk it; if it can be listed now, forget it.
+                before = len(self.unreadable)
+                expanded.extend((str(p), Hint.RESCAN.value)
+                                for p in walk(Path(path), unreadable=self.note_unreadable))
+                if len(self.unreadable) == before and self.ledger.folder_readable(path):
+                    self.log.info("folder_readable", path=path)
+                self._retried_folders.add(path)
+            elif hint in (WALK, WALK_MOVED):
                 # A folder renamed into place (a published archive, an rsync'ed tree) holds finished files;
                 # one created just now holds files renamed in before its watch existed (see Hint.NEW_FOLDER).
                 found = Hint.MOVED.value if hint == WALK_MOVED else Hint.NEW_FOLDER.value
-                expanded.extend((str(p), found) for p in walk(Path(path)))
+                expanded.extend((str(p), found) for p in walk(Path(path), unreadable=self.note_unreadable))
             else:
                 expanded.append((path, hint))
+        self._record_unreadable(now)
         for path, hint_text in expanded:
             report.hinted += 1
             hint = Hint(hint_text)
@@ -141,6 +152,20 @@ class Pipeline:
         """``path`` is gone (deleted, or renamed away) before it was examined: forget it."""
         self.settler.forget(path)
         self._timing.pop(path, None)
+
+    def note_unreadable(self, folder: Path, error: OSError) -> None:
+        """walk()'s callback: a folder that cannot be listed (recorded at the next step)."""
+        self.unreadable[str(folder)] = f"cannot read the folder: {error.strerror or error}"
+
+    def _record_unreadable(self, now: float) -> None:
+        unreadable, self.unreadable = self.unreadable, {}
+        retried, self._retried_folders = self._retried_folders, set()
+        for folder, reason in unreadable.items():
+            retry_at = self.ledger.folder_unreadable(folder, reason, self.config.ingest.retry_delay,
+                                                     retry=folder in retried, now=now)
+            if retry_at is not None:
+                self.log.warning("folder_unreadable", path=folder, error_kind="permission_denied", reason=reason,
+                                 retry_at=retry_at)
 
     def _identity(self, path: str) -> Identity | None:
         try:

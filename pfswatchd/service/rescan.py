@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pfswatchd.service.examiner import exit_with_service
+from pfswatchd.service.examiner import quiet_pool
 from pfswatchd.service.settle import Hint
 from pfswatchd.service.watch import list_folder
 from pfswatchd.state.ledger import Ledger
@@ -65,11 +65,17 @@ class FolderScan:
     hints: list[str] = field(default_factory=list)
     folders: list[str] = field(default_factory=list)
     files: int = 0  # files looked at
+    unreadable: dict[str, str] = field(default_factory=dict)  # folder -> why it cannot be listed
 
 
 def scan_folder(folder: str, ledger_url: str, recursive: bool = True) -> FolderScan:
     """List ``folder`` and return the files the ledger does not have as they are now (in the worker)."""
-    found, subfolders = list_folder(folder)
+    unreadable: dict[str, str] = {}
+
+    def note(path: Path, error: OSError) -> None:
+        unreadable[str(path)] = f"cannot read the folder: {error.strerror or error}"
+
+    found, subfolders = list_folder(folder, note)
     identities: dict[str, tuple[int, int, int]] = {}
     for entry in found:
         try:
@@ -89,7 +95,7 @@ def scan_folder(folder: str, ledger_url: str, recursive: bool = True) -> FolderS
     folders: list[str] = []
     if recursive:
         folders = sorted(subfolders, key=_changed, reverse=True)
-    return FolderScan(hints, folders, len(identities))
+    return FolderScan(hints, folders, len(identities), unreadable)
 
 
 def _changed(folder: str) -> int:
@@ -115,6 +121,7 @@ class Rescanner:
         self._in_process = in_process  # scan in the driver thread (tests of the driver alone)
         self._hold = os.environ.get(HOLD_ENV) or None
         self._found: collections.deque[str] = collections.deque()
+        self._unreadable: dict[str, str] = {}  # folders a pass could not list, until taken
         self._lock = threading.Condition()
         self._requested = False
         self._running = False
@@ -147,6 +154,12 @@ class Rescanner:
             count = min(self.slice_size, len(self._found))
             taken = [(self._found.popleft(), Hint.RESCAN.value) for _ in range(count)]
             self._lock.notify_all()
+        return taken
+
+    def take_unreadable(self) -> dict[str, str]:
+        """The folders passes found they cannot list, with the reason, since the last call."""
+        with self._lock:
+            taken, self._unreadable = self._unreadable, {}
         return taken
 
     def close(self) -> None:
@@ -191,6 +204,11 @@ class Rescanner:
             files += result.files
             hinted += len(result.hints)
             stack.extend(reversed(result.folders))  # the most recently changed one is scanned next
+            if result.unreadable:
+                with self._lock:
+                    self._unreadable.update(result.unreadable)
+                if self.on_found is not None:
+                    self.on_found()
             if result.hints and not self._queue(result.hints):
                 return  # closing
             while self._hold and os.path.exists(self._hold) and not self._closing:
@@ -205,8 +223,7 @@ class Rescanner:
         if self._pool is None:
             # forkserver: the service has threads, which fork() must not copy (as for the examiner).
             context = multiprocessing.get_context("forkserver")
-            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=exit_with_service,
-                                             initargs=(os.getpid(),))
+            self._pool = quiet_pool(1, context)  # Ctrl-C in a terminal does not reach its worker
         try:
             return self._pool.submit(scan_folder, folder, self.ledger_url, self.recursive)
         except RuntimeError:  # the pool broke (its worker was killed): scan here this time, a new pool next

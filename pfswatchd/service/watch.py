@@ -50,6 +50,16 @@ class _Handler(FileSystemEventHandler):
     def __init__(self, sink: Callable[[str, str], None], root: Path) -> None:
         self.sink = sink
         self.root = str(root).rstrip(os.sep) + os.sep
+        # FSEvents (macOS) reports paths under the root's real location (/private/tmp for /tmp,
+        # gorakhargosh/watchdog#821): they are put back under the root as configured, which is how the
+        # rescan spells them and so how the ledger keys them.
+        real = os.path.realpath(root).rstrip(os.sep) + os.sep
+        self.real_root = real if real != self.root else None
+
+    def _configured(self, path: str) -> str:
+        if self.real_root is not None and path.startswith(self.real_root):
+            return self.root + path[len(self.real_root):]
+        return path
 
     def _hidden(self, path: str) -> bool:
         """True inside a dot-folder under the root (staging areas), or for a dot-file."""
@@ -65,13 +75,16 @@ class _Handler(FileSystemEventHandler):
         elif isinstance(event, FileCreatedEvent):
             self._file(event.src_path, Hint.CREATED)
         elif isinstance(event, DirMovedEvent):
-            if event.dest_path and not self._hidden(_text(event.dest_path)):
-                self.sink(_text(event.dest_path), WALK_MOVED)
-        elif isinstance(event, DirCreatedEvent) and not self._hidden(_text(event.src_path)):
-            self.sink(_text(event.src_path), WALK)
+            folder = self._configured(_text(event.dest_path))
+            if event.dest_path and not self._hidden(folder):
+                self.sink(folder, WALK_MOVED)
+        elif isinstance(event, DirCreatedEvent):
+            folder = self._configured(_text(event.src_path))
+            if not self._hidden(folder):
+                self.sink(folder, WALK)
 
     def _file(self, path: bytes | str, hint: Hint) -> None:
-        text = _text(path)
+        text = self._configured(_text(path))
         if not is_temporary(os.path.basename(text)) and not self._hidden(text):
             self.sink(text, hint.value)
 
@@ -80,14 +93,23 @@ def _text(path: bytes | str) -> str:
     return os.fsdecode(path)
 
 
-def _native_observer() -> BaseObserver:
-    """inotify on Linux, reporting a file renamed in from an unwatched folder as a move (it is
-    complete), not as a creation (which would have to settle); watchdog's native observer elsewhere."""
+def _native_observer(poll_interval: float) -> tuple[BaseObserver, str | None]:
+    """The platform's own observer, and a warning when there is none and polling replaces it.
+
+    inotify on Linux, reporting a file renamed in from an unwatched folder as a move (it is complete),
+    not as a creation (which would have to settle).  Elsewhere watchdog's choice: FSEvents or kqueue
+    on macOS, polling where it has nothing better.  Off Linux, importing watchdog's inotify module
+    raises UnsupportedLibcError (a plain Exception, not an ImportError), so any failure counts.
+    """
     try:
         from watchdog.observers.inotify import InotifyObserver
-    except ImportError:  # not Linux
-        return Observer()
-    return InotifyObserver(generate_full_events=True)
+    except Exception:
+        observer = Observer()
+        if isinstance(observer, PollingObserver):
+            return PollingObserver(timeout=poll_interval), (
+                f"no native file-system events on this platform: polling every {poll_interval} s instead")
+        return observer, None
+    return InotifyObserver(generate_full_events=True), None
 
 
 class Watcher:
@@ -109,13 +131,14 @@ class Watcher:
         self.poll_interval = poll_interval
         self._observer: BaseObserver | None = None
         self._watched: set[Path] = set()
+        self.warning: str | None = None  # why native mode is polling, for the service's start-up log
 
     def start(self) -> list[Path]:
         """Start watching every root that exists; return the roots that are missing."""
         if self.mode == "polling":
             self._observer = PollingObserver(timeout=self.poll_interval)
         else:
-            self._observer = _native_observer()
+            self._observer, self.warning = _native_observer(self.poll_interval)
         self._observer.daemon = True
         missing = self.refresh()
         self._observer.start()
@@ -184,25 +207,35 @@ def _placing(emitter: object) -> bool:
     return type(snapshot).__name__ == "EmptyDirectorySnapshot"
 
 
-def walk(root: Path, *, recursive: bool = True) -> Iterator[Path]:
-    """Regular files (and links to files) under ``root``, not entering dot-folders or linked folders."""
-    found, folders = list_folder(str(root))
+def walk(root: Path, *, recursive: bool = True,
+         unreadable: Callable[[Path, OSError], None] | None = None) -> Iterator[Path]:
+    """Regular files (and links to files) under ``root``, not entering dot-folders or linked folders.
+
+    A folder that cannot be listed (its mode, its owner) is passed to ``unreadable``.
+    """
+    found, folders = list_folder(str(root), unreadable)
     for entry in found:
         yield Path(entry.path)
     if recursive:
         for folder in folders:
-            yield from walk(Path(folder), recursive=recursive)
+            yield from walk(Path(folder), recursive=recursive, unreadable=unreadable)
 
 
-def list_folder(folder: str) -> tuple[list[os.DirEntry[str]], list[str]]:
+def list_folder(folder: str, unreadable: Callable[[Path, OSError], None] | None = None
+                ) -> tuple[list[os.DirEntry[str]], list[str]]:
     """One folder's entries as the watcher sees them: (files and links to files, sub-folders to enter).
 
     Temporary names are left out, and dot-folders (staging areas) and links to folders are not entered.
-    An unreadable or vanished folder has no entries.
+    A vanished folder has no entries; one that cannot be listed (its mode, its owner) has none either,
+    and is passed to ``unreadable``: never skipped without a word.
     """
     try:
         entries = list(os.scandir(folder))
-    except (FileNotFoundError, NotADirectoryError, PermissionError):
+    except (FileNotFoundError, NotADirectoryError):
+        return [], []
+    except OSError as exc:
+        if unreadable is not None:
+            unreadable(Path(folder), exc)
         return [], []
     found: list[os.DirEntry[str]] = []
     folders: list[str] = []

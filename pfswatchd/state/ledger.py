@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,6 +82,9 @@ class Result:
     quarantine_path: str | None = None
     complete_at: float | None = None
 
+
+
+FOLDER = "folder"  # the kind of a row for a watched folder that cannot be read (not a file)
 
 
 class Ledger(ArchiveRecords):
@@ -321,6 +324,35 @@ class Ledger(ArchiveRecords):
                 ).all()
                 found.update(row.dataset_id for row in rows)
         return found
+
+    def folder_unreadable(self, path: str, reason: str, retry_delay: Callable[[int], float], *, retry: bool,
+                          now: float | None = None) -> float | None:
+        """Record a watched folder pfswatchd cannot list: pending, ``permission_denied``, retried with backoff.
+
+        The row has kind ``folder``; a rescan that meets the folder again changes nothing (only a due
+        ``retry`` counts an attempt).  Returns the time of the next try when one was scheduled now.
+        """
+        now = now or time.time()
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(files.c.attempts).where(files.c.path == path)).first()
+            if row is not None and not retry:
+                return None
+            attempts = (row.attempts if row is not None else 0) + 1
+            retry_at = now + retry_delay(attempts)
+            values = dict(state=FileState.PENDING.value, attempts=attempts, error_kind="permission_denied",
+                          error=reason, next_attempt_at=retry_at, updated_at=now)
+            if row is None:
+                conn.execute(upsert_insert(conn, files).values(path=path, kind=FOLDER, seen_at=now, **values)
+                             .on_conflict_do_nothing(index_elements=["path"]))
+            else:
+                conn.execute(files.update().where(files.c.path == path).values(**values))
+        return retry_at
+
+    def folder_readable(self, path: str) -> bool:
+        """Forget a folder recorded unreadable, now that it can be listed; True if there was one."""
+        with self.engine.begin() as conn:
+            result = conn.execute(files.delete().where(files.c.path == path, files.c.kind == FOLDER))
+        return bool(result.rowcount)
 
     def mark(self, path: str, state: FileState, **values: Any) -> None:
         """Set a row's state outside a claim (ignored files, operator retry).

@@ -13,6 +13,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
+from pfswatchd.errors import PfsWatchError
+from pfswatchd.logconfig import redact
+
 SCHEMA_VERSION = 1
 CHUNK = 500  # rows per statement (IN lists, executemany)
 
@@ -124,6 +127,31 @@ meta = sa.Table(
 def free_for(table: sa.Table, instance: str, now: float) -> sa.ColumnElement[bool]:
     """A row ``instance`` may claim or reserve: nobody holds it, its holder's claim expired, or it holds it."""
     return sa.or_(table.c.claimed_by.is_(None), table.c.claim_expires < now, table.c.claimed_by == instance)
+
+
+class NoLedgerError(PfsWatchError):
+    """``status`` or ``retry`` found no ledger where the configuration says it is."""
+
+
+def missing_ledger(url: str) -> str | None:
+    """Where the ledger was looked for, if it is not there; None if it is.  Creates nothing.
+
+    A SQLite ledger is a file (make_engine would create its folder, and connecting would create
+    the file); a PostgreSQL one is the ``files`` table in an existing database.
+    """
+    if url.startswith("sqlite"):
+        database = url.split("///", 1)[-1]
+        if database in ("", ":memory:"):
+            return url
+        path = Path(database).absolute()
+        return None if path.is_file() else str(path)
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            found = sa.inspect(conn).has_table(files.name)
+    finally:
+        engine.dispose()
+    return None if found else f"{redact(url)} (the database has no '{files.name}' table)"
 
 
 def make_engine(url: str) -> Engine:
