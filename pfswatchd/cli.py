@@ -300,7 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
     configs.add_argument("--fail-fast", action="store_true",
                          help="stop at the first bad file, before anything more is written (default: go on)")
     configs.add_argument("--no-update", action="store_true", help="accepted for compatibility with "
-                         "ingestPfsConfig.py; records are never updated")
+                         "ingestPfsConfig.py, where it keeps existing records; pfswatchd never updates them, so it "
+                         "changes nothing (default: off)")
     configs.set_defaults(func=_ingest_pfsconfig)
 
     fake = _command(commands, "fake-data", "write realistic synthetic PFS files for trying pfswatchd",

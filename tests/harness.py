@@ -83,7 +83,9 @@ class Daemon:
     # -- process ---------------------------------------------------------------------------------
 
     def start(self, *, wait_ready: bool = True, env: dict[str, str] | None = None,
-              prefix: list[str] | None = None) -> Daemon:
+              prefix: list[str] | None = None, new_session: bool = False) -> Daemon:
+        """Start the service; with ``new_session`` in a process group of its own, as a terminal's
+        foreground job is (``interrupt`` then sends SIGINT to the whole group, like Ctrl-C)."""
         address = str(self.base / "notify.sock")
         if os.path.exists(address):
             os.unlink(address)
@@ -94,7 +96,8 @@ class Daemon:
         environment = {**os.environ, "NOTIFY_SOCKET": address, **(env or {})}
         command = [*(prefix or []), str(BIN / "pfswatchd"), "run", "--config", str(self.config_path)]
         with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment)
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment,
+                                            start_new_session=new_session)
         RUNNING.append(self)
         if wait_ready:
             self.wait_notify("READY=1", timeout=90)
@@ -120,6 +123,14 @@ class Daemon:
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
         assert self.process is not None
         self.process.send_signal(sig)
+        code = self.process.wait(timeout=timeout)
+        self._close()
+        return code
+
+    def interrupt(self, timeout: float = 60) -> int:
+        """Ctrl-C: SIGINT to the service's process group (examiner workers and fork server included)."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGINT)
         code = self.process.wait(timeout=timeout)
         self._close()
         return code

@@ -140,3 +140,82 @@ def test_fake_data_writes_the_summit_layout(tmp_path):
 def test_help(command):
     result = run("pfswatchd", *command)
     assert result.stdout
+
+
+def test_status_without_a_ledger_says_where_it_looked_and_creates_nothing(tmp_path):
+    result = run("pfswatchd", "status", check=False, cwd=tmp_path)
+    assert result.returncode == 1 and result.stdout == ""
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"pfswatchd: no ledger at {tmp_path / 'var' / 'state' / 'ledger.sqlite3'} ")
+    assert "embedded default configuration" in line
+    config = write_config_file(tmp_path, "[state]\npath = \"elsewhere\"\n")
+    result = run("pfswatchd", "status", "--json", "--config", config, check=False, cwd=tmp_path)
+    assert result.returncode == 1 and str(tmp_path / "elsewhere" / "ledger.sqlite3") in result.stderr
+    result = run("pfswatchd", "retry", "--config", config, check=False, cwd=tmp_path)
+    assert result.returncode == 1 and "no ledger at" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pfswatchd.toml"]  # nothing created
+
+
+def write_config_file(folder: Path, text: str) -> Path:
+    path = folder / "pfswatchd.toml"
+    path.write_text(text)
+    return path
+
+
+def test_retry_with_an_unknown_kind_names_the_known_ones(tmp_path):
+    result = run("pfswatchd", "retry", "--kind", "not_fit", check=False, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "invalid choice: 'not_fit'" in result.stderr and "'not_fits'" in result.stderr
+    assert "'permission_denied'" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def _subcommands():
+    from pfswatchd.cli import build_parser
+
+    parser = build_parser()
+    [commands] = [a for a in parser._actions if a.dest == "command"]
+    return commands.choices
+
+
+@pytest.mark.parametrize("name", sorted(_subcommands()))
+def test_every_command_and_option_explains_itself(name):
+    """Every sub-command has a description; every argument says what it is; every option its default."""
+    parser = _subcommands()[name]
+    assert parser.description and len(parser.description) > 60, name
+    assert parser.epilog and "example:" in parser.epilog, name
+    for action in parser._actions:
+        if action.dest == "help":
+            continue
+        assert action.help, (name, action.dest)
+        if action.option_strings and action.dest != "version":
+            assert "default" in action.help, (name, action.option_strings)
+    if name in ("status", "retry"):
+        config = next(a for a in parser._actions if a.dest == "config")
+        assert "./var/state/ledger.sqlite3" in config.help
+    if name in ("ingest-raws", "ingest-pfsconfig"):
+        transfer = next(a for a in parser._actions if a.dest == "transfer")
+        assert all(f"{mode} = " in transfer.help or f"{mode}, " in transfer.help for mode in transfer.choices)
+    if name == "retry":
+        kind = next(a for a in parser._actions if a.dest == "kind")
+        assert "not_fits" in kind.help and "concurrent_write" in kind.help
+
+
+def test_fake_data_date(tmp_path):
+    run("pfswatchd", "fake-data", tmp_path / "d", "--visits", "2", "--date", "2024-10-25")
+    files = sorted((tmp_path / "d").rglob("*.fits"))
+    assert files and {p.relative_to(tmp_path / "d").parts[1] for p in files} == {"2024-10-25"}
+    from astropy.io import fits
+
+    raw = next(p for p in files if p.name.startswith("PFSA"))
+    assert fits.getheader(raw)["DATE-OBS"].startswith("2024-10-25")
+    result = run("pfswatchd", "fake-data", tmp_path / "e", "--date", "25/10/2024", check=False)
+    assert result.returncode == 2 and "expected a date as YYYY-MM-DD" in result.stderr
+
+
+def test_package_metadata_has_an_spdx_license_expression():
+    """PEP 639: `license = "BSD-3-Clause"` gives License-Expression (the table form is deprecated)."""
+    from importlib.metadata import metadata
+
+    info = metadata("pfswatchd")
+    assert info["License-Expression"] == "BSD-3-Clause" and info.get("License") is None

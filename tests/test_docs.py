@@ -37,3 +37,16 @@ def test_every_test_the_guarantees_cite_exists():
             assert f"def {name}(" in source, f"{path}::{name}"
     for name in re.findall(r"`(test_\w+)`", guarantees):
         assert any(f"def {name}(" in p.read_text() for p in (ROOT / "tests").rglob("test_*.py")), name
+
+
+def test_the_command_reference_is_the_real_help_of_every_command():
+    """docs/commands.md, linked from the README, is what `pfswatchd COMMAND --help` prints (regenerate it
+    with scripts/command-reference)."""
+    import commandref
+    from pfswatchd.cli import build_parser
+
+    assert "(docs/commands.md)" in README
+    [commands] = [a for a in build_parser()._actions if a.dest == "command"]
+    assert set(commandref.COMMANDS) == set(commands.choices)
+    assert (ROOT / "docs" / "commands.md").read_text() == commandref.reference(), \
+        "docs/commands.md is out of date: run scripts/command-reference"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import write_config, write_raw
-from harness import BIN, Daemon, burst_files, drop
+from harness import BIN, Daemon, burst_files, drop, obeying_file_modes
 
 
 @pytest.fixture()
@@ -334,3 +335,89 @@ def test_files_renamed_into_a_just_created_folder_do_not_wait_to_settle(daemon, 
         os.rename(source, night / source.name)
     daemon.wait_files("ingested", 10, timeout=20)
     assert daemon.quick_status()["counts"]["failed"] == 0
+
+
+def test_ctrl_c_in_a_terminal_stops_cleanly(daemon, tmp_path):
+    """SIGINT to the whole process group (examiner workers too) used to print their KeyboardInterrupt
+    tracebacks; the service must stop with 0, and quietly."""
+    daemon.settings["ingest"]["examine_workers"] = 2
+    daemon.write_config()
+    daemon.start(new_session=True)
+    drop(write_raw(tmp_path / "src", visit=320), daemon.incoming)
+    daemon.wait_files("ingested", 1, timeout=60)
+    assert daemon.interrupt(timeout=40) == 0
+    log = daemon.log()
+    assert "Traceback" not in log and "KeyboardInterrupt" not in log, log[-3000:]
+    assert [e["exit_code"] for e in daemon.events("service_stopped")] == [0]
+
+
+def test_ctrl_c_while_the_examiner_starts_stops_cleanly(daemon, tmp_path):
+    """A Ctrl-C while the examiner's fork server imports its modules killed it, and the service died with
+    'internal error: EOFError'; it must take the interrupt itself and stop with 0."""
+    daemon.settings["ingest"]["examine_workers"] = 2
+    daemon.write_config()
+    marker = tmp_path / "preloading"
+    daemon.start(new_session=True, wait_ready=False,
+                 env={"PFSWATCHD_FAULT": "forkserver.preload", "PFSWATCHD_FAULT_MARKER": str(marker),
+                      "PFSWATCHD_FAULT_SECONDS": "2"})
+    deadline = time.monotonic() + 90
+    while not marker.exists():
+        assert daemon.alive() and time.monotonic() < deadline, daemon.log()
+        time.sleep(0.02)
+    assert daemon.interrupt(timeout=60) == 0, daemon.log()
+    log = daemon.log()
+    assert "Traceback" not in log and "EOFError" not in log, log[-3000:]
+
+
+def test_a_second_instance_on_the_same_ledger_is_told(daemon, tmp_path):
+    first = daemon.start()
+    assert first.events("another_instance_running") == []
+    second = Daemon(tmp_path / "svc")  # the same folder, configuration and ledger
+    second.log_path = tmp_path / "second.log"
+    second.start()
+    [event] = second.events("another_instance_running")
+    assert event["pids"] == [first.process.pid] and event["ledger"].endswith("ledger.sqlite3")
+    assert event["level"] == "warning"
+    drop(write_raw(tmp_path / "src", visit=321), daemon.incoming)
+    daemon.wait_files("ingested", 1, timeout=60)  # they still share the work
+    assert second.stop() == 0 and first.stop() == 0
+
+
+def test_a_burst_is_one_summary_line_on_a_terminal(daemon, tmp_path):
+    """The console log (a terminal) summarises a burst; JSON logs keep one event per file."""
+    daemon.settings["log"]["format"] = "console"
+    daemon.write_config()
+    files = burst_files(tmp_path / "src", tmp_path / "templates", 60)
+    daemon.start()
+    for path in files:
+        os.rename(path, daemon.incoming / path.name)
+    daemon.wait_files("ingested", 60, timeout=120)
+    deadline = time.monotonic() + 30
+    while "files_done" not in daemon.log() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    lines = daemon.log().splitlines()
+    assert not [line for line in lines if "file_ingested" in line or "batch_ingested" in line], lines[-5:]
+    done = [line for line in lines if "files_done" in line]
+    counted = sum(int(m) for line in done for m in re.findall(r"\bingested=(\d+)", line))
+    assert counted == 60 and len(done) <= 3, done
+    assert daemon.stop() == 0
+
+
+def test_an_unreadable_folder_is_recorded_and_retried(tmp_path):
+    daemon = Daemon(tmp_path / "svc", ingest={"retry_initial": 0.3, "retry_max": 0.5})
+    locked = daemon.incoming / "night"
+    write_raw(locked, visit=322)
+    locked.chmod(0o000)
+    try:
+        daemon.start(prefix=obeying_file_modes())
+        status = daemon.wait_until(lambda s: any(f["kind"] == "folder" for f in s["files"]), 30,
+                                   what="the unreadable folder recorded")
+        [row] = [f for f in status["files"] if f["kind"] == "folder"]
+        assert row["path"] == str(locked) and row["state"] == "pending"
+        assert row["error_kind"] == "permission_denied" and "cannot read the folder" in row["error"]
+        assert daemon.events("folder_unreadable")
+    finally:
+        locked.chmod(0o755)
+    status = daemon.wait_files("ingested", 1, timeout=30)  # retried: now it can be read
+    daemon.wait_until(lambda s: not any(f["kind"] == "folder" for f in s["files"]), 30, what="folder forgotten")
+    assert daemon.stop() == 0
