@@ -381,3 +381,33 @@ def test_make_visits_deterministic(tmp_path):
     assert all(a.read_bytes() == b.read_bytes() for a, b in zip(first, second, strict=True))
     assert first[0].name != other[0].name  # another seed, another design
     assert len(first) == 1 + 2 * 3 and not any(p.name.startswith("PFSF") for p in first)
+
+
+def test_a_night_is_the_writers_files_restamped(tmp_path):
+    """make_visits restamps templates (fast) and gives what the writers give: the same primary headers
+    for every raw, the same bytes for every pfsConfig and PFSF file, valid checksums everywhere."""
+    paths = fakedata.make_visits(tmp_path / "night", visits=4, spectrographs=(1, 2), pfsf=True, date="2024-10-25")
+    assert len(paths) == 4 * (4 + 6)
+    reference = tmp_path / "reference"
+    for path in paths:
+        _assert_checksums(path)
+        with fits.open(path) as hdul:
+            header = hdul[0].header
+            visit, design = header["W_VISIT"], header["W_PFDSGN"]
+            if path.name.startswith("PFS") and path.name[3] in "AB":
+                common = dict(visit=visit, spectrograph=header["W_SPMOD"], pfs_design_id=design,
+                              mjd=header["MJD-STR"], dither_mm=header["W_ENFCAZ"])
+                target = reference / path.name
+                if path.name[3] == "B":
+                    fakedata.write_pfsb(target, **common)
+                else:
+                    fakedata.write_pfsa(target, arm={"1": "b", "2": "r", "4": "m"}[path.name[-6]], **common)
+                with fits.open(target) as expected:
+                    assert hdul[0].header.tostring() == expected[0].header.tostring(), path.name
+            else:
+                subset = int(header["FRAMEID"][-2:])
+                target = fakedata.write_pfsconfig(reference / path.name, visit=visit, subset=subset,
+                                                  extra_cards={"DATE-OBS": header["DATE-OBS"]})
+                assert target.read_bytes() == path.read_bytes(), path.name
+    designs = {fits.getheader(p)["W_PFDSGN"] for p in paths if p.name.startswith("pfsConfig")}
+    assert len(designs) == 4 and {p.parent.parent.name for p in paths} == {"2024-10-25"}

@@ -147,7 +147,7 @@ def test_every_module_has_a_layer():
 
 def test_the_folder_listing_shows_the_stages():
     """The sub-packages named in the README's "How it works" exist, each with its docstring."""
-    for unit in ("service", "archives", "butler", "files", "state"):
+    for unit in ("service", "archives", "butler", "files", "state", "fakedata"):
         init = PACKAGE / unit / "__init__.py"
         assert ast.get_docstring(ast.parse(init.read_text())), unit
 

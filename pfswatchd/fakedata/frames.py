@@ -1,4 +1,4 @@
-"""Realistic synthetic PFS files (PFSA, PFSB, pfsConfig/PFSF, PFSC) for tests and demos.
+"""The writers of single synthetic PFS files (PFSA, PFSB, pfsConfig/PFSF, PFSC), with astropy.
 
 The layouts follow the DAQ writers described in ``pfs-datamodel.md`` (sections 1, 4 and 5):
 CCD frames are an empty primary carrying every card plus a RICE_1 tile-compressed ``image``
@@ -9,6 +9,7 @@ the bytes: the CHECKSUM/DATASUM comments carry the time of the exposure instead 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 from collections.abc import Iterable, Mapping, Sequence
@@ -20,11 +21,7 @@ from astropy.coordinates import Angle
 from astropy.io import fits
 from astropy.time import Time, TimeDelta
 
-from pfswatchd.butler.pfsraw import camera_id  # re-exported: b1=0 r1=1 n1=2 b2=3 ...; m_k = -(id of r_k)
-
-__all__ = ["ARM_NUMBERS", "camera_id", "clone_burst", "clone_raw", "design_id_for", "make_visits",
-           "pfsconfig_filename", "pfsf_filename", "raw_filename", "write_metrology", "write_pfsa", "write_pfsb",
-           "write_pfsconfig"]
+from pfswatchd.butler.pfsraw import camera_id
 
 ARM_NUMBERS = {"b": 1, "r": 2, "n": 3, "m": 4}
 _STRUCTURAL = {"SIMPLE", "BITPIX", "NAXIS", "EXTEND"}
@@ -34,6 +31,8 @@ _LAMPS = {"NEO": "Ne", "XEN": "Xe", "HGA": "HgAr", "KRY": "Kr", "ARG": "Ar", "QT
 _SCIENCE, _SKY, _FLUXSTD, _UNASSIGNED = 1, 2, 3, 4
 _TYPE_CYCLE = (_SCIENCE, _SCIENCE, _SKY, _SCIENCE, _FLUXSTD, _UNASSIGNED)
 _DARK_TYPES = ("BIAS", "DARK")
+CCD_EXPTIME = 30.0  # [s] write_pfsa's default exposure
+NIR_READS, NIR_FRAME_TIME = 3, 10.857  # write_pfsb's default ramp: reads, [s] per read
 
 # Header dumps: "KEY=value/comment" separated by "|" or newlines; values that parse as int or float
 # become numbers, True/False booleans.  _RAW_CARDS is formatted with the values of one exposure.
@@ -204,39 +203,75 @@ def _finish(hdus: Sequence[Any], path: str | Path, when: Time) -> Path:
     return path
 
 
-def _raw_primary(*, category: str, visit: int, spectrograph: int, arm: str, pfs_design_id: int, site: str,
-                 mjd: float, exptime: float, darktime: float, data_type: str, dither_mm: float, seed: int,
-                 rows: int) -> fits.Header:
-    """Build the ~150-card primary header of a CCD or NIR raw as the DAQ writes it."""
-    nir, dark = arm == "n", data_type in _DARK_TYPES
+@functools.lru_cache(maxsize=256)
+def _times(mjd: float, exptime: float) -> dict[str, Any]:
+    """The time cards' values of an exposure (astropy Time is slow: a night's frames share them)."""
     start, end = Time(mjd, format="mjd", scale="utc"), Time(mjd + exptime / 86400, format="mjd", scale="utc")
     hst = TimeDelta(10 / 24, format="jd")
+    return dict(date=start.strftime("%Y-%m-%d"), ut=_clock(start), ut_end=_clock(end), hst=_clock(start - hst),
+                hst_end=_clock(end - hst), mjd_end=end.mjd)
+
+
+@functools.lru_cache(maxsize=256)
+def _pointing(visit: int, seed: int) -> dict[str, Any]:
+    """The telescope cards' values of a visit (the same for every camera)."""
     ra, dec, posang = _field(visit, seed)
     rng = _rng(seed, visit, 99)
     alt = float(rng.uniform(45.0, 85.0))
+    ra_s, dec_s = _sexagesimal(ra, dec)
+    return dict(ra=ra_s, dec=dec_s, alt=alt, zd=90.0 - alt, az=float(rng.uniform(0, 360)),
+                airmass=1.0 / np.sin(np.radians(alt)), posang=posang, inr_end=posang + 0.012)
+
+
+def raw_cards(*, category: str, visit: int, spectrograph: int, arm: str, pfs_design_id: int, site: str,
+              mjd: float, exptime: float, darktime: float, data_type: str, dither_mm: float, seed: int,
+              rows: int) -> list[tuple[str, Any, str]]:
+    """The ~150 cards (key, value, comment) of a CCD or NIR raw's primary header as the DAQ writes it."""
+    nir, dark = arm == "n", data_type in _DARK_TYPES
     lit = {"COMPARISON": {"NEO", "HGA"}, "FLAT": {"QTH"}}.get(data_type, set())
     fringe, mid, wmin, wmax = _SPECTRO[arm]
-    ra_s, dec_s = _sexagesimal(ra, dec)
     values = dict(
         data_type=data_type, object=data_type if dark or lit else f"COSMOS field {visit % 7}", visit=visit,
         frame_id=raw_filename(site, category, visit, spectrograph, arm)[:-5], arm=arm,
         spectrograph=spectrograph,
         gain=1.0 if nir else 1.24, det_tmp=80.0 if nir else 163.2, det_id=camera_id(arm, spectrograph),
         dispaxis=1 if nir else 2, fringe=fringe, mid=mid, wmin=wmin, wmax=wmax, arm_num=ARM_NUMBERS[arm],
-        site=site, design=int(pfs_design_id), date=start.strftime("%Y-%m-%d"), ut=_clock(start),
-        ut_end=_clock(end), hst=_clock(start - hst), hst_end=_clock(end - hst), mjd=mjd, mjd_end=end.mjd,
-        exptime=float(exptime), darktime=float(darktime), ra=ra_s, dec=dec_s, alt=alt, zd=90.0 - alt,
-        az=float(rng.uniform(0, 360)), airmass=1.0 / np.sin(np.radians(alt)), posang=posang,
-        inr_end=posang + 0.012, dither=float(dither_mm), shutter="closed" if dark else "open",
-        rda="med" if arm == "m" else "low", xt1=80.0 if nir else 163.1, xt2=80.1 if nir else 163.3,
-        last_row=rows - 1)
+        site=site, design=int(pfs_design_id), mjd=mjd, exptime=float(exptime), darktime=float(darktime),
+        dither=float(dither_mm), shutter="closed" if dark else "open", rda="med" if arm == "m" else "low",
+        xt1=80.0 if nir else 163.1, xt2=80.1 if nir else 163.3, last_row=rows - 1,
+        **_times(mjd, exptime), **_pointing(visit, seed))
     cards = _parse_cards(_RAW_CARDS.format(**values))
     for code, name in _LAMPS.items():
         cards.append((f"W_AIT{code}", code in lit, f"{name} lamp on"))
         cards.append((f"W_CL{code[:2]}T", exptime if code in lit else 0.0, f"[s] {name} lamp on-time"))
     if arm in "rm":
         cards.append(("W_SGRTDT", 60780.91, "[day] Last grating move time"))
-    return _header(cards)
+    return cards
+
+
+def _raw_primary(**values: Any) -> fits.Header:
+    return _header(raw_cards(**values))
+
+
+def default_raw_cards(arm: str, *, visit: int, spectrograph: int, pfs_design_id: int, site: str, mjd: float,
+                      dither_mm: float, seed: int, full_size: bool) -> tuple[list[tuple[str, Any, str]], Time]:
+    """The primary cards write_pfsa (arms b, r, m) or write_pfsb (n) gives a frame with their defaults
+    (an OBJECT exposure), and the time its CHECKSUM comment carries."""
+    if arm == "n":
+        exptime = NIR_READS * NIR_FRAME_TIME
+        cards = raw_cards(category="B", visit=visit, spectrograph=spectrograph, arm=arm, pfs_design_id=pfs_design_id,
+                          site=site, mjd=mjd, exptime=exptime, darktime=exptime, data_type="OBJECT",
+                          dither_mm=dither_mm, seed=seed, rows=4096 if full_size else 64)
+        return cards, _stamp(mjd, exptime + 20.0)
+    cards = raw_cards(category="A", visit=visit, spectrograph=spectrograph, arm=arm, pfs_design_id=pfs_design_id,
+                      site=site, mjd=mjd, exptime=CCD_EXPTIME, darktime=CCD_EXPTIME + 2.1, data_type="OBJECT",
+                      dither_mm=dither_mm, seed=seed, rows=4300 if full_size else 86)
+    return cards, _stamp(mjd, CCD_EXPTIME + 45.0)
+
+
+def _stamp(mjd: float, seconds: float) -> Time:
+    """When the DAQ wrote a frame: ``seconds`` after the exposure started."""
+    return Time(mjd + seconds / 86400.0, format="mjd", scale="utc")
 
 
 def _compressed(data: np.ndarray, name: str, header: fits.Header | None = None) -> fits.CompImageHDU:
@@ -254,7 +289,7 @@ def _ccd_image_cards(header: fits.Header) -> fits.Header:
 
 
 def write_pfsa(path: str | Path, *, visit: int, spectrograph: int, arm: str, pfs_design_id: int,
-               site: str = "S", mjd: float = 60800.5, exptime: float = 30.0, data_type: str = "OBJECT",
+               site: str = "S", mjd: float = 60800.5, exptime: float = CCD_EXPTIME, data_type: str = "OBJECT",
                dither_mm: float = 0.0, full_size: bool = False, seed: int = 0,
                extra_cards: Mapping[str, Any] | None = None, drop_cards: Iterable[str] = (),
                simulator_layout: bool = False) -> Path:
@@ -285,7 +320,7 @@ def write_pfsa(path: str | Path, *, visit: int, spectrograph: int, arm: str, pfs
         for col in range(cols // 12, cols, cols // 6):
             image[:, col:col + 2] += 800.0 + 200.0 * np.sin(np.linspace(0, 3, rows))[:, None]
     pixels = np.clip(np.rint(image), 0, 65535).astype(np.uint16)
-    when = Time(mjd + (exptime + 45.0) / 86400.0, format="mjd", scale="utc")
+    when = _stamp(mjd, exptime + 45.0)
     if simulator_layout:
         cards = fits.Header([card for card in header.cards if card.keyword not in _STRUCTURAL])
         _apply(cards, extra_cards, drop_cards)
@@ -296,7 +331,8 @@ def write_pfsa(path: str | Path, *, visit: int, spectrograph: int, arm: str, pfs
 
 
 def write_pfsb(path: str | Path, *, visit: int, spectrograph: int, pfs_design_id: int, site: str = "S",
-               mjd: float = 60800.5, n_reads: int = 3, frame_time: float = 10.857, data_type: str = "OBJECT",
+               mjd: float = 60800.5, n_reads: int = NIR_READS, frame_time: float = NIR_FRAME_TIME,
+               data_type: str = "OBJECT",
                dither_mm: float = 0.0, full_size: bool = False, seed: int = 0, irp_ratio: int = 1,
                extra_cards: Mapping[str, Any] | None = None, drop_cards: Iterable[str] = ()) -> Path:
     """Write an H4RG up-the-ramp file (arm n, format version 3) and return its path.
@@ -360,115 +396,7 @@ def write_pfsb(path: str | Path, *, visit: int, spectrograph: int, pfs_design_id
         cards = _header([("INHERIT", True, "Recommend using PHDU cards"), ("W_H4READ", n, "Read number"),
                          ("W_H4GRUP", 1, "Group number")])
         hdus += [_compressed(image_for(n), f"IMAGE_{n}", cards), _compressed(ref_for(n), f"REF_{n}")]
-    return _finish(hdus, path, Time(mjd + (exptime + 20.0) / 86400.0, format="mjd", scale="utc"))
-
-
-def _fibres(visit: int, n_fibers: int, proposals: Sequence[str], seed: int) -> dict[str, np.ndarray]:
-    """CONFIG columns of a visit's design, in the datamodel's order.
-
-    Every 6 fibres: 3 SCIENCE (round-robin over ``proposals``), 1 SKY, 1 FLUXSTD, 1 UNASSIGNED.
-    """
-    rng = _rng(seed, visit, 55)
-    ra0, dec0, _ = _field(visit, seed)
-    fiber_id = np.sort(rng.choice(np.arange(1, 2395), size=n_fibers, replace=False)).astype(np.int32)
-    ttype = np.array([_TYPE_CYCLE[i % len(_TYPE_CYCLE)] for i in range(n_fibers)], dtype=np.int32)
-    science = np.flatnonzero(ttype == _SCIENCE)
-    proposal = np.full(n_fibers, "N/A", dtype=object)
-    proposal[science] = [proposals[i % len(proposals)] for i in range(len(science))]
-    assigned, stars = ttype != _UNASSIGNED, ttype == _FLUXSTD
-    nominal = rng.uniform(-220.0, 220.0, (n_fibers, 2)).astype(np.float32)
-    nominal[~assigned] = np.nan
-    f4 = np.float32
-    return {
-        "fiberId": fiber_id, "cobraId": fiber_id.copy(), "tract": np.full(n_fibers, 9813, np.int32),
-        "patch": np.array(["4,4"] * n_fibers),
-        "ra": np.where(assigned, ra0 + rng.uniform(-0.6, 0.6, n_fibers), np.nan),
-        "dec": np.where(assigned, dec0 + rng.uniform(-0.6, 0.6, n_fibers), np.nan),
-        "catId": np.select([ttype == _SCIENCE, ttype == _SKY, stars], [10, 1001, 4], -1).astype(np.int32),
-        "objId": np.where(assigned, rng.integers(1, 2**50, n_fibers), -1).astype(np.int64),
-        "targetType": ttype, "epoch": np.where(stars, "J2016.0", "J2000.0"),
-        "pmRa": np.where(stars, rng.normal(0, 5, n_fibers), 0.0).astype(f4),
-        "pmDec": np.where(stars, rng.normal(0, 5, n_fibers), 0.0).astype(f4),
-        "parallax": np.where(stars, rng.uniform(0.1, 2, n_fibers), 1e-8).astype(f4),
-        "proposalId": proposal.astype(str),
-        "obCode": np.array([f"{p}_ob{i:03d}" if p != "N/A" else "N/A" for i, p in enumerate(proposal)]),
-        "pfiNominal": nominal,
-        "pfiCenter": (np.nan_to_num(nominal) + rng.normal(0, 0.005, (n_fibers, 2))).astype(f4),
-        "cobraTheta": rng.uniform(0, 360, n_fibers).astype(f4),
-        "cobraPhi": rng.uniform(0, 180, n_fibers).astype(f4),
-        "fiberStatus": np.ones(n_fibers, np.int32),
-    }
-
-
-def _table(columns: Mapping[str, np.ndarray], name: str, header: fits.Header) -> fits.BinTableHDU:
-    """A binary table; strings get ``nA`` with n the longest value, other unlisted columns ``E``."""
-    cols = []
-    for key, values in columns.items():
-        fmt = _FORMATS.get(key, "E")
-        if values.dtype.kind in "US":
-            fmt = f"{max([1, *(len(str(v)) for v in values)])}A"
-        cols.append(fits.Column(name=key, format=fmt, array=values, unit="nJy" if "Flux" in key else None))
-    return fits.BinTableHDU.from_columns(cols, header=header, name=name)
-
-
-def write_pfsconfig(path: str | Path, *, visit: int, pfs_design_id: int | None = None, n_fibers: int = 12,
-                    subset: int = 0, proposals: Sequence[str] = ("S25A-001QN", "S25A-002QN"), seed: int = 0,
-                    extra_cards: Mapping[str, Any] | None = None, drop_cards: Iterable[str] = ()) -> Path:
-    """Write a pfsConfig (``subset=0``) or a customised PFSF copy (``subset=k``) and return its path.
-
-    A customised copy keeps the fibres of ``proposals[k-1]`` plus SKY and FLUXSTD fibres, with the
-    same W_PFDSGN and W_VISIT as the full file.  The design id is computed from the full fibre set
-    when ``pfs_design_id`` is None.
-    """
-    fibres = _fibres(visit, n_fibers, proposals, seed)
-    if pfs_design_id is None:
-        pfs_design_id = design_id_for(fibres["fiberId"], fibres["ra"], fibres["dec"])
-    if subset:
-        if not 1 <= subset <= len(proposals):
-            raise ValueError(f"subset {subset} is not in 1..{len(proposals)} (one per proposal)")
-        keep = fibres["proposalId"] == proposals[subset - 1]
-        keep |= np.isin(fibres["targetType"], (_SKY, _FLUXSTD))
-        fibres = {key: values[keep] for key, values in fibres.items()}
-    ra0, dec0, posang = _field(visit, seed)
-    created = Time(60795.0 + visit % 1000 * 0.01, format="mjd", scale="utc").strftime("%Y-%m-%dT%H:%M:%S")
-    header = _header([
-        ("RA", ra0, "[deg] Telescope boresight RA"), ("DEC", dec0, "[deg] Telescope boresight Dec"),
-        ("POSANG", posang, "[deg] PFI position angle"),
-        ("DSGN_NAM", f"fake-0x{pfs_design_id:016x}", "Name of design"),
-        ("W_PFDSGN", int(pfs_design_id), "pfsDesignId"), ("W_VISIT", visit, "PFS visit"),
-        ("FRAMEID", f"PFSF{visit:06d}{subset:02d}", "Sequence number in archive"),
-        ("EXP-ID", f"PFSE{visit:08d}", "PFS exposure visit"),
-        ("PROP-ID", proposals[subset - 1] if subset else proposals[0], "Proposal ID"),
-        ("DATE-OBS", created, "pfsConfig creation date (UTC)"), *_parse_cards(_PFSCONFIG_CARDS)])
-    _apply(header, extra_cards, drop_cards)
-    table_header = header.copy()
-    for label, names in (("TargetType", ("SCIENCE", "SKY", "FLUXSTD", "UNASSIGNED")),
-                         ("FiberStatus", ("GOOD", "BROKENFIBER", "BLOCKED"))):
-        for value, name in enumerate(names, start=1):
-            table_header[f"HIERARCH {label}.{name}"] = value
-    rows = [(fid, band) for fid, tt in zip(fibres["fiberId"], fibres["targetType"], strict=True)
-            if tt in (_SCIENCE, _FLUXSTD)
-            for band in (("g_hsc", "r2_hsc", "i2_hsc") if tt == _SCIENCE else ("g_ps1", "r_ps1", "i_ps1"))]
-    rng = _rng(seed, visit, 66)
-    flux = rng.uniform(500.0, 20000.0, len(rows)).astype(np.float32)
-    photometry: dict[str, np.ndarray] = {"fiberId": np.array([r[0] for r in rows], np.int32)}
-    for key, scale in (("fiberFlux", 0.6), ("psfFlux", 0.9), ("totalFlux", 1.0),
-                       ("fiberFluxErr", 0.02), ("psfFluxErr", 0.02), ("totalFluxErr", 0.02)):
-        photometry[key] = flux * np.float32(scale)
-    photometry["filterName"] = np.array([r[1] for r in rows], dtype="U8")
-    n, f4 = 6, np.float32
-    guide = {"objId": rng.integers(1, 2**50, n), "epoch": np.array(["J2016.0"] * n),
-             "ra": ra0 + rng.uniform(-0.7, 0.7, n), "dec": dec0 + rng.uniform(-0.7, 0.7, n),
-             "pmRa": rng.normal(0, 3, n).astype(f4), "pmDec": rng.normal(0, 3, n).astype(f4),
-             "parallax": rng.uniform(0.1, 1, n).astype(f4), "magnitude": rng.uniform(13, 19, n).astype(f4),
-             "passband": np.array(["g_gaia"] * n), "color": rng.uniform(0.3, 1.5, n).astype(f4),
-             "agId": np.arange(n), "agX": rng.uniform(0, 1072, n).astype(f4),
-             "agY": rng.uniform(0, 1024, n).astype(f4), "flag": np.zeros(n, np.int32)}
-    gs_header = _header([("DAMD_VER", 1, "GuideStars datamodel version"),
-                         ("TEL_ELEV", 62.5, "[deg] Telescope elevation"), ("GS_CATID", 4, "Catalog id")])
-    hdus = [fits.PrimaryHDU(header=header), _table(fibres, "CONFIG", table_header),
-            _table(photometry, "PHOTOMETRY", table_header.copy()), _table(guide, "GUIDESTARS", gs_header)]
-    return _finish(hdus, path, Time(str(header.get("DATE-OBS", created)), scale="utc"))
+    return _finish(hdus, path, _stamp(mjd, exptime + 20.0))
 
 
 def write_metrology(path: str | Path, *, visit: int, sequence: int = 0) -> Path:
@@ -481,180 +409,3 @@ def write_metrology(path: str | Path, *, visit: int, sequence: int = 0) -> Path:
                       ("EXPTIME", 0.8, "[s] Exposure time"), ("W_SITE", "S", "PFS DAQ location")])
     data = (900 + _rng(0, visit, sequence, 3).normal(0, 3, (48, 64))).astype(np.uint16)
     return _finish([fits.PrimaryHDU(data=data, header=header)], path, Time(mjd, format="mjd"))
-
-
-def make_visits(root: str | Path, *, visits: int = 2, first_visit: int = 100,
-                spectrographs: Sequence[int] = (1, 2), arms: Sequence[str] = ("b", "r", "n"),
-                date: str = "2025-05-01", full_size: bool = False, pfsf: bool = False, site: str = "S",
-                seed: int = 0) -> list[Path]:
-    """Write complete visits in the summit layout ``root/raw/<date>/{sps,ramps,pfsConfig}/``.
-
-    Each visit gets its own design (fibre positions vary by visit), a dither from the cycle
-    0.0, 0.00071, -0.0005 mm, and a start 20 minutes after the previous visit's, the first at
-    06:00 UTC on ``date`` (so the UTC date of every exposure is ``date``).  Its pfsConfig is
-    dated two minutes before the exposure.  With ``pfsf=True`` the STARS copies
-    ``PFSF<visit>00.fits`` (full) and ``...01``/``...02`` (one proposal each) are written too.
-
-    Returns:
-        Every written path; per visit the pfsConfig, the PFSF files, then the raws.
-    """
-    base = Path(root) / "raw" / date
-    mjd0 = Time(date, scale="utc").mjd + 0.25
-    proposals = ("S25A-001QN", "S25A-002QN")
-    written: list[Path] = []
-    for k in range(visits):
-        visit, mjd = first_visit + k, mjd0 + k * 20 / 1440
-        fibres = _fibres(visit, 12, proposals, seed)
-        design = design_id_for(fibres["fiberId"], fibres["ra"], fibres["dec"])
-        created = {"DATE-OBS": Time(mjd - 2 / 1440, format="mjd", scale="utc").strftime("%Y-%m-%dT%H:%M:%S")}
-        names = [pfsconfig_filename(design, visit)]
-        names += [pfsf_filename(visit, subset) for subset in range(3 if pfsf else 0)]
-        for i, name in enumerate(names):
-            written.append(write_pfsconfig(base / "pfsConfig" / name, visit=visit, subset=max(i - 1, 0),
-                                           proposals=proposals, seed=seed, extra_cards=created))
-        common: dict[str, Any] = dict(visit=visit, pfs_design_id=design, site=site, mjd=mjd, seed=seed,
-                                      dither_mm=(0.0, 0.00071, -0.0005)[k % 3], full_size=full_size)
-        for spectrograph in spectrographs:
-            for arm in arms:
-                if arm == "n":
-                    target = base / "ramps" / raw_filename(site, "B", visit, spectrograph, arm)
-                    written.append(write_pfsb(target, spectrograph=spectrograph, **common))
-                else:
-                    target = base / "sps" / raw_filename(site, "A", visit, spectrograph, arm)
-                    written.append(write_pfsa(target, spectrograph=spectrograph, arm=arm, **common))
-    return written
-
-
-# -- fast copies for bursts ------------------------------------------------------------------------
-# Writing a frame with astropy costs tens of milliseconds; tests and benchmarks that need thousands
-# of files clone one template instead, rewriting the primary's identity cards in place (same card
-# positions) and recomputing its CHECKSUM, so every clone is a valid, distinct PFS frame.
-
-_CHECKSUM_EXCLUDE = frozenset(b":;<=>?@[\\]^_`")
-
-
-def _ones_complement_sum(data: bytes) -> int:
-    words = np.frombuffer(data, dtype=">u4").astype(np.uint64)
-    total = int(words.sum())
-    while total >> 32:
-        total = (total & 0xFFFFFFFF) + (total >> 32)
-    return total
-
-
-def _encode_checksum(value: int) -> str:
-    """The 16-character ASCII encoding of the FITS checksum convention (complemented)."""
-    value = ~value & 0xFFFFFFFF
-    chars = [0] * 16
-    for i, shift in enumerate((24, 16, 8, 0)):
-        byte = (value >> shift) & 0xFF
-        quotient, remainder = byte // 4 + 0x30, byte % 4
-        group = [quotient + remainder, quotient, quotient, quotient]
-        changed = True
-        while changed:
-            changed = False
-            for j in (0, 2):
-                if group[j] in _CHECKSUM_EXCLUDE or group[j + 1] in _CHECKSUM_EXCLUDE:
-                    group[j] += 1
-                    group[j + 1] -= 1
-                    changed = True
-        for j in range(4):
-            chars[4 * j + i] = group[j]
-    return "".join(chr(chars[(i + 15) % 16]) for i in range(16))
-
-
-def _card(key: str, value: Any, comment: str) -> bytes:
-    if isinstance(value, bool):
-        text = f"{'T' if value else 'F':>20}"
-    else:
-        text = f"'{value:<8}'".ljust(20) if isinstance(value, str) else f"{value!r:>20}"
-    return f"{key:<8}= {text} / {comment}"[:80].ljust(80).encode("ascii")
-
-
-def clone_raw(template: str | Path, dest: str | Path, *, visit: int, spectrograph: int | None = None,
-              pfs_design_id: int | None = None, site: str = "S", cards: Mapping[str, Any] | None = None) -> Path:
-    """Copy a PFSA/PFSB ``template`` as the frame of another visit (and spectrograph).
-
-    The name is ``PF{site}{A|B}{visit}{spectrograph}{arm}.fits`` in ``dest`` (a folder) and the cards
-    W_VISIT, W_SPMOD, FRAMEID, EXP-ID, DETECTOR, DET-ID (and W_PFDSGN when given) agree with it.
-    ``cards`` rewrites further cards in place (each must be in the template; a clone costs
-    microseconds where writing a frame with astropy costs tens of milliseconds).
-    """
-    data = bytearray(Path(template).read_bytes())
-    header_end = data.find(b"END" + b" " * 77)
-    while header_end % 80:
-        header_end = data.find(b"END" + b" " * 77, header_end + 1)
-    blocks = (header_end // 2880 + 1) * 2880
-
-    def position(key: str) -> int:
-        start = data.find(f"{key:<8}= ".encode(), 0, blocks)
-        while start >= 0 and start % 80:
-            start = data.find(f"{key:<8}= ".encode(), start + 1, blocks)
-        if start < 0:
-            raise ValueError(f"{template}: no {key} card to rewrite")
-        return start
-
-    def value(key: str) -> Any:
-        start = position(key)
-        field = data[start + 10 : start + 80].decode().split("/")[0].strip()
-        return field.strip("'").strip() if field.startswith("'") else int(field)
-
-    arm_number = value("W_ARM")
-    arm = {v: k for k, v in ARM_NUMBERS.items()}[arm_number]
-    spectrograph = spectrograph or value("W_SPMOD")
-    category = "B" if arm == "n" else "A"
-    name = raw_filename(site, category, visit, spectrograph, arm)
-    rewrite: dict[str, tuple[Any, str]] = {
-        "W_VISIT": (visit, "PFS exposure visit number"),
-        "W_SPMOD": (spectrograph, "Spectrograph module. 1-4 at Subaru"),
-        "FRAMEID": (name[:-5], "Sequence number in archive"),
-        "EXP-ID": (f"PFSE{visit:08d}", "PFS visit"),
-        "DETECTOR": (f"{arm}{spectrograph}", "Name of the detector"),
-        "DET-ID": (camera_id(arm, spectrograph), "Subaru/DRP FPA ID for this module and arm"),
-        "W_SITE": (site, "PFS site"),
-    }
-    if pfs_design_id is not None:
-        rewrite["W_PFDSGN"] = (pfs_design_id, "pfsDesign, from pfi")
-    rewrite.update((key, (value, "")) for key, value in (cards or {}).items())
-    for key, (new, comment) in rewrite.items():
-        start = position(key)
-        data[start : start + 80] = _card(key, new, comment)
-    checksum = position("CHECKSUM")
-    data[checksum + 10 : checksum + 28] = b"'0000000000000000'"
-    encoded = _encode_checksum(_ones_complement_sum(bytes(data[:blocks])))
-    data[checksum + 10 : checksum + 28] = f"'{encoded}'".encode()
-    path = Path(dest) / name
-    path.write_bytes(data)
-    return path
-
-
-_BURST_DESIGN = 0x1945BE7E6DE4B2CF  # the pfsDesign of every burst template
-
-
-def _burst_template(arm: str, folder: str | Path) -> Path:
-    """The template of ``arm`` (visit 1, spectrograph 1) in ``folder``, written with astropy if missing."""
-    path = Path(folder) / raw_filename("S", "B" if arm == "n" else "A", 1, 1, arm)
-    if not path.exists():
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        if arm == "n":
-            write_pfsb(path, visit=1, spectrograph=1, pfs_design_id=_BURST_DESIGN, n_reads=2)
-        else:
-            write_pfsa(path, visit=1, spectrograph=1, arm=arm, pfs_design_id=_BURST_DESIGN)
-    return path
-
-
-def clone_burst(folder: str | Path, count: int, first_visit: int, templates_folder: str | Path) -> list[Path]:
-    """``count`` distinct raws in ``folder``, 12 per visit (spectrographs 1-4 x arms b, r, n).
-
-    Each is a :func:`clone_raw` of a template written once in ``templates_folder``.
-    """
-    Path(folder).mkdir(parents=True, exist_ok=True)
-    paths: list[Path] = []
-    visit = first_visit
-    while len(paths) < count:
-        for spectrograph in (1, 2, 3, 4):
-            for arm in ("b", "r", "n"):
-                if len(paths) < count:
-                    source = _burst_template(arm, templates_folder)
-                    paths.append(clone_raw(source, folder, visit=visit, spectrograph=spectrograph))
-        visit += 1
-    return paths
