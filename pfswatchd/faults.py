@@ -12,7 +12,8 @@ interrupt that lands while the interpreter runs a garbage-collection callback (w
 
 Points: ``forkserver.preload`` (the examiner's fork server imports its modules), ``oneshot.examined``
 (a one-shot command examined a file), ``ingest.placed`` (a file was placed in the datastore, before
-the registry transaction), ``ingest.registered`` (inside the registry transaction, before it commits).
+the registry transaction), ``ingest.registered`` (inside the registry transaction, before it commits),
+``service.stopping`` (the service's shutdown begins).
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ from types import FrameType
 from typing import Any
 
 from pfswatchd import config as config_module
-from pfswatchd import logconfig
+from pfswatchd import faults, logconfig
 from pfswatchd.butler import repo
 from pfswatchd.butler.ingest import Ingester, IngestSettings
 from pfswatchd.config import Config
@@ -202,6 +202,7 @@ class Service:
         # answer or an interpreter exit that waits on a thread ends the process after STOP_TIMEOUT.
         threading.Thread(target=self._exit_after, args=(STOP_TIMEOUT,), name="pfswatchd-stop-timeout",
                          daemon=True).start()
+        faults.pause("service.stopping")  # a test hangs the shutdown here
         self.notifier.stopping()
         logconfig.flush_summary(force=True)
         if self.watcher is not None:

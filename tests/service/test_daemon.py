@@ -421,3 +421,16 @@ def test_an_unreadable_folder_is_recorded_and_retried(tmp_path):
     status = daemon.wait_files("ingested", 1, timeout=30)  # retried: now it can be read
     daemon.wait_until(lambda s: not any(f["kind"] == "folder" for f in s["files"]), 30, what="folder forgotten")
     assert daemon.stop() == 0
+
+
+def test_a_shutdown_that_hangs_ends_after_the_stop_timeout(daemon, tmp_path):
+    """Stopping never hangs: with the shutdown held (fault point service.stopping, as a worker stuck on
+    a dead NFS mount would hold it), the process still ends, with status 1, after STOP_TIMEOUT."""
+    from pfswatchd.service.daemon import STOP_TIMEOUT
+
+    daemon.start(env={"PFSWATCHD_FAULT": "service.stopping", "PFSWATCHD_FAULT_SECONDS": "600"})
+    began = time.monotonic()
+    assert daemon.stop(timeout=STOP_TIMEOUT + 30) == 1
+    assert STOP_TIMEOUT - 1 <= time.monotonic() - began < STOP_TIMEOUT + 30
+    [event] = daemon.events("service_stop_timed_out")
+    assert event["seconds"] == STOP_TIMEOUT
