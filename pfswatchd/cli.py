@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from pfswatchd import __version__
 from pfswatchd.butler.transfer import TRANSFER_MODES
-from pfswatchd.errors import ConfigError, ErrorKind, PfsWatchError
+from pfswatchd.errors import ConfigError, ErrorKind, PfsWatchError, RefusedError
 from pfswatchd.model import FileKind
 
 if TYPE_CHECKING:
@@ -48,6 +48,23 @@ def _create(args: argparse.Namespace) -> int:
             print(f"  {chain} -> {', '.join(butler.collections.get_info(chain).children)}")
     finally:
         butler.close()
+    return EX_OK
+
+
+def _import(args: argparse.Namespace) -> int:
+    from pfswatchd.butler import repo
+    from pfswatchd.butler.exports import import_export
+
+    butler = repo.open_butler(args.repo)
+    try:
+        report = import_export(butler, args.directory, export_file=args.export_file,
+                               transfer=None if args.transfer == "none" else args.transfer,
+                               skip_dimensions=set(args.skip_dimensions or ()) or None)
+    finally:
+        butler.close()
+    print(f"{args.repo}: imported {sum(report.datasets.values())} datasets from {args.directory}")
+    for line in report.lines():
+        print(f"  {line}")
     return EX_OK
 
 
@@ -304,6 +321,22 @@ def build_parser() -> argparse.ArgumentParser:
                          "changes nothing (default: off)")
     configs.set_defaults(func=_ingest_pfsconfig)
 
+    imports = _command(commands, "import", "butler import of an export made elsewhere, e.g. the observatory's "
+                       "calibrations", "Import a `butler export` (dimension records, collections, calibration "
+                       "validity ranges, files) as `butler import` does. One difference: a file whose formatter "
+                       "does not import here (obs_pfs's, on a host without the LSST stack) is recorded with the "
+                       "formatter this repository configures for its dataset type; `pfswatchd hand-over` names "
+                       "obs_pfs's again. Nothing is imported when one has no such stand-in.",
+                       "example:\n  pfswatchd import /data/pfs/repo /data/calib-export --transfer copy")
+    imports.add_argument("repo", metavar="REPO", help="the repository to import into")
+    imports.add_argument("directory", metavar="DIRECTORY", help="the folder the export's file paths are relative to")
+    imports.add_argument("--export-file", metavar="FILE", help="the export (default: DIRECTORY/export.yaml)")
+    imports.add_argument("--transfer", default="auto", choices=("auto", "link", "symlink", "relsymlink", "hardlink",
+                         "copy", "move", "direct", "none"), help="as butler import --transfer (default: auto)")
+    imports.add_argument("--skip-dimensions", "-s", action="append", metavar="ELEMENT",
+                         help="a dimension element whose records are not imported (repeatable)")
+    imports.set_defaults(func=_import)
+
     fake = _command(commands, "fake-data", "write realistic synthetic PFS files for trying pfswatchd",
                     "Write complete synthetic visits (PFSA for b and r, PFSB ramps for n, one pfsConfig per "
                     "visit) in the summit layout DIR/raw/<date>/{sps,ramps,pfsConfig}/, with headers as the "
@@ -402,7 +435,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"pfswatchd: {exc}", file=sys.stderr)
         return EX_USAGE
-    except (PfsWatchError, OSError) as exc:
+    except (PfsWatchError, RefusedError, OSError) as exc:
         print(f"pfswatchd: {exc}", file=sys.stderr)
         return EX_FAILED
     except KeyboardInterrupt:

@@ -173,6 +173,14 @@ class ConfigError(Exception):
     """The configuration is invalid; the message names the key and why."""
 
 
+class RefusedError(Exception):
+    """A repository command (hand-over, import) refused to act: nothing was changed, and the one-line
+    message says why and what to do.  Not a file's error kind: the ledger never records it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(message.split()))
+
+
 ERROR_HELP: dict[ErrorKind, str] = {
     ErrorKind.NOT_FITS: "The file is not FITS (no SIMPLE card, or a malformed header). "
     "Re-download it; if it is not a PFS frame, move it out of the watched folder.",

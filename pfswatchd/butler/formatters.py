@@ -41,6 +41,7 @@ from typing import Any
 from lsst.daf.butler import Config, FormatterNotImplementedError, FormatterV2, StorageClassDelegate
 from lsst.resources import ResourcePath
 
+from .calibs import CALIB_FORMATTERS, CALIB_STORAGE_CLASSES
 from .pfsconfig import PfsConfig
 from .pfsraw import PfsRaw
 
@@ -85,11 +86,14 @@ STORAGE_CLASSES: dict[str, dict[str, Any]] = {
         "derivedComponents": dict(RAW_COMPONENTS),
     },
     "PfsConfig": {"pytype": "pfswatchd.pfsconfig.PfsConfig"},
+    # The official calibration storage classes, as FITS files (calibs.py says why).
+    **CALIB_STORAGE_CLASSES,
 }
 
 FORMATTERS: dict[str, str] = {
     "PfsRaw": "pfswatchd.formatters.PfsRawFormatter",
     "PfsConfig": "pfswatchd.formatters.PfsConfigFormatter",
+    **CALIB_FORMATTERS,
 }
 
 # obs_pfs's raw formatter per instrument category (PrimeFocusSpectrograph.getRawFormatter).

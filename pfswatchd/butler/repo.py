@@ -5,10 +5,12 @@ A repository made here has the shape of one made by the PFS pipeline
 ``butler register-instrument lsst.obs.pfs.PrimeFocusSpectrograph``): the PFS
 dimension universe, the instrument, arm, spectrograph, detector and
 physical_filter records exactly as obs_pfs writes them, the ``raw`` and
-``pfsConfig`` dataset types, the official RUN names (``<instrument>/raw/sps``,
+``pfsConfig`` dataset types and obs_pfs's calibration dataset types, obs_pfs's
+16 file templates, the official RUN names (``<instrument>/raw/sps``,
 ``<instrument>/raw/pfsConfig``) and the CHAINED ``<instrument>/defaults`` the
 PFS helpdesk has users make.  What differs: the storage classes use
-pfswatchd's own astropy formatters (obs_pfs is not on PyPI).
+pfswatchd's own astropy formatters (obs_pfs is not on PyPI; ``pfswatchd
+hand-over`` names obs_pfs's later).
 
 Existing repositories are used as they are: pfswatchd reads their universe
 from their own registry (both shapes of "pfs v3" exist, with 17 or 18 visit
@@ -30,6 +32,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import yaml
 from lsst.daf.butler import (
     Butler,
     ButlerConfig,
@@ -43,6 +46,7 @@ from lsst.daf.butler.registry import MissingCollectionError
 from lsst.utils import doImportType
 from sqlalchemy.engine import URL, make_url
 
+from pfswatchd.butler.calibs import calibration_dataset_types
 from pfswatchd.butler.formatters import FORMATTERS, STORAGE_CLASSES, with_current_storage_classes
 from pfswatchd.butler.pfsraw import camera_id
 from pfswatchd.errors import ErrorKind, NotPfsRepositoryError, TransientError
@@ -70,16 +74,16 @@ REQUIRED_ELEMENTS = ("instrument", "visit", "arm", "spectrograph", "pfs_design_i
 # daf_butler's registry attribute that holds the repository's own dimension configuration (JSON).
 _DIMENSIONS_ATTRIBUTE = "config:dimensions.json"
 
-# Keep every raw of a visit apart: arm and spectrograph are in the file name.
-FILE_TEMPLATES = {
-    "instrument+visit+arm+spectrograph": (
-        "{run:/}/{datasetType}/{visit.day_obs}/{visit}/"
-        "{datasetType}_{instrument}_{visit}_{arm}{spectrograph}_{run}"
-    ),
-    "instrument+visit": (
-        "{run:/}/{datasetType}/{visit.day_obs}/{visit}/{datasetType}_{instrument}_{visit}_{run}"
-    ),
-}
+
+
+def _official_templates() -> dict[str, str]:
+    """obs_pfs's 16 file templates (resources/templates.yaml): every raw of a visit in its own file, and
+    the pipeline's per-camera products (instrument+arm+spectrograph) valid too."""
+    text = (resources.files("pfswatchd.butler") / "resources" / "templates.yaml").read_text()
+    return {str(key): str(value) for key, value in yaml.safe_load(text).items()}
+
+
+FILE_TEMPLATES = _official_templates()
 
 
 def default_raw_run(instrument: str) -> str:
@@ -408,7 +412,7 @@ def register_instrument(butler: Butler, instrument: str) -> None:
             registry.syncDimensionData("physical_filter", {"instrument": instrument, "name": arm, "band": arm})
         for record in _detector_records(instrument):
             registry.syncDimensionData("detector", record)
-    for dataset_type in dataset_types(butler.dimensions):
+    for dataset_type in (*dataset_types(butler.dimensions), *calibration_dataset_types(butler.dimensions)):
         registry.registerDatasetType(dataset_type)
 
 

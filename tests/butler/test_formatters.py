@@ -104,7 +104,7 @@ def test_storage_class_names_do_not_clash_with_defaults():
         "xy0"}
     assert set(RAW_COMPONENTS.values()) <= ours | default_names
     for path in FORMATTERS.values():
-        assert doImportType(path).__module__ == "pfswatchd.butler.formatters"
+        assert doImportType(path).__module__ in {"pfswatchd.butler.formatters", "pfswatchd.formatters"}
 
 
 def test_storage_classes_in_the_repository(repo):
