@@ -36,6 +36,7 @@ from __future__ import annotations
 import functools
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
@@ -75,6 +76,7 @@ from pfswatchd.permissions import DEFAULT, Permissions
 
 VISIT_CACHE = 4096  # visits kept in memory (about a week of nights)
 RECORD_CACHE = 4096  # other dimension records kept (designs, arms, spectrographs)
+COPIERS = 4  # files copied into the datastore at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +145,7 @@ class Ingester:
         # arm, spectrograph, pfs_design_id, ... records built for expanded refs (cheap to rebuild)
         self._records: LRUCache[tuple[str, tuple[Any, ...]], DimensionRecord] = LRUCache(maxsize=RECORD_CACHE)
         self._templates: dict[str, Any] = {}
+        self._copiers: ThreadPoolExecutor | None = None  # placements that copy, several at once
         self._keys: dict[str, tuple[str, ...]] = {}
         # The one-shot commands set this to their interrupt flag: a batch stops between placements and
         # before its transaction commits (raising Interrupted, which undoes what it placed).
@@ -303,30 +306,25 @@ class Ingester:
         placed: list[Placement] = []
         try:
             datasets = []
+            refs: list[tuple[_Item, DatasetRef]] = []
             for item in plan.new:
                 assert item.ref is not None
-                formatter = self._formatters.get(item.ref.datasetType.storageClass_name)
                 # An expanded ref (records attached) spares Butler.ingest a registry lookup per batch.
                 item.ref = self._expanded(item.ref, plan)
-                refs = [item.ref]
+                refs.append((item, item.ref))
                 if item.standin is not None:  # a second dataset, with a file of its own (pfsfrule)
                     item.standin = self._expanded(item.standin, plan)
-                    refs.append(item.standin)
-                for ref in refs:
-                    if self.settings.transfer == "direct":
-                        path = str(item.file.path.absolute())
-                    else:
-                        dest = self._destination(ref)
-                        # Only a checked plan knows that an existing destination is not a registered
-                        # dataset, so only then may an old orphan be replaced.
-                        placement = place(item.file.path, dest, self.settings.transfer,
-                                          datastore_root=self.datastore_root, replace_orphans=checked,
-                                          perms=self.settings.perms)
-                        placed.append(placement)
-                        path = str(placement.dest)
-                        faults.pause("ingest.placed", until=self.interrupted)
-                        self._stop_if_interrupted()
-                    datasets.append(FileDataset(path=path, refs=[ref], formatter=formatter))
+                    refs.append((item, item.standin))
+            if self.settings.transfer != "direct":
+                # Only a checked plan knows that an existing destination is not a registered dataset,
+                # so only then may an old orphan be replaced.
+                self._place_all([(item.file.path, self._destination(ref)) for item, ref in refs], placed,
+                                replace_orphans=checked)
+            places = iter(placed)
+            for item, ref in refs:
+                formatter = self._formatters.get(ref.datasetType.storageClass_name)
+                path = str(item.file.path.absolute() if self.settings.transfer == "direct" else next(places).dest)
+                datasets.append(FileDataset(path=path, refs=[ref], formatter=formatter))
             with self.butler.transaction():
                 self._register_runs(plan.new_runs)
                 self._insert_records(plan)
@@ -354,6 +352,44 @@ class Ingester:
         signum = self.interrupted()
         if signum is not None:
             raise Interrupted(signum)
+
+    def _place_all(self, destinations: list[tuple[Path, Path]], placed: list[Placement], *,
+                   replace_orphans: bool) -> None:
+        """Place each (source, destination), appending the placements to ``placed`` in that order.
+
+        Copies (``copy``, and ``move`` when it has to copy) wait for the disk, in the kernel and
+        without the interpreter lock: several run at once, so that one file's fsync overlaps the
+        next one's copy.  After a failure or an interruption every placement made is still in
+        ``placed`` (none is left running, for the caller's undo) and the first error is raised.
+        """
+        def one(source: Path, dest: Path) -> Placement:
+            return place(source, dest, self.settings.transfer, datastore_root=self.datastore_root,
+                         replace_orphans=replace_orphans, perms=self.settings.perms)
+
+        def after_each() -> None:
+            faults.pause("ingest.placed", until=self.interrupted)
+            self._stop_if_interrupted()
+
+        if self.settings.transfer not in ("copy", "move") or len(destinations) < 2:
+            for source, dest in destinations:
+                placed.append(one(source, dest))
+                after_each()
+            return
+        if self._copiers is None:
+            self._copiers = ThreadPoolExecutor(max_workers=COPIERS, thread_name_prefix="pfswatchd-copy")
+        futures = [self._copiers.submit(one, source, dest) for source, dest in destinations]
+        error: BaseException | None = None
+        for future in futures:
+            try:
+                placed.append(future.result())
+                if error is None:
+                    after_each()
+            except BaseException as exc:
+                error = error or exc
+                for waiting in futures:
+                    waiting.cancel()  # those not started yet; the running ones are collected
+        if error is not None:
+            raise error
 
     # -- raws ------------------------------------------------------------------------------------
 

@@ -27,20 +27,20 @@ from __future__ import annotations
 import contextlib
 import errno
 import filecmp
-import hashlib
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from cachetools import LRUCache
 
+from pfswatchd.butler.filecopy import copy_data, same_bytes
 from pfswatchd.errors import ErrorKind, TransientError, transient
 from pfswatchd.permissions import DEFAULT, Permissions
 
 TRANSFER_MODES: tuple[str, ...] = ("auto", "link", "symlink", "relsymlink", "hardlink", "copy", "move", "direct")
 ORPHAN_GRACE = 600.0
-_CHUNK = 8 * 2**20
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +104,8 @@ def place(source: Path, dest: Path, mode: str, *, datastore_root: Path, replace_
             except FileNotFoundError:
                 if not os.path.exists(source):
                     raise
-                _made.pop(dest.parent, None)  # the folder was removed since we made it
+                with _made_lock:
+                    _made.pop(dest.parent, None)  # the folder was removed since we made it
                 _make_parent(dest, perms)
                 _create(source, dest, mode, scratch, perms)
             created = True
@@ -120,15 +121,18 @@ def place(source: Path, dest: Path, mode: str, *, datastore_root: Path, replace_
 # Folders this process made (a visit's files share one): the most recent ones, so that a year of
 # visits does not grow the set without bound.
 _made: LRUCache[Path, bool] = LRUCache(maxsize=4096)
+_made_lock = threading.Lock()  # several copies are placed at once (the cache itself is not thread-safe)
 
 
 def _make_parent(dest: Path, perms: Permissions) -> None:
     """Create ``dest``'s folder once per process (a visit's files share it)."""
     parent = dest.parent
-    if parent in _made:
-        return
-    perms.makedirs(parent)
-    _made[parent] = True
+    with _made_lock:
+        if parent in _made:
+            return
+    perms.makedirs(parent)  # safe when another thread or process makes it at the same moment
+    with _made_lock:
+        _made[parent] = True
 
 
 SCRATCH = ".pfswatchd-tmp"  # in the datastore root: copies are written here, then linked into place
@@ -199,38 +203,27 @@ def _create(source: Path, dest: Path, mode: str, scratch: Path, perms: Permissio
 
 
 def _copy_exclusive(source: Path, dest: Path, scratch: Path, perms: Permissions, *, verify: bool) -> None:
-    """Copy to a temporary file in ``scratch``, fsync, optionally verify, then link into place.
+    """Copy to a temporary file in ``scratch`` (by the kernel), fsync, optionally verify, then link
+    into place.
 
     A kill at any moment leaves either nothing at ``dest`` or the whole file; the temporary copy is
-    removed by :func:`clean_scratch` at the next start.
+    removed by :func:`clean_scratch` at the next start.  ``verify`` compares the copy with the source
+    byte for byte (a move must not drop a source whose copy differs).
     """
     scratch.mkdir(exist_ok=True)
-    temp = scratch / f"{os.uname().nodename}.pid{os.getpid()}.{time.monotonic_ns()}.tmp"
-    digest = hashlib.blake2b()
+    temp = scratch / f"{os.uname().nodename}.pid{os.getpid()}.{threading.get_ident()}.{time.monotonic_ns()}.tmp"
     try:
-        with open(source, "rb") as src, open(temp, "xb") as out:
-            while chunk := src.read(_CHUNK):
-                out.write(chunk)
-                if verify:
-                    digest.update(chunk)
-            out.flush()
+        with open(source, "rb", buffering=0) as src, open(temp, "xb", buffering=0) as out:
+            copy_data(src.fileno(), out.fileno())
             os.fsync(out.fileno())
         perms.file(temp)
-        if verify and _hash(temp) != digest.digest():
+        if verify and not same_bytes(source, temp):
             raise OSError(errno.EIO, f"copy of {source} to {temp} does not match its source")
         os.link(temp, dest)
         _fsync_dir(dest.parent)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
-
-
-def _hash(path: Path) -> bytes:
-    digest = hashlib.blake2b()
-    with open(path, "rb") as stream:
-        while chunk := stream.read(_CHUNK):
-            digest.update(chunk)
-    return digest.digest()
 
 
 def _fsync_dir(folder: Path) -> None:
