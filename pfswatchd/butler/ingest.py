@@ -74,7 +74,7 @@ from pfswatchd.files.fitsheader import read_column
 from pfswatchd.model import Classified, FileKind, Outcome, PfsConfigFile, RawFile, Status
 from pfswatchd.permissions import DEFAULT, Permissions
 
-VISIT_CACHE = 4096  # visits kept in memory (about a week of nights)
+VISIT_CACHE = 1024  # visits kept in memory (two busy nights; ~8 KiB each, with their times and region)
 RECORD_CACHE = 4096  # other dimension records kept (designs, arms, spectrographs)
 COPIERS = 4  # files copied into the datastore at once
 
