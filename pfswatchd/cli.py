@@ -163,6 +163,7 @@ def _open_ledger(config_path: str | None) -> Ledger:
 def _status(args: argparse.Namespace) -> int:
     import os
 
+    from pfswatchd.monitor import report
     from pfswatchd.state import status
     from pfswatchd.state.ledgerview import FileFilter
 
@@ -170,9 +171,17 @@ def _status(args: argparse.Namespace) -> int:
     if prefix is not None and not os.path.isabs(prefix):
         prefix = os.path.join(os.getcwd(), prefix)  # not abspath: a trailing "/" means "inside this folder"
     wanted = FileFilter(states=frozenset(args.state or ()), since=args.since, prefix=prefix, limit=args.limit)
+    limits = _load_config(args.config).monitor
     ledger = _open_ledger(args.config)
     try:
-        status.show(ledger, sys.stdout, as_json=args.json, wanted=wanted)
+        if args.visits:
+            report.show_visits(ledger, limits, sys.stdout, as_json=args.json, limit=args.limit or 50)
+            return EX_OK
+        found = report.alert_report(ledger, limits)
+        status.show(ledger, sys.stdout, as_json=args.json, wanted=wanted, extra={"alerts": found})
+        if not args.json:
+            for line in report.alert_lines(found):
+                sys.stdout.write(line + "\n")
     finally:
         ledger.close()
     return EX_OK
@@ -386,7 +395,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "a duration back from now (90s, 30m, 6h, 2d), an ISO 8601 date or time, or Unix seconds "
                         "(default: all)")
     status.add_argument("--limit", type=_count, metavar="N",
-                        help="list at most N files, first seen first (default: no limit)")
+                        help="list at most N files, first seen first (default: no limit); with --visits, the N "
+                             "newest visits (default 50)")
+    status.add_argument("--visits", action="store_true", help="list the visits instead, newest first: each "
+                        "camera's state, the pfsConfig, what is missing, the hook (--json: one object)")
     status.add_argument("--path", metavar="PREFIX", help="list only files whose path starts with PREFIX "
                         "(relative to the current folder unless absolute; default: all)")
     status.set_defaults(func=_status)

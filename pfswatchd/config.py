@@ -21,6 +21,7 @@ from typing import Any
 from pfswatchd.archives.unpack import UnpackLimits
 from pfswatchd.butler.transfer import TRANSFER_MODES, inside
 from pfswatchd.errors import ConfigError
+from pfswatchd.files.cameras import is_camera
 from pfswatchd.logconfig import redact
 from pfswatchd.permissions import Permissions
 
@@ -124,6 +125,33 @@ class ServiceConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class HookConfig:
+    command: tuple[str, ...]  # () = no hook; arguments may hold {instrument} and {visit}
+    timeout: float
+    parallel: int
+
+
+@dataclass(frozen=True, slots=True)
+class HttpConfig:
+    enabled: bool
+    address: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorConfig:
+    interval: float
+    default_cameras: tuple[str, ...]
+    visit_incomplete_after: float  # alerts: seconds; 0 = off
+    waiting_after: float
+    pending_after: float
+    archive_stuck_after: float
+    page_visits: int
+    hook: HookConfig
+    http: HttpConfig
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     source: Path | None
     repository: RepositoryConfig
@@ -134,6 +162,7 @@ class Config:
     log: LogConfig
     archives: ArchivesConfig
     service: ServiceConfig
+    monitor: MonitorConfig
 
     @property
     def watch_roots(self) -> tuple[Path, ...]:
@@ -220,7 +249,8 @@ def _resolve(base: Path, value: str) -> Path:
     return path if path.is_absolute() else (base / path)
 
 
-SECTIONS = ("repository", "watch", "ingest", "state", "quarantine", "log", "archives", "service")
+SECTIONS = ("repository", "watch", "ingest", "state", "quarantine", "log", "archives", "service", "monitor")
+HOOK_FIELDS = ("instrument", "visit")  # what a hook argument may name in braces
 
 
 def load(path: str | Path) -> Config:
@@ -338,10 +368,50 @@ def parse(data: Mapping[str, Any], *, base: Path, source: Path | None) -> Config
         group=group,
         gid=_gid(group),
     )
+    monitor = _monitor(sections["monitor"])
     for section in sections.values():
         section.finish()
     _check_folders(repository, watch, state, quarantine, archives)
-    return Config(source, repository, watch, ingest, state, quarantine, log, archives, service)
+    return Config(source, repository, watch, ingest, state, quarantine, log, archives, service, monitor)
+
+
+def _monitor(s: _Section) -> MonitorConfig:
+    cameras = s._get("default_cameras", [f"{arm}{sm}" for sm in (1, 2, 3, 4) for arm in "brn"], (list,),
+                     "a list of cameras such as \"b1\"")
+    bad = [c for c in cameras if not (isinstance(c, str) and is_camera(c))]
+    if bad or not cameras:
+        raise ConfigError(f"monitor.default_cameras = {cameras!r}: expected a non-empty list of cameras, an arm "
+                          "b, r, n or m and a spectrograph 1-4 (e.g. \"b1\", \"n4\")")
+    hook_section, http_section = s.section("hook"), s.section("http")
+    command = hook_section._get("command", [], (list,), "a list of strings (the program and its arguments)")
+    if not all(isinstance(arg, str) and arg for arg in command):
+        raise ConfigError(f"monitor.hook.command = {command!r}: expected a list of non-empty strings")
+    for arg in command:
+        try:
+            arg.format_map({name: "" for name in HOOK_FIELDS})
+        except (KeyError, ValueError, IndexError) as exc:
+            raise ConfigError(f"monitor.hook.command argument {arg!r}: {exc!s} is not a field; expected only "
+                              f"{', '.join('{' + f + '}' for f in HOOK_FIELDS)} in braces") from None
+    hook = HookConfig(command=tuple(command), timeout=hook_section.number("timeout", 600.0, 1.0),
+                      parallel=hook_section.integer("parallel", 2, 1))
+    http = HttpConfig(enabled=http_section.boolean("enabled", False),
+                      address=http_section.string("address", "127.0.0.1"),
+                      port=http_section.integer("port", 9187, 0))
+    if http.port > 65535:
+        raise ConfigError(f"monitor.http.port = {http.port}: expected a port number 0-65535")
+    hook_section.finish()
+    http_section.finish()
+    return MonitorConfig(
+        interval=s.number("interval", 5.0, 0.1),
+        default_cameras=tuple(cameras),
+        visit_incomplete_after=s.number("visit_incomplete_after", 1800.0, 0.0),
+        waiting_after=s.number("waiting_after", 900.0, 0.0),
+        pending_after=s.number("pending_after", 900.0, 0.0),
+        archive_stuck_after=s.number("archive_stuck_after", 3600.0, 0.0),
+        page_visits=s.integer("page_visits", 40, 1),
+        hook=hook,
+        http=http,
+    )
 
 
 def _check_folders(repository: RepositoryConfig, watch: WatchConfig, state: StateConfig,

@@ -94,6 +94,10 @@ class PfsConfigFile:
     visit: int
     pfs_design_id: int
     subset: int
+    # The cameras the visit exposed, as the file declares them (files/cameras.py), and how they were
+    # found ("W_CAMMSK", "ARMS x fibres"; "" when the file says nothing).
+    cameras: tuple[str, ...] = ()
+    cameras_from: str = ""
 
     @property
     def data_id(self) -> dict[str, Any]:

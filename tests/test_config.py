@@ -75,6 +75,13 @@ def test_relative_paths_are_relative_to_the_file(tmp_path):
         ("[watch]\npaths = [\"data\"]\n[repository]\nroot = \"data/repo\"\n",
          "repository.root = "),
         ("this is not toml", "not valid TOML"),
+        ("[monitor.hook]\ncommand = [\"/bin/ql\", \"{exposure}\"]\n",
+         "monitor.hook.command argument '{exposure}': 'exposure' is not a field; expected only {instrument}, {visit}"),
+        ("[monitor.hook]\ncommand = \"/bin/ql {visit}\"\n",
+         "monitor.hook.command = '/bin/ql {visit}': expected a list"),
+        ("[monitor]\ndefault_cameras = [\"b5\"]\n", "monitor.default_cameras = ['b5']: expected a non-empty list"),
+        ("[monitor.http]\nport = 70000\n", "monitor.http.port = 70000: expected a port number"),
+        ("[monitor.http]\nenabled = \"yes\"\n", "monitor.http.enabled = 'yes': expected true or false"),
     ],
 )
 def test_bad_configuration_names_the_key_and_why(tmp_path, text, message):

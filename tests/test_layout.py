@@ -23,6 +23,9 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"butler"}),  # the butler-facing engine
     frozenset({"archives"}),  # safe extraction (may compare files the way the engine does)
     frozenset({"config"}),  # one configuration for the service, built from the stages' settings
+    # The operators' view (visits, hook, alerts, metrics, page): it reads what the stages record (state,
+    # files) with the service's settings, and the service drives it; nothing below may depend on it.
+    frozenset({"monitor"}),
     frozenset({"service"}),  # the service on top of every stage
     # The one-shot commands, the fake-data writer, and the old import paths that repositories record
     # (nothing may import those).

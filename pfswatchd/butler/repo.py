@@ -36,6 +36,7 @@ import yaml
 from lsst.daf.butler import (
     Butler,
     ButlerConfig,
+    ButlerMetrics,
     CollectionType,
     Config,
     DatasetType,
@@ -229,8 +230,11 @@ def is_repository(root: str | Path) -> bool:
     return (Path(root) / "butler.yaml").exists()
 
 
-def open_butler(root: str | Path, *, writeable: bool = True) -> Butler:
-    """Open an existing repository, checking that it is PFS-shaped (see :func:`check_universe`)."""
+def open_butler(root: str | Path, *, writeable: bool = True, metrics: ButlerMetrics | None = None) -> Butler:
+    """Open an existing repository, checking that it is PFS-shaped (see :func:`check_universe`).
+
+    ``metrics``: daf_butler's own counters of the time spent in ingest/get/put (the service exports them).
+    """
     if not is_repository(root):
         raise NotPfsRepositoryError(
             f"{root}: no butler repository here (no butler.yaml); expected one made by `pfswatchd create`"
@@ -243,7 +247,7 @@ def open_butler(root: str | Path, *, writeable: bool = True) -> Butler:
             check_universe(reader, root)
         _check_writable(Path(root))
     try:
-        butler = Butler.from_config(config, writeable=writeable)
+        butler = Butler.from_config(config, writeable=writeable, metrics=metrics)
     except Exception as exc:
         if writeable and _not_writable(exc):
             raise _not_writable_error(Path(root), _first_line(exc)) from exc
@@ -254,6 +258,11 @@ def open_butler(root: str | Path, *, writeable: bool = True) -> Butler:
         butler.close()
         raise
     return butler
+
+
+def ping(butler: Butler) -> None:
+    """One query that reaches the registry's database (visit records are not cached); raises if it is away."""
+    butler.query_dimension_records("visit", limit=1, explain=False)
 
 
 def _check_writable(root: Path) -> None:
@@ -338,6 +347,7 @@ def create(
     pfsconfig_run: str | None = None,
     registry_db: str | None = None,
     recipe: Recipe | None = None,
+    metrics: ButlerMetrics | None = None,
 ) -> Butler:
     """Create (or complete) a PFS repository at ``root`` and return a writeable butler.
 
@@ -357,7 +367,7 @@ def create(
         Butler.makeRepo(str(root), config=seed, dimensionConfig=dimensions)
         if registry_db:
             _strip_password(Path(root) / "butler.yaml")
-    butler = open_butler(root)
+    butler = open_butler(root, metrics=metrics)
     for instrument in instruments:
         if not registered(butler, instrument):
             recipe.register_instrument(butler, instrument)

@@ -22,6 +22,7 @@ from astropy.time import Time
 
 import pfswatchd.fakedata.fitsbytes as fitsbytes
 from pfswatchd.butler.pfsraw import camera_id
+from pfswatchd.files import cameras
 from pfswatchd.fakedata.configs import _fibres, pfsconfig_parts, write_pfsconfig
 from pfswatchd.fakedata.frames import (
     ARM_NUMBERS,
@@ -90,8 +91,9 @@ class Night:
 
     # -- pfsConfigs ------------------------------------------------------------------------------
 
-    def pfsconfig(self, target: Path, *, visit: int, subset: int, created: str) -> Path:
-        extra = {"DATE-OBS": created}
+    def pfsconfig(self, target: Path, *, visit: int, subset: int, created: str,
+                  cards: Mapping[str, Any] | None = None) -> Path:
+        extra = {"DATE-OBS": created, **(cards or {})}
         template = self._configs.get(subset)
         if template is None:
             path = write_pfsconfig(target, visit=visit, subset=subset, proposals=PROPOSALS, seed=self.seed,
@@ -172,6 +174,9 @@ def make_visits(root: str | Path, *, visits: int = 2, first_visit: int = 100,
     mjd0 = Time(date, scale="utc").mjd + 0.25
     night = Night(Path(root), full_size=full_size, site=site, seed=seed)
     written: list[Path] = []
+    # The cameras each visit exposes, as its pfsConfig declares them: the raws written below.
+    exposed = {"W_CAMMSK": cameras.mask_of(f"{arm}{sm}" for sm in spectrographs for arm in arms),
+               "ARMS": "".join(arms)}
     for k in range(visits):
         visit, mjd = first_visit + k, mjd0 + k * 20 / 1440
         fibres = _fibres(visit, 12, PROPOSALS, seed)
@@ -181,7 +186,7 @@ def make_visits(root: str | Path, *, visits: int = 2, first_visit: int = 100,
         names += [pfsf_filename(visit, subset) for subset in range(3 if pfsf else 0)]
         for i, name in enumerate(names):
             written.append(night.pfsconfig(base / "pfsConfig" / name, visit=visit, subset=max(i - 1, 0),
-                                           created=created))
+                                           created=created, cards=exposed))
         for spectrograph in spectrographs:
             for arm in arms:
                 folder, category = ("ramps", "B") if arm == "n" else ("sps", "A")

@@ -27,8 +27,9 @@ from typing import Any
 from astropy.time import Time
 
 from pfswatchd.errors import BadHeaderError, NameMismatchError, PfsWatchError
+from pfswatchd.files import cameras
 from pfswatchd.files.corrections import NONE, HeaderCorrections
-from pfswatchd.files.fitsheader import FitsScan, Header
+from pfswatchd.files.fitsheader import FitsScan, Header, read_column
 from pfswatchd.files.names import ARM_BY_NUMBER, instrument_for_site
 from pfswatchd.files.visitrecord import VISIT_CARDS, observation_type
 from pfswatchd.model import INGESTIBLE_KINDS, FileKind, NameInfo, PfsConfigFile, RawFile, Skipped
@@ -169,9 +170,15 @@ def _classify_pfsconfig(path: Path, name: NameInfo, scan: FitsScan) -> PfsConfig
     instrument = instrument_for_site(name.site) if name.site else None
     if instrument is None and isinstance(header.value("W_SITE"), str):
         instrument = instrument_for_site(header["W_SITE"])
+    expected, source = cameras.declared(header, path, _fiber_ids)
     return PfsConfigFile(
-        path=path, instrument=instrument, visit=visit, pfs_design_id=design, subset=name.subset or 0
+        path=path, instrument=instrument, visit=visit, pfs_design_id=design, subset=name.subset or 0,
+        cameras=expected, cameras_from=source,
     )
+
+
+def _fiber_ids(path: Path) -> list[Any]:
+    return read_column(path, "CONFIG", "fiberId")
 
 
 def _compact(header: Header) -> Header:

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pfswatchd.archives.stars import operator_instructions
 from pfswatchd.archives.tarstream import ArchiveEndsEarly
@@ -54,6 +54,15 @@ class _Job:
     error: PfsWatchError | None = None
 
 
+class ArchiveObserver(Protocol):
+    """Who is told archive outcomes and checksum failures (the monitor's metrics)."""
+
+    def file_done(self, state: str, kind: str | None, error_kind: str | None, seen_seconds: float | None,
+                  complete_seconds: float | None) -> None: ...
+
+    def archive_done(self, outcome: str) -> None: ...
+
+
 class ArchiveStage:
     def __init__(self, config: Config, ledger: Ledger, log: Any, hint: Callable[[str, str], None],
                  wake: Callable[[], None]) -> None:
@@ -68,6 +77,7 @@ class ArchiveStage:
         self._done: list[_Job] = []
         self._busy: set[str] = set()
         self._due_checked = 0.0
+        self.observer: ArchiveObserver | None = None
 
     # -- main thread -----------------------------------------------------------------------------
 
@@ -165,6 +175,7 @@ class ArchiveStage:
                                            error=str(error), next_attempt_at=time.time() + delay)
                 self.log.warning("archive_retry_scheduled", path=path, error_kind=error.kind.value, reason=str(error),
                                  retry_in=delay)
+                self._outcome("retry")
                 return  # tick() picks it up again when it is due
             self._refused(job.path, error.kind.value, str(error))
             return
@@ -178,13 +189,16 @@ class ArchiveStage:
                 st = os.stat(published)
             except OSError:
                 continue
-            seen.append(Seen(str(published), parse_name(published).kind.value, st.st_size, st.st_mtime_ns,
-                             st.st_ino, archive_id=archive_id))
+            name = parse_name(published)
+            seen.append(Seen(str(published), name.kind.value, st.st_size, st.st_mtime_ns,
+                             st.st_ino, archive_id=archive_id, visit=name.visit))
         self.ledger.upsert_seen(seen, now)
         self.ledger.link_archive([s.path for s in seen], archive_id)
         for member, reason in result.failed:
             self.ledger.record_member_failure(f"{path}#{member}", archive_id, ErrorKind.CHECKSUM_MISMATCH.value,
                                               reason, now)
+            if self.observer is not None:
+                self.observer.file_done("failed", None, ErrorKind.CHECKSUM_MISMATCH.value, None, None)
         for item in seen:
             self.hint(item.path, Hint.MOVED.value)
         instructions = operator_instructions(result.dest) if result.stars_bundle and result.script is None else None
@@ -196,6 +210,7 @@ class ArchiveStage:
         self.ledger.finish_archive(path, state, dest=str(result.dest), members=result.members,
                                    published=len(result.published), failed=len(result.failed),
                                    stars_bundle=result.stars_bundle, instructions=instructions, **problem)
+        self._outcome(state.value)
         self.log.info("archive_unpacked", path=path, dest=str(result.dest), members=result.members,
                       published=len(result.published), failed=len(result.failed), stars_bundle=result.stars_bundle)
         if instructions:
@@ -234,7 +249,12 @@ class ArchiveStage:
                 state = ArchiveState.QUARANTINED
                 values["dest"] = str(moved)
         self.ledger.finish_archive(path, state, **values)
+        self._outcome(state.value)
         self.log.error(f"archive_{state.value}", path=path, error_kind=kind, reason=reason)
+
+    def _outcome(self, outcome: str) -> None:
+        if self.observer is not None:
+            self.observer.archive_done(outcome)
 
     def _after(self, archive: Path, state: ArchiveState) -> None:
         """Keep, delete or move a successfully unpacked archive (archives.after)."""

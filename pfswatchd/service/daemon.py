@@ -32,6 +32,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from lsst.daf.butler import ButlerMetrics
+
 from pfswatchd import config as config_module
 from pfswatchd import faults, logconfig
 from pfswatchd.butler import repo
@@ -39,6 +41,7 @@ from pfswatchd.butler.ingest import Ingester, IngestSettings
 from pfswatchd.config import Config
 from pfswatchd.errors import ConfigError, PfsWatchError
 from pfswatchd.files.corrections import HeaderCorrections
+from pfswatchd.monitor.monitor import Monitor
 from pfswatchd.service.archivestage import ArchiveStage
 from pfswatchd.service.examiner import Examiner
 from pfswatchd.service.instancelock import InstanceLock
@@ -71,6 +74,8 @@ class Service:
         self.pipeline: Pipeline | None = None
         self._butler: Any = None
         self.rescanner: Rescanner | None = None
+        self._butler_metrics = ButlerMetrics()
+        self.monitor: Monitor | None = None
         self._last: dict[str, float] = {}
         self._db_backoff = 0.0
         self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pfswatchd-status")
@@ -108,6 +113,11 @@ class Service:
                                                    corrections=HeaderCorrections.standard(
                                                        cfg.ingest.header_corrections)),
                                  archives=ArchiveStage(cfg, self.ledger, self.log, self._hint, self._wake))
+        self.monitor = Monitor(cfg, self.ledger, self.log, butler_metrics=self._butler_metrics,
+                               ping_registry=lambda: repo.ping(self._butler), hints_queued=self.hints.qsize)
+        self.pipeline.observer = self.monitor
+        if self.pipeline.archives is not None:
+            self.pipeline.archives.observer = self.monitor
         self.watcher = Watcher(cfg.watch_roots, self._hint, recursive=cfg.watch.recursive, mode=cfg.watch.mode,
                                poll_interval=cfg.watch.poll_interval)
         missing = self.watcher.start()
@@ -126,6 +136,7 @@ class Service:
         self._rescan()  # in the background: READY does not wait for it
         for path in self.ledger.due(limit=100_000):
             self._hint(path, Hint.RETRY.value)
+        self.monitor.start()
         # The butler, astropy and SQLAlchemy leave ~10^6 long-lived objects: out of the collector's
         # sight, a full collection no longer stalls a burst for a tenth of a second.
         gc.collect()
@@ -193,6 +204,8 @@ class Service:
             and self.watcher.alive()
         ):
             self.notifier.watchdog()
+        if self.monitor is not None:
+            self.monitor.tick()
         if self._due(now, "status", 5.0) and (self._status_job is None or self._status_job.done()):
             self._status_job = self._background.submit(lambda: self.notifier.status(self._status_line()))
         logconfig.flush_summary()
@@ -205,6 +218,8 @@ class Service:
         faults.pause("service.stopping")  # a test hangs the shutdown here
         self.notifier.stopping()
         logconfig.flush_summary(force=True)
+        if self.monitor is not None:
+            self.monitor.close()
         if self.watcher is not None:
             self.watcher.stop()
         if self.rescanner is not None:
@@ -239,11 +254,11 @@ class Service:
         if cfg.registry_db:
             repo.use_credentials(cfg.registry_db)  # a password in the URL reaches the butler, not its files
         if repo.is_repository(cfg.root):
-            butler = repo.open_butler(cfg.root)
+            butler = repo.open_butler(cfg.root, metrics=self._butler_metrics)
         elif cfg.create:
             butler = repo.create(cfg.root, instruments=cfg.instruments, raw_run=self.config.ingest.raw_run or None,
                                  pfsconfig_run=self.config.ingest.pfsconfig_run or None,
-                                 registry_db=cfg.registry_db or None)
+                                 registry_db=cfg.registry_db or None, metrics=self._butler_metrics)
             self.log.info("repository_created", repository=str(cfg.root))
         else:
             raise ConfigError(f"repository.root = {cfg.root}: no butler repository there and "
@@ -317,6 +332,8 @@ class Service:
         return False
 
     def _status_line(self) -> str:
+        if self.monitor is not None:
+            return self.monitor.status_line()
         try:
             counts = self.ledger.counts() if self.ledger else {}
         except Exception:
@@ -343,10 +360,11 @@ class Service:
             return
         old = self.config
         kept = [name for name, a, b in (("repository.root", old.repository.root, new.repository.root),
-                                        ("state.url", old.state.url, new.state.url)) if a != b]
+                                        ("state.url", old.state.url, new.state.url),
+                                        ("monitor", old.monitor, new.monitor)) if a != b]
         if kept:
             self.log.warning("reload_needs_restart", keys=kept)
-            new = replace(new, repository=old.repository, state=old.state)
+            new = replace(new, repository=old.repository, state=old.state, monitor=old.monitor)
         logconfig.configure(new.log.format, new.log.level)
         self.config = new
         assert self.pipeline is not None and self.ledger is not None

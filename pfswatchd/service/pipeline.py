@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from cachetools import LRUCache
 
@@ -26,7 +26,7 @@ from pfswatchd.config import Config
 from pfswatchd.errors import RETRYABLE_KINDS, ErrorKind
 from pfswatchd.files.examine import Examination, examine
 from pfswatchd.files.names import parse_name
-from pfswatchd.model import INGESTIBLE_KINDS, Classified, FileKind, Outcome, Status
+from pfswatchd.model import INGESTIBLE_KINDS, Classified, FileKind, Outcome, PfsConfigFile, Status
 from pfswatchd.service.archivestage import ArchiveStage
 from pfswatchd.service.examiner import Examiner
 from pfswatchd.service.settle import DONE_HINTS, Hint, Identity, Settler
@@ -41,6 +41,16 @@ TIMING_CACHE = 100_000  # files in flight whose times are kept
 class _Timing:
     seen: float  # wall clock, when first hinted in this process
     complete: float | None = None
+    ready: float | None = None  # handed to the examiner
+
+
+class Observer(Protocol):
+    """Who is told what happened (the monitor's metrics); called on the main loop, must be quick."""
+
+    def file_done(self, state: str, kind: str | None, error_kind: str | None, seen_seconds: float | None,
+                  complete_seconds: float | None) -> None: ...
+
+    def examined(self, seconds: float) -> None: ...
 
 
 @dataclass(slots=True)
@@ -74,6 +84,7 @@ class Pipeline:
         self.examiner = examiner or Examiner(0)
         self.settler = Settler(config.watch.settle_seconds, config.watch.truncated_after)
         self.roots = config.watch_roots
+        self.observer: Observer | None = None
         # When each file in flight was seen and found complete (for its log line and complete_at).
         # Bounded: a file forgotten on the way (deleted before it was examined) must not stay forever;
         # one evicted in a huge backlog only loses those two times.
@@ -100,6 +111,9 @@ class Pipeline:
             self.archives.tick(now, self._identity)
         tracked = clock()
         ready = self.settler.ready(now)
+        for path in ready:
+            if (timing := self._timing.get(path)) is not None:
+                timing.ready = now
         self.settler.examining(ready)
         self.examiner.submit(ready)
         candidates = self._examined(self.examiner.results(), report, now)
@@ -188,13 +202,14 @@ class Pipeline:
         seen: list[Seen] = []
         archives: list[tuple[str, Hint]] = []
         for path, (identity, hint) in observed.items():
-            kind = parse_name(path).kind
+            name = parse_name(path)
+            kind = name.kind
             if kind is FileKind.ARCHIVE:
                 archives.append((path, hint))
                 self._timing.pop(path, None)  # the archive stage keeps its own times
                 continue
             size, mtime_ns, _, inode = identity
-            seen.append(Seen(path, kind.value, size, mtime_ns, inode))
+            seen.append(Seen(path, kind.value, size, mtime_ns, inode, visit=name.visit))
         active = set(self.ledger.upsert_seen(seen, now)) if seen else set()
         # Another instance watching the same folder may already hold some of them.
         ingestible = [s.path for s in seen if s.path in active and FileKind(s.kind) in INGESTIBLE_KINDS]
@@ -259,6 +274,8 @@ class Pipeline:
             assert found.classified is not None
             timing = self._timing.setdefault(path, _Timing(seen=now))
             timing.complete = now
+            if self.observer is not None and timing.ready is not None:
+                self.observer.examined(time.time() - timing.ready)
             candidates.append((path, found.classified))
         if failures:
             self._claim_failures(failures, report, now)
@@ -291,6 +308,7 @@ class Pipeline:
         for path, _ in candidates:
             if path not in won:
                 self._timing.pop(path, None)  # another instance has it
+        self._expect(mine, now)
         size = self.config.ingest.batch_size
         for start in range(0, len(mine), size):
             batch = mine[start : start + size]
@@ -302,6 +320,12 @@ class Pipeline:
             self.log.info("batch_ingested", files=len(batch), butler_seconds=round(ingested - began, 4),
                           ledger_seconds=round(time.perf_counter() - ingested, 4),
                           outcomes=dict(Counter(o.status.value for o in outcomes)))
+
+    def _expect(self, items: list[tuple[str, Classified]], now: float) -> None:
+        """Record the cameras each pfsConfig declares its visit exposed (the monitor's expected set)."""
+        for _, item in items:
+            if isinstance(item, PfsConfigFile) and item.cameras:
+                self.ledger.expect(item.visit, item.cameras, item.cameras_from, item.subset, now)
 
     def _results(self, outcomes: list[Outcome], attempts: Mapping[str, int], now: float) -> list[Result]:
         duplicates = [o.dataset_id for o in outcomes if o.status is Status.DUPLICATE and o.dataset_id]
@@ -388,10 +412,15 @@ class Pipeline:
         if result.dataset_id:
             fields["dataset_id"] = result.dataset_id
             fields["run"] = result.run
+        seen_s = complete_s = None
         if timing is not None:
-            fields["seen_to_done_ms"] = round((now - timing.seen) * 1000, 1)
+            seen_s = now - timing.seen
+            fields["seen_to_done_ms"] = round(seen_s * 1000, 1)
             if timing.complete is not None:
-                fields["complete_to_done_ms"] = round((now - timing.complete) * 1000, 1)
+                complete_s = now - timing.complete
+                fields["complete_to_done_ms"] = round(complete_s * 1000, 1)
+        if self.observer is not None:
+            self.observer.file_done(result.state.value, result.kind, result.error_kind, seen_s, complete_s)
         if result.error_kind:
             fields["error_kind"] = result.error_kind
         if result.error:

@@ -47,7 +47,9 @@ from pfswatchd.state.ledgerdb import (
     meta,
     metadata,
     upsert_insert,
+    visits,
 )
+from pfswatchd.state.visitledger import HISTORY_KEY, VisitRecords
 
 __all__ = ["ARCHIVE_FINAL", "ArchiveState", "FileState", "Ledger", "Result", "Seen"]
 
@@ -62,6 +64,7 @@ class Seen:
     mtime_ns: int
     inode: int
     archive_id: int | None = None
+    visit: int | None = None  # from the name, until the header confirms it (the monitor finds a visit's files)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +90,7 @@ class Result:
 FOLDER = "folder"  # the kind of a row for a watched folder that cannot be read (not a file)
 
 
-class Ledger(ArchiveRecords):
+class Ledger(ArchiveRecords, VisitRecords):
     def __init__(self, url: str, *, instance: str = "", claim_timeout: float = 300.0) -> None:
         self.engine = make_engine(url)
         self.instance = instance or f"{os.uname().nodename}:{os.getpid()}"
@@ -99,11 +102,17 @@ class Ledger(ArchiveRecords):
             if conn.dialect.name == "postgresql":
                 # Instances starting together on a new database: one creates, the others then see it.
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(7270315)"))
+            existing = set(sa.inspect(conn).get_table_names())
             metadata.create_all(conn, checkfirst=True)
             for index in files.indexes:  # a ledger made by an older version gets the newer indexes
                 conn.execute(CreateIndex(index, if_not_exists=True))
             for name in DROPPED_INDEXES:
                 conn.execute(sa.text(f"DROP INDEX IF EXISTS {name}"))
+            if files.name in existing and visits.name not in existing:
+                # A ledger from before visits were tracked: visits complete by now are history, and
+                # get no completion hook when the monitor first summarises them.
+                conn.execute(upsert_insert(conn, meta).values(key=HISTORY_KEY, value=repr(time.time()))
+                             .on_conflict_do_nothing())
             conn.execute(upsert_insert(conn, meta).values(key="schema_version", value=str(SCHEMA_VERSION))
                          .on_conflict_do_nothing())
 
@@ -139,7 +148,7 @@ class Ledger(ArchiveRecords):
                         inserts.append(
                             dict(path=path, kind=item.kind, state=FileState.PENDING.value, size=item.size,
                                  mtime_ns=item.mtime_ns, inode=item.inode, attempts=0, seen_at=now,
-                                 updated_at=now, next_attempt_at=now, archive_id=item.archive_id)
+                                 updated_at=now, next_attempt_at=now, archive_id=item.archive_id, visit=item.visit)
                         )
                         active.append(path)
                         continue
@@ -436,6 +445,15 @@ class Ledger(ArchiveRecords):
                             claim_expires=None)
                 )
         return rows
+
+    def interrupt_abandoned_hooks(self, now: float | None = None) -> list[int]:
+        """Completion hooks left running by an earlier run of this instance, or by a process of this host that
+        is gone: recorded interrupted (they are not run again; a hook may have done half its work)."""
+        now = now or time.time()
+        host = self.instance.rsplit(":", 1)[0]
+        owners = self.hook_owners()
+        dead = [o for o in owners if o == self.instance or _dead_local_instance(o, host, self.instance)]
+        return self.interrupt_hooks(dead, now) if dead else []
 
     def move_path(self, old: str, new: str) -> None:
         """A file was moved back from quarantine: its row follows it."""

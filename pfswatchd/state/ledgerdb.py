@@ -115,6 +115,34 @@ archives = sa.Table(
 # rows that takes a few seconds.  ix_files_archive_id was replaced by ix_files_archive_state.
 DROPPED_INDEXES = ("ix_files_archive_id",)
 
+# One row per visit, kept by the service's monitor (pfswatchd/monitor): the cameras its pfsConfig declares,
+# a summary of its files, when it first was complete, and its completion hook.  Added after the first
+# release: Ledger.create makes it in existing ledgers (CREATE TABLE only; no existing table is altered).
+visits = sa.Table(
+    "visits",
+    metadata,
+    sa.Column("visit", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("instrument", sa.String(16)),
+    sa.Column("expected", sa.Text),  # cameras the pfsConfig declares, comma-separated (b1,r1,...)
+    sa.Column("expected_from", sa.String(32)),  # W_CAMMSK | ARMS x fibres
+    sa.Column("expected_subset", sa.Integer),  # the pfsConfig it came from: 0 full, 1-99 a customised copy
+    sa.Column("cameras", sa.Text),  # JSON {camera: [state, reason]} of the files found
+    sa.Column("pfsconfig", sa.String(16)),  # the state of its pfsConfig; null when none was seen
+    sa.Column("missing", sa.Text),  # what keeps it from being complete, comma-separated
+    sa.Column("complete", sa.Boolean, nullable=False, default=False),
+    sa.Column("first_seen_at", sa.Float, nullable=False),
+    sa.Column("complete_at", sa.Float),  # the first time it was complete (never cleared)
+    sa.Column("alerted_at", sa.Float),  # the incomplete alert was raised (cleared when complete)
+    sa.Column("hook_state", sa.String(16)),  # see VisitRecords
+    sa.Column("hook_by", sa.String(255)),
+    sa.Column("hook_started_at", sa.Float),
+    sa.Column("hook_finished_at", sa.Float),
+    sa.Column("hook_exit", sa.Integer),
+    sa.Column("hook_output", sa.Text),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+
 meta = sa.Table(
     "pfswatchd_meta",
     metadata,

@@ -56,13 +56,14 @@ def _summary(snapshot: LedgerView, now: float) -> dict[str, Any]:
     }
 
 
-def show(ledger: Ledger, out: TextIO, *, as_json: bool, wanted: FileFilter | None = None) -> None:
+def show(ledger: Ledger, out: TextIO, *, as_json: bool, wanted: FileFilter | None = None,
+         extra: dict[str, Any] | None = None) -> None:
     """Print the status: text, or one JSON object whose ``files`` come last, one per line, written as
     they are read (memory does not grow with the ledger).  ``wanted`` narrows the files listed; the
-    counts are always those of the whole ledger."""
+    counts are always those of the whole ledger.  ``extra`` keys (the monitor's alerts) join the JSON."""
     wanted = wanted or FileFilter()
     with view(ledger.engine) as snapshot:
-        data = _summary(snapshot, time.time())
+        data = {**_summary(snapshot, time.time()), **(extra or {})}
         if as_json:
             _write_json(data, snapshot.files(wanted), out)
         else:

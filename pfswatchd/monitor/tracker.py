@@ -1,0 +1,153 @@
+"""Keeps the visits table in step with the files: what changed since the last look, summarised per visit.
+
+Each look reads the raw and pfsConfig rows written since the previous one (an indexed range on
+``updated_at``, re-reading a margin so that a row another instance committed late is not missed),
+summarises the visits they belong to from all of their rows, writes the summaries that changed, and
+marks the visits that are complete for the first time.  After a restart it picks up where the visits
+table was last written; a ledger without visit summaries is summarised once, visit by visit.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pfswatchd.files.names import parse_name
+from pfswatchd.monitor.visits import PFSCONFIG, VisitSummary, group_by_visit, summarize
+from pfswatchd.state.ledger import Ledger
+from pfswatchd.state.visitledger import HOOK_BEFORE, HOOK_DUE, HOOK_OFF
+
+MARGIN = 30.0  # seconds of rows read again at each look
+RESTART_MARGIN = 300.0  # ... and after a restart
+BATCH = 500  # visits summarised at once when a whole ledger is read
+HISTORY_WINDOW = 86400.0  # seconds of an upgraded ledger's files summarised at its first start
+
+
+@dataclass(slots=True)
+class Look:
+    """What one look found."""
+
+    summaries: dict[int, VisitSummary] = field(default_factory=dict)  # the visits touched
+    completed: list[VisitSummary] = field(default_factory=list)  # complete for the first time (by this instance)
+
+
+class VisitTracker:
+    def __init__(self, ledger: Ledger, default_cameras: Sequence[str], *, hook: bool, log: Any) -> None:
+        self.ledger = ledger
+        self.default = tuple(default_cameras)
+        self.hook = hook
+        self.log = log
+        self.mark: float | None = None
+        self.history_before: float | None = None
+
+    def start(self) -> Look:
+        """The first look of this process: from the last summary written, or the whole ledger."""
+        self.history_before = self.ledger.history_before()
+        mark = self.ledger.visits_watermark()
+        if mark is not None:
+            self.mark = mark - RESTART_MARGIN
+            return self.look()
+        began = time.time()
+        # Rows recorded before names gave them a visit get their name's visit (found by visit from now on).
+        unnamed = {path: visit for path in self.ledger.unnamed_visit_files()
+                   if (visit := parse_name(path).visit) is not None}
+        if unnamed:
+            self.ledger.name_visits(unnamed)
+        if self.history_before is not None:
+            # The first start on a ledger from before visits were tracked: the visits of the last day are
+            # summarised now; older ones are history, summarised when one of their files changes.  (All of
+            # a large ledger, visit by visit, could keep the service from becoming ready for minutes.)
+            self.mark = began - HISTORY_WINDOW
+            look = self.look()
+        else:
+            look = self._whole_ledger()  # a ledger that had the table from the start: no more than a crash left
+        self.mark = began - MARGIN
+        return look
+
+    def look(self) -> Look:
+        assert self.mark is not None, "start() first"
+        rows = self.ledger.changed_files(self.mark)
+        if rows:
+            self.mark = max(self.mark, max(row["updated_at"] for row in rows) - MARGIN)
+        return self._summarise(group_by_visit(rows).keys())
+
+    def _whole_ledger(self) -> Look:
+        numbers = self.ledger.all_visit_numbers()
+        total = Look()
+        for start in range(0, len(numbers), BATCH):
+            look = self._summarise(numbers[start : start + BATCH])
+            total.summaries.update(look.summaries)
+            total.completed.extend(look.completed)
+        if numbers:
+            self.log.info("visits_summarised", visits=len(numbers), complete=sum(
+                1 for s in total.summaries.values() if s.complete))
+        return total
+
+    def _summarise(self, numbers: Iterable[int]) -> Look:
+        wanted = sorted(set(numbers))
+        look = Look()
+        if not wanted:
+            return look
+        rows = group_by_visit(self.ledger.visit_files(wanted))
+        records = self.ledger.visit_records(wanted)
+        changed = []
+        for visit in wanted:
+            summary = summarize(visit, rows.get(visit, []), records.get(visit), self.default)
+            look.summaries[visit] = summary
+            if _differs(summary, records.get(visit)):
+                changed.append(_row(summary))
+        now = time.time()
+        self.ledger.save_visits(changed, now)
+        open_visits = [look.summaries[v] for v in wanted if not (records.get(v) or {}).get("complete_at")]
+        history = [s.visit for s in open_visits if self._history(rows.get(s.visit, []))]
+        fresh = [s for s in open_visits if s.complete and s.visit not in history]
+        if history:
+            self.ledger.mark_complete(history, HOOK_BEFORE, now)
+        if fresh:
+            won = set(self.ledger.mark_complete([s.visit for s in fresh], HOOK_DUE if self.hook else HOOK_OFF, now))
+            for summary in fresh:
+                if summary.visit in won:
+                    look.completed.append(summary)
+                    self.log.info("visit_complete", visit=summary.visit, instrument=summary.instrument,
+                                  data_id={"instrument": summary.instrument, "visit": summary.visit},
+                                  cameras=list(summary.expected), expected_from=summary.expected_from,
+                                  seconds=round(now - summary.first_seen_at, 3))
+        return look
+
+    def _history(self, rows: Sequence[Mapping[str, Any]]) -> bool:
+        """A visit whose files all last changed before the ledger tracked visits (an upgraded ledger): it is
+        history, done as it is, with no hook and no incomplete alert (its pfsConfig's cameras were never
+        recorded, so it would be measured against the default set).  Its grid still shows every camera."""
+        if self.history_before is None or not rows:
+            return False
+        return max(float(row["updated_at"]) for row in rows) < self.history_before
+
+
+def _row(summary: VisitSummary) -> dict[str, Any]:
+    return {"visit": summary.visit, "instrument": summary.instrument, "first_seen_at": summary.first_seen_at,
+            "cameras": {**{name: [cell.state, cell.reason] for name, cell in summary.cameras.items()},
+                        PFSCONFIG: [summary.pfsconfig.state, summary.pfsconfig.reason]},
+            "pfsconfig": summary.pfsconfig.state if summary.pfsconfig.state != "missing" else None,
+            "missing": summary.missing, "complete": summary.complete}
+
+
+def _differs(summary: VisitSummary, record: Mapping[str, Any] | None) -> bool:
+    if record is None:
+        return True
+    row = _row(summary)
+    stored = json.loads(record["cameras"]) if record.get("cameras") else None
+    return (stored != row["cameras"] or record.get("pfsconfig") != row["pfsconfig"]
+            or (record.get("missing") or "") != ",".join(row["missing"]) or bool(record.get("complete"))
+            != row["complete"] or record.get("instrument") != row["instrument"])
+
+
+
+def latest(ledger: Ledger, limit: int, default: Sequence[str]) -> list[VisitSummary]:
+    """The ``limit`` newest visits (highest numbers first), summarised from their files now."""
+    numbers = ledger.latest_visit_numbers(limit)
+    rows = group_by_visit(ledger.visit_files(numbers))
+    records = ledger.visit_records(numbers)
+    return [summarize(visit, rows.get(visit, []), records.get(visit), default) for visit in numbers]
