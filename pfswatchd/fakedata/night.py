@@ -22,7 +22,6 @@ from astropy.time import Time
 
 import pfswatchd.fakedata.fitsbytes as fitsbytes
 from pfswatchd.butler.pfsraw import camera_id
-from pfswatchd.files import cameras
 from pfswatchd.fakedata.configs import _fibres, pfsconfig_parts, write_pfsconfig
 from pfswatchd.fakedata.frames import (
     ARM_NUMBERS,
@@ -34,6 +33,7 @@ from pfswatchd.fakedata.frames import (
     write_pfsa,
     write_pfsb,
 )
+from pfswatchd.files import cameras
 
 PROPOSALS = ("S25A-001QN", "S25A-002QN")
 DITHERS = (0.0, 0.00071, -0.0005)  # [mm] the dither cycle of a night
