@@ -407,7 +407,10 @@ def test_a_night_is_the_writers_files_restamped(tmp_path):
             else:
                 subset = int(header["FRAMEID"][-2:])
                 target = fakedata.write_pfsconfig(reference / path.name, visit=visit, subset=subset,
-                                                  extra_cards={"DATE-OBS": header["DATE-OBS"]})
+                                                  extra_cards={"DATE-OBS": header["DATE-OBS"],
+                                                               # the cameras make_visits wrote (issue 15)
+                                                               "W_CAMMSK": header["W_CAMMSK"],
+                                                               "ARMS": header["ARMS"]})
                 assert target.read_bytes() == path.read_bytes(), path.name
     designs = {fits.getheader(p)["W_PFDSGN"] for p in paths if p.name.startswith("pfsConfig")}
     assert len(designs) == 4 and {p.parent.parent.name for p in paths} == {"2024-10-25"}
