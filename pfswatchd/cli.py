@@ -398,7 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="list at most N files, first seen first (default: no limit); with --visits, the N "
                              "newest visits (default 50)")
     status.add_argument("--visits", action="store_true", help="list the visits instead, newest first: each "
-                        "camera's state, the pfsConfig, what is missing, the hook (--json: one object; default: the files)")
+                        "camera's state, the pfsConfig, what is missing, the hook (--json: one object; "
+                        "default: the files)")
     status.add_argument("--path", metavar="PREFIX", help="list only files whose path starts with PREFIX "
                         "(relative to the current folder unless absolute; default: all)")
     status.set_defaults(func=_status)
