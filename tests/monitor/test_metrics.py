@@ -58,7 +58,9 @@ def test_metrics_counters_equal_the_ledger_after_a_mixed_burst(tmp_path):
         code, text = get(daemon, "/metrics")
         assert code == 200
         samples = _samples(text)
-        if _total(samples, "pfswatchd_ledger_files", state="duplicate") == 1 or time.monotonic() > deadline:
+        fresh = all(_total(samples, "pfswatchd_ledger_files", state=state) == counts[state]
+                    for state in ("ingested", "duplicate", "quarantined"))
+        if fresh or time.monotonic() > deadline:
             break
         time.sleep(0.2)
     ledger = Ledger(daemon.ledger_url)
