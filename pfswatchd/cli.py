@@ -36,19 +36,33 @@ class UsageError(Exception):
 
 
 def _create(args: argparse.Namespace) -> int:
-    from pfswatchd.butler import repo
+    from pfswatchd.butler import obspfs, repo
 
     instruments = args.instrument or list(repo.DEFAULT_INSTRUMENTS)
-    butler = repo.create(args.repo, instruments=instruments, registry_db=args.registry_db)
+    recipe = obspfs.recipe()  # obs_pfs's seed, universe and Instrument classes where obs_pfs imports
+    existed = repo.is_repository(args.repo)
+    butler = repo.create(args.repo, instruments=instruments, registry_db=args.registry_db, recipe=recipe)
     try:
         shape = repo.check_universe(butler, args.repo)
         print(f"{args.repo}: PFS repository ready ({shape}) with instruments {', '.join(instruments)}")
+        if not existed:
+            print(f"  made from {_made_from(recipe)}")
         for instrument in instruments:
             chain = repo.defaults_chain(instrument)
             print(f"  {chain} -> {', '.join(butler.collections.get_info(chain).children)}")
     finally:
         butler.close()
     return EX_OK
+
+
+def _made_from(recipe: Any) -> str:
+    from pfswatchd.butler import obspfs
+
+    if recipe is obspfs.OBS_PFS_RECIPE:
+        return (f"obs_pfs's configuration ({obspfs.product_dir() / 'gen3'}), instruments registered by obs_pfs's "
+                "Instrument classes")
+    return ("pfswatchd's configuration (obs_pfs is not importable here): raws and pfsConfigs are read with "
+            "pfswatchd's formatters; run `pfswatchd hand-over` where the PFS pipeline is installed")
 
 
 def _import(args: argparse.Namespace) -> int:

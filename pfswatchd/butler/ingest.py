@@ -56,7 +56,7 @@ from lsst.daf.butler import (
 from lsst.daf.butler.datastore.file_templates import FileTemplates
 
 from pfswatchd import faults
-from pfswatchd.butler import pfsfrule, repo
+from pfswatchd.butler import obspfs, pfsfrule, repo
 from pfswatchd.butler.existing import Existing, Key, check_duplicate, key
 from pfswatchd.butler.failures import as_error, query, raise_if_database_unavailable
 from pfswatchd.butler.transfer import TRANSFER_MODES, Placement, clean_scratch, place, same_content
@@ -136,6 +136,9 @@ class Ingester:
         config = ButlerConfig(str(root))
         self.templates = FileTemplates(config["datastore", "templates"], universe=self.universe)
         self._formatters = repo.formatter_overrides(config)
+        # Where obs_pfs runs and configures the repository: each raw records its instrument's formatter.
+        self._raw_formatters = obspfs.raw_formatters(config, butler.registry)
+        self._register_instrument = obspfs.recipe().register_instrument
         clean_scratch(self.datastore_root)
         self._instruments: dict[str, DimensionRecord] = {}
         # Bounded: a year brings ~180,000 visits; a visit that fell out is read from the registry again.
@@ -323,6 +326,8 @@ class Ingester:
             places = iter(placed)
             for item, ref in refs:
                 formatter = self._formatters.get(ref.datasetType.storageClass_name)
+                if self._raw_formatters is not None and ref.datasetType.name == "raw":
+                    formatter = self._raw_formatters(ref.dataId)
                 path = str(item.file.path.absolute() if self.settings.transfer == "direct" else next(places).dest)
                 datasets.append(FileDataset(path=path, refs=[ref], formatter=formatter))
             with self.butler.transaction():
@@ -587,7 +592,7 @@ class Ingester:
                     "whose instrument is registered (obs_pfs has Instrument classes for S, F and L only)"
                 )
             try:
-                repo.register_instrument(self.butler, instrument)
+                self._register_instrument(self.butler, instrument)
             except Exception as exc:
                 raise as_error(exc, Path(instrument)) from exc
             records = self.butler.query_dimension_records(

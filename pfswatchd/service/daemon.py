@@ -36,7 +36,7 @@ from lsst.daf.butler import ButlerMetrics
 
 from pfswatchd import config as config_module
 from pfswatchd import faults, logconfig
-from pfswatchd.butler import repo
+from pfswatchd.butler import obspfs, repo
 from pfswatchd.butler.ingest import Ingester, IngestSettings
 from pfswatchd.config import Config
 from pfswatchd.errors import ConfigError, PfsWatchError
@@ -258,7 +258,8 @@ class Service:
         elif cfg.create:
             butler = repo.create(cfg.root, instruments=cfg.instruments, raw_run=self.config.ingest.raw_run or None,
                                  pfsconfig_run=self.config.ingest.pfsconfig_run or None,
-                                 registry_db=cfg.registry_db or None, metrics=self._butler_metrics)
+                                 registry_db=cfg.registry_db or None, metrics=self._butler_metrics,
+                                 recipe=obspfs.recipe())
             self.log.info("repository_created", repository=str(cfg.root))
         else:
             raise ConfigError(f"repository.root = {cfg.root}: no butler repository there and "

@@ -1,0 +1,1 @@
+"""Test double of obs_base's formatters package."""
