@@ -65,6 +65,16 @@ def _made_from(recipe: Any) -> str:
             "pfswatchd's formatters; run `pfswatchd hand-over` where the PFS pipeline is installed")
 
 
+def _hand_over(args: argparse.Namespace) -> int:
+    from pfswatchd.butler.handover import hand_over
+
+    report = hand_over(args.repo, update_records=args.update_instrument_records)
+    print(f"{args.repo}: handed over to obs_pfs" if report.changed else f"{args.repo}:")
+    for line in report.lines():
+        print(f"  {line}")
+    return EX_OK
+
+
 def _import(args: argparse.Namespace) -> int:
     from pfswatchd.butler import repo
     from pfswatchd.butler.exports import import_export
@@ -343,6 +353,21 @@ def build_parser() -> argparse.ArgumentParser:
                          "ingestPfsConfig.py, where it keeps existing records; pfswatchd never updates them, so it "
                          "changes nothing (default: off)")
     configs.set_defaults(func=_ingest_pfsconfig)
+
+    handover = _command(commands, "hand-over", "make a repository written without obs_pfs read with obs_pfs's classes",
+                        "Run where the PFS pipeline is set up (obs_pfs importable), on a repository pfswatchd made or "
+                        "filled without it: register its instruments through obs_pfs's Instrument classes, name "
+                        "obs_pfs's formatter in the record of every dataset pfswatchd stored (one transaction), and "
+                        "put obs_pfs's storage classes, formatters and file templates in its butler.yaml (the old one "
+                        "is kept as butler.yaml.pfswatchd-standalone). Says what it changed; a second run changes "
+                        "nothing, and an interrupted one is finished by the next. Refused, changing nothing, where "
+                        "obs_pfs is not importable. Stop pfswatchd services writing to the repository first.",
+                        "example:\n  setup pfs_pipe2d\n  pfswatchd hand-over /data/pfs/repo")
+    handover.add_argument("repo", metavar="REPO", help="the repository")
+    handover.add_argument("--update-instrument-records", action="store_true",
+                          help="rewrite instrument records that differ from obs_pfs's, as butler register-instrument "
+                          "--update does (default: refuse)")
+    handover.set_defaults(func=_hand_over)
 
     imports = _command(commands, "import", "butler import of an export made elsewhere, e.g. the observatory's "
                        "calibrations", "Import a `butler export` (dimension records, collections, calibration "

@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 BIN = Path(sys.executable).parent / "pfswatchd"
-COMMANDS = ("create", "ingest-raws", "ingest-pfsconfig", "import", "fake-data", "run", "check-config", "status",
-            "retry", "unpack")
+COMMANDS = ("create", "ingest-raws", "ingest-pfsconfig", "import", "hand-over", "fake-data", "run", "check-config",
+            "status", "retry", "unpack")
 WIDTH = "100"
 
 

@@ -41,6 +41,12 @@ def run(program: str, *args: Any, stack: bool = True, check: bool = True) -> sub
     return result
 
 
+def start(program: str, *args: Any, **env: str) -> subprocess.Popen[str]:
+    """``program`` running in the pipeline environment (with extra environment variables)."""
+    return subprocess.Popen([str(BIN / program), *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**environment(), **env})
+
+
 def report(what: str, repo: Path, *, stack: bool = True) -> Any:
     return json.loads(run("python", __file__, what, repo, stack=stack).stdout)
 

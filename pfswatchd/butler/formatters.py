@@ -210,6 +210,11 @@ class PfsConfigFormatter(_ReadOnlyFormatter):
         return PfsConfig.readFits(path)
 
 
+# The datastore records a formatter by its class's module and name when it chooses it itself (ingest and
+# put without an explicit formatter): give these the stable path repositories record (see above).
+PfsRawFormatter.__module__ = PfsConfigFormatter.__module__ = "pfswatchd.formatters"
+
+
 class PfsRawDelegate(StorageClassDelegate):
     """Take components of an in-memory `PfsRaw`; parameters are the formatter's business."""
 
