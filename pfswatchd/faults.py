@@ -13,7 +13,9 @@ interrupt that lands while the interpreter runs a garbage-collection callback (w
 Points: ``forkserver.preload`` (the examiner's fork server imports its modules), ``oneshot.examined``
 (a one-shot command examined a file), ``ingest.placed`` (a file was placed in the datastore, before
 the registry transaction), ``ingest.registered`` (inside the registry transaction, before it commits),
-``service.stopping`` (the service's shutdown begins).
+``service.stopping`` (the service's shutdown begins), ``handover.records`` (the hand-over replaced the
+datastore records, inside its transaction, before it commits), ``handover.committed`` (the hand-over
+committed the records, before it replaces butler.yaml).
 """
 
 from __future__ import annotations
