@@ -295,9 +295,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     create = _command(commands, "create", "create a butler repository with the PFS universe",
                       "Create a butler repository with the PFS dimension universe, register the instruments and "
-                      "the raw and pfsConfig dataset types, and make the collections <instrument>/raw/all, "
-                      "<instrument>/raw/pfsConfig and the chain <instrument>/defaults over them. An existing "
-                      "PFS repository is left as it is; one with another universe is refused.",
+                      "their dataset types (raw, pfsConfig, the calibrations), and make the collections "
+                      "<instrument>/raw/sps, <instrument>/raw/pfsConfig and the chain <instrument>/defaults over "
+                      "them. Where obs_pfs is importable (the PFS pipeline set up) this is `butler create` with "
+                      "obs_pfs's gen3/butler.yaml and gen3/dimensions.yaml plus `butler register-instrument` of its "
+                      "Instrument classes; elsewhere the same shape with pfswatchd's own readers (hand it over "
+                      "later with `pfswatchd hand-over`). An existing PFS repository is left as it is; one with "
+                      "another universe is refused.",
                       "example:\n  pfswatchd create /data/pfs/repo")
     create.add_argument("repo", metavar="REPO", help="the folder of the new repository")
     create.add_argument("--instrument", action="append", metavar="NAME",
