@@ -1,9 +1,11 @@
 """The one-shot commands ``ingest-raws`` and ``ingest-pfsconfig``.
 
 They mirror ``butler ingest-raws`` and ``ingestPfsConfig.py`` (same arguments)
-on the same engine as the service.  Every file is examined (headers only)
-before anything is written; with ``--fail-fast`` the first bad file stops the
-command before anything more is written.  Bad and skipped files get one line
+on the same engine as the service.  Files are examined (headers only) and
+ingested a batch of 1,000 at a time, and only counts are kept of what became
+of them, so a year of files takes no more memory than a night's; with
+``--fail-fast`` the first bad file stops the command before anything more is
+written.  Bad and skipped files get one line
 each on stderr (skips found in folders one line per kind); a summary goes to
 stdout.  Exit status: 0 every file ingested (or already there, or skipped); 1
 some failed (a file, or a folder that cannot be read); 3 some pfsConfigs wait
@@ -20,7 +22,6 @@ stops at once.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import glob
 import os
 import re
@@ -28,7 +29,7 @@ import signal
 import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
@@ -43,7 +44,7 @@ from pfswatchd.files.corrections import NONE, HeaderCorrections
 from pfswatchd.files.examine import Examination, examine
 from pfswatchd.files.names import is_temporary, parse_name
 from pfswatchd.model import INGESTIBLE_KINDS, Classified, FileKind, Outcome, PfsConfigFile, Status
-from pfswatchd.progress import IngestProgress
+from pfswatchd.progress import IngestProgress, on_terminal
 from pfswatchd.state.waitlist import Waiting, WaitList
 
 BATCH = 1000
@@ -58,40 +59,78 @@ class PathError(Exception):
     """A PATH argument matched nothing."""
 
 
-@dataclasses.dataclass
-class Found:
-    """What the PATH arguments name: files (True if named explicitly) and folders that cannot be read."""
-
-    files: dict[Path, bool] = dataclasses.field(default_factory=dict)
-    unreadable: dict[Path, str] = dataclasses.field(default_factory=dict)
-
-
-def expand_paths(arguments: Iterable[str], found: Found | None = None) -> Found:
-    """Files named by PATH arguments: files, directories (recursive, FITS names) or globs."""
-    found = found or Found()
+def check_paths(arguments: Sequence[str]) -> None:
+    """PathError for the first argument that names no file, folder or glob match (before anything is done)."""
     for argument in arguments:
-        path = Path(argument)
-        if path.is_dir():
-            for folder, dirs, names in os.walk(path, onerror=functools.partial(_unreadable, found, path)):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                for name in sorted(names):
-                    if _FITS.search(name) and not is_temporary(name):
-                        found.files.setdefault(Path(folder) / name, False)
-        elif path.exists():
-            found.files[path] = True
-        elif _GLOB_CHARS.search(argument):
-            matches = sorted(glob.glob(argument, recursive=True))
-            if not matches:
-                raise PathError(f"{argument}: the pattern matches no file")
-            expand_paths(matches, found)
-        else:
+        if os.path.exists(argument):
+            continue
+        if not _GLOB_CHARS.search(argument):
             raise PathError(f"{argument}: no such file or directory")
-    return found
+        if next(glob.iglob(argument, recursive=True), None) is None:
+            raise PathError(f"{argument}: the pattern matches no file")
 
 
-def _unreadable(found: Found, top: Path, error: OSError) -> None:
-    """os.walk's onerror: a folder that cannot be listed is a failure with its reason, never a silent skip."""
-    found.unreadable[Path(error.filename or top)] = f"cannot read the folder: {error.strerror or error}"
+def iter_paths(arguments: Sequence[str], unreadable: Callable[[Path, str], None] | None = None,
+               ) -> Iterator[tuple[Path, bool]]:
+    """Files named by PATH arguments, one at a time, each with whether it was named explicitly: files,
+    directories (recursive, FITS names) or globs.  A folder that cannot be listed goes to
+    ``unreadable(folder, reason)``, never silently skipped.
+
+    Nothing is held per file, so a year of files costs no more memory than one.  A file named by two
+    arguments is given once; to know that, the paths already given are remembered, but only when two
+    arguments can name the same file (one's folder holds the other's).
+    """
+    regions = [_region(argument) for argument in arguments]
+    overlapping = any(_within(a, b) for i, a in enumerate(regions) for j, b in enumerate(regions) if i != j)
+    given: set[Path] | None = set() if overlapping else None
+    for argument in arguments:
+        for path, explicit in _expand(argument, unreadable):
+            if given is not None:
+                if path in given:
+                    continue
+                given.add(path)
+            yield path, explicit
+
+
+def _expand(argument: str, unreadable: Callable[[Path, str], None] | None) -> Iterator[tuple[Path, bool]]:
+    path = Path(argument)
+    if path.is_dir():
+        def onerror(error: OSError) -> None:
+            if unreadable is not None:
+                unreadable(Path(error.filename or path), f"cannot read the folder: {error.strerror or error}")
+
+        for folder, dirs, names in os.walk(path, onerror=onerror):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for name in sorted(names):
+                if _FITS.search(name) and not is_temporary(name):
+                    yield Path(folder) / name, False
+    elif path.exists():
+        yield path, True
+    elif _GLOB_CHARS.search(argument):
+        for match in glob.iglob(argument, recursive=True):  # not glob.glob: that is a list of every match
+            yield from _expand(match, unreadable)
+    # else: removed since check_paths; nothing to give
+
+
+def _region(argument: str) -> Path:
+    """The folder (or file) an argument's files are all in: a glob's part before its first wildcard."""
+    fixed = []
+    for part in Path(argument).parts:
+        if _GLOB_CHARS.search(part):
+            break
+        fixed.append(part)
+    return Path(os.path.abspath(Path(*fixed) if fixed else "."))
+
+
+def _within(inner: Path, outer: Path) -> bool:
+    return inner == outer or outer in inner.parents
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 class _Stop:
@@ -146,7 +185,7 @@ def run_ingest(
 
 
 class _Run:
-    """One one-shot call: its files, its outcomes, its report."""
+    """One one-shot call: its files, what became of them (counted, not kept), its report."""
 
     def __init__(self, repository: str, accept: frozenset[FileKind], settings: IngestSettings,
                  instrument: str | None, corrections: HeaderCorrections, out: TextIO, err: TextIO,
@@ -159,105 +198,132 @@ class _Run:
         self.out = out
         self.err = err
         self.stop = stop
-        self.outcomes: list[Outcome] = []
-        self.skipped_in_folders: dict[str, list[Path]] = defaultdict(list)
-        self.sizes: dict[Path, int] = {}
-        self.attempted: list[Path] = []  # passed to the ingester
+        self.counts: Counter[Status] = Counter()  # this call's files
+        self.failed = False
+        self.waiting = False
+        self.files = 0  # named by the arguments
+        self.unreadable: dict[Path, str] = {}
+        # Skipped files found in folders, one line per kind at the end: how many, and the first one.
+        self.skipped_in_folders: dict[str, tuple[int, Outcome]] = {}
+        self.pfsconfigs: list[Outcome] = []  # this batch's, for the wait list (see _remember)
+        self.tried: set[Path] = set()  # pfsConfigs this call tried (not to be tried again from the list)
         self.earlier: Counter[str] = Counter()  # what became of pfsConfigs earlier calls left waiting
 
     def run(self, paths: Sequence[str]) -> int:
-        found = expand_paths(paths)
-        files = list(found.files)
+        check_paths(paths)
+        # A terminal shows bars with totals, so the files are counted first (a walk and a stat each).
+        totals = [0, 0]
+        if on_terminal(self.err):
+            for path, _ in iter_paths(paths):
+                totals[0] += 1
+                totals[1] += _size(path)
         butler = repo.open_butler(self.repository)
         self.stop.check()
         ingester = Ingester(butler, self.repository, self.settings)
         ingester.interrupted = self.stop
-        for path in files:
-            try:
-                self.sizes[path] = path.stat().st_size
-            except OSError:
-                self.sizes[path] = 0
-        with IngestProgress(len(files), sum(self.sizes.values()), self.err) as progress:
+        with IngestProgress(totals[0], totals[1], self.err) as progress:
             self.progress = progress
-            for folder, reason in found.unreadable.items():
-                outcome = Outcome(folder, Status.FAILED, FileKind.OTHER, error_kind="permission_denied",
-                                  message=reason)
-                self.outcomes.append(outcome)
-                self._report(outcome, folder=True)
-            ready, unexamined = self._examine_all(files, found.files)
-            unwritten = len(ready) if unexamined else self._ingest(ingester, ready)
+            unexamined, unwritten = self._examine_and_ingest(ingester, paths)
             if unexamined or unwritten:
                 progress.print(f"pfswatchd: --fail-fast stopped at the first failure: {unexamined} files not "
                                f"examined, {unwritten} examined but not written")
             else:
                 self._earlier_waiting(butler)
-        for kind, skipped in self.skipped_in_folders.items():
-            self._skipped_group(kind, skipped)
-        mine = [o for o in self.outcomes if o.path in found.files and o.kind is FileKind.PFSCONFIG]
-        waiting = [o for o in mine if o.status is Status.WAITING]
-        self._remember(waiting, settled=[o.path for o in mine if o.status is not Status.SKIPPED and o not in waiting])
-        counts = Counter(outcome.status for outcome in self.outcomes if outcome.path in found.files)
-        summary = ", ".join(f"{counts.get(status, 0)} {status}" for status in Status)
-        folders = f", {len(found.unreadable)} unreadable folders" if found.unreadable else ""
+        for count, first in self.skipped_in_folders.values():
+            self._skipped_group(count, first)
+        summary = ", ".join(f"{self.counts.get(status, 0)} {status}" for status in Status)
+        folders = f", {len(self.unreadable)} unreadable folders" if self.unreadable else ""
         not_done = f", {unexamined + unwritten} not written (--fail-fast)" if unexamined or unwritten else ""
         earlier = ", ".join(f"{n} {status}" for status, n in sorted(self.earlier.items()))
         earlier = f"; earlier waiting pfsConfigs: {earlier}" if earlier else ""
-        print(f"{len(files)} files{folders}: {summary}{not_done}{earlier}", file=self.out)
-        if any(o.status is Status.FAILED for o in self.outcomes):
+        print(f"{self.files + unexamined} files{folders}: {summary}{not_done}{earlier}", file=self.out)
+        if self.failed:
             return EX_FAILED
-        return EX_WAITING if waiting else EX_OK
+        return EX_WAITING if self.waiting else EX_OK
 
-    # -- examine ---------------------------------------------------------------------------------
+    def _unreadable_folder(self, folder: Path, reason: str) -> None:
+        """A folder that cannot be listed: a failure with its reason, never a silent skip."""
+        self.unreadable[folder] = reason
+        self.failed = True
+        self._report(Outcome(folder, Status.FAILED, FileKind.OTHER, error_kind="permission_denied",
+                             message=reason), folder=True)
 
-    def _examine_all(self, files: list[Path], explicit: dict[Path, bool]) -> tuple[list[Classified], int]:
-        """The files ready for ingest, and how many were not examined because --fail-fast stopped."""
-        ready: list[Classified] = []
-        for position, path in enumerate(files):
+    # -- examine, then ingest, a batch at a time -------------------------------------------------
+
+    def _examine_and_ingest(self, ingester: Ingester, paths: Sequence[str]) -> tuple[int, int]:
+        """Examine the files, ingesting each ``BATCH`` of those ready as it fills.
+
+        Returns (files not examined, files examined but not written) when --fail-fast stopped.
+        """
+        ready: list[tuple[Classified, int]] = []
+        named = iter_paths(paths, self._unreadable_folder)
+        for path, explicit in named:
+            self.files += 1
             self.stop.check()
+            size = _size(path)
             found = _examine(path, self.accept, self.corrections)
             faults.pause("oneshot.examined", until=self.stop)
             self.stop.check()
-            self.progress.examined(self.sizes[path])
+            self.progress.examined(size)
             outcome = _outcome_of_examination(found, self.accept)
             if outcome is None:
                 assert found.classified is not None
                 classified = found.classified
                 if self.instrument is not None and isinstance(classified, PfsConfigFile):
                     classified = dataclasses.replace(classified, instrument=self.instrument)
-                ready.append(classified)
+                ready.append((classified, size))
+                if len(ready) >= BATCH:
+                    if not self._ingest(ingester, ready):
+                        return sum(1 for _ in named), 0
+                    ready = []
                 continue
-            self.progress.dropped(self.sizes[path])
-            self.outcomes.append(outcome)
-            if outcome.status is Status.SKIPPED and not explicit[path]:
-                self.skipped_in_folders[str(found.kind)].append(path)
+            self.progress.dropped(size)
+            self._count(outcome)
+            if outcome.status is Status.SKIPPED and not explicit:
+                count, first = self.skipped_in_folders.get(str(found.kind), (0, outcome))
+                self.skipped_in_folders[str(found.kind)] = (count + 1, first)
             else:
                 self._report(outcome)
             if not outcome.ok and self.settings.fail_fast:
-                return ready, len(files) - position - 1
-        return ready, 0
+                self._remember()
+                return sum(1 for _ in named), len(ready)
+        if ready:
+            self._ingest(ingester, ready)
+        self._remember()
+        return 0, 0
 
-    # -- ingest ----------------------------------------------------------------------------------
+    def _ingest(self, ingester: Ingester, ready: list[tuple[Classified, int]]) -> bool:
+        """Ingest one batch; False when --fail-fast must stop."""
+        self.stop.check()
+        self.tried.update(item.path.absolute() for item, _ in ready if isinstance(item, PfsConfigFile))
+        self.progress.ingesting()
+        results = ingester.ingest([item for item, _ in ready])
+        self.progress.committed(len(ready), sum(size for _, size in ready))
+        for outcome in results:
+            self._count(outcome)
+            self._report(outcome)
+        self._remember()
+        return not (self.settings.fail_fast and any(not o.ok for o in results))
 
-    def _ingest(self, ingester: Ingester, ready: list[Classified]) -> int:
-        """Ingest in batches; return how many files --fail-fast left unwritten."""
-        for start in range(0, len(ready), BATCH):
-            self.stop.check()
-            batch = ready[start : start + BATCH]
-            self.attempted.extend(item.path for item in batch)
-            self.progress.ingesting()
-            results = ingester.ingest(batch)
-            self.progress.committed(len(batch), sum(self.sizes.get(item.path, 0) for item in batch))
-            for outcome in results:
-                self.outcomes.append(outcome)
-                self._report(outcome)
-            if self.settings.fail_fast and any(not o.ok for o in results):
-                return len(ready) - start - len(batch)
-        return 0
+    def _count(self, outcome: Outcome) -> None:
+        self.counts[outcome.status] += 1
+        self.failed = self.failed or outcome.status is Status.FAILED
+        if outcome.kind is FileKind.PFSCONFIG:
+            self.pfsconfigs.append(outcome)
+            if outcome.status is not Status.SKIPPED:
+                self.tried.add(outcome.path.absolute())
 
     # -- pfsConfigs waiting for their raws -------------------------------------------------------
 
-    def _remember(self, waiting: list[Outcome], settled: list[Path]) -> None:
-        """Put this call's waiting pfsConfigs on the repository's list; take off those it ingested."""
+    def _remember(self) -> None:
+        """Put the pfsConfigs of the batch just done that wait for their raws on the repository's list;
+        take off those it ingested (or that failed for another reason)."""
+        if not self.pfsconfigs:
+            return
+        waiting = [o for o in self.pfsconfigs if o.status is Status.WAITING]
+        settled = [o.path for o in self.pfsconfigs if o.status not in (Status.SKIPPED, Status.WAITING)]
+        self.pfsconfigs = []
+        self.waiting = self.waiting or bool(waiting)
         now = time.time()
         waitlist = WaitList(self.repository)
         waitlist.remove([path.absolute() for path in settled])
@@ -268,10 +334,7 @@ class _Run:
         """Ingest the pfsConfigs earlier calls left waiting whose raws are now in the repository."""
         waitlist = WaitList(self.repository)
         # A pfsConfig this call was given itself has already been tried.
-        mine = {path.absolute() for path in self.attempted}
-        mine |= {o.path.absolute() for o in self.outcomes
-                 if o.kind is FileKind.PFSCONFIG and o.status is not Status.SKIPPED}
-        entries = [entry for entry in waitlist.entries() if entry.path not in mine]
+        entries = [entry for entry in waitlist.entries() if entry.path not in self.tried]
         if not entries:
             return
         gone, done = [], []
@@ -299,7 +362,7 @@ class _Run:
                     still += 1
                     continue
                 done.append(entry.path)
-                self.outcomes.append(outcome)
+                self.failed = self.failed or outcome.status is Status.FAILED
                 if outcome.status in (Status.INGESTED, Status.DUPLICATE):
                     self.progress.print(f"{outcome.status.upper()} {entry.path}: was waiting for its raws since "
                                         f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(entry.since))}")
@@ -325,13 +388,12 @@ class _Run:
         else:
             self.progress.print(f"{outcome.status.upper()} {where}: {reason}")
 
-    def _skipped_group(self, kind: str, paths: list[Path]) -> None:
-        if len(paths) == 1:
-            outcome = next(o for o in self.outcomes if o.path == paths[0])
-            self._report(outcome)
+    def _skipped_group(self, count: int, first: Outcome) -> None:
+        if count == 1:
+            self._report(first)
             return
-        reason = next(o.message for o in self.outcomes if o.path == paths[0]) or ""
-        print(f"SKIPPED {len(paths)} files like {paths[0]}: {_without_path(reason, paths[0])}", file=self.err)
+        reason = _without_path(first.message or "", first.path)
+        print(f"SKIPPED {count} files like {first.path}: {reason}", file=self.err)
 
 
 def _without_path(message: str, path: Path) -> str:

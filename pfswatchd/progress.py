@@ -20,6 +20,11 @@ from rich.text import Text
 REFRESH = 0.1  # seconds between redraws: often enough to watch, rarely enough to cost nothing
 
 
+def on_terminal(stream: TextIO) -> bool:
+    """True when :class:`IngestProgress` would draw its bars on ``stream`` (they need the totals)."""
+    return Console(file=stream).is_terminal
+
+
 class IngestProgress:
     def __init__(self, files: int, size: int, stream: TextIO) -> None:
         self.stream = stream

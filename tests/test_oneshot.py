@@ -6,6 +6,7 @@ command pauses there and writes a marker file, the test sends SIGINT at that mom
 
 from __future__ import annotations
 
+import io
 import os
 import pty
 import re
@@ -13,14 +14,20 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
+import pytest
 from lsst.daf.butler import Butler
 
 from conftest import write_config, write_raw
 from harness import obeying_file_modes
+from pfswatchd import oneshot
+from pfswatchd.butler import repo
+from pfswatchd.butler.ingest import IngestSettings
 from pfswatchd.fakedata import make_visits
+from pfswatchd.model import FileKind
 
 BIN = Path(sys.executable).parent
 
@@ -243,3 +250,74 @@ def test_no_progress_when_not_on_a_terminal(pfs_repo, tmp_path):
     night = tmp_path / "d" / "raw" / "2025-05-01"
     result = pfswatchd("ingest-raws", pfs_repo, night / "sps", night / "ramps", check=0)
     assert result.stderr == "" and result.stdout.strip().startswith("24 files: 24 ingested")
+
+
+# -- streaming: PATH arguments walked lazily, batches ingested as they fill (in-process) -------------
+
+
+def _tree(base):
+    for name in ("a/x.fits", "a/y.fits", "a/sub/z.fits", "b/w.fits", "a/notes.txt", "a/.hidden/h.fits"):
+        path = base / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+    return base
+
+
+def _names(named, base):
+    return [os.path.relpath(os.path.abspath(p), base) for p, _ in named]
+
+
+def test_overlapping_arguments_give_each_file_once(tmp_path, monkeypatch):
+    """PATH arguments are walked lazily; the paths already given are remembered only when arguments overlap."""
+    base = _tree(tmp_path)
+    arguments = [str(base / "a" / "x.fits"), str(base / "a"), str(base / "a" / "**" / "*.fits"), str(base / "b")]
+    assert sorted(_names(oneshot.iter_paths(arguments), base)) == ["a/sub/z.fits", "a/x.fits", "a/y.fits",
+                                                                     "b/w.fits"]
+    monkeypatch.chdir(base)
+    assert _names(oneshot.iter_paths(["a", "b/w.fits"]), base) == ["a/x.fits", "a/y.fits", "a/sub/z.fits",
+                                                                   "b/w.fits"]
+
+
+def test_paths_are_streamed_and_checked_first(tmp_path):
+    base = _tree(tmp_path)
+    stream = oneshot.iter_paths([str(base / "a"), str(base / "missing")])
+    assert next(stream)[0].name == "x.fits"  # given before the later argument is even looked at
+    with pytest.raises(oneshot.PathError, match="missing: no such file or directory"):
+        oneshot.check_paths([str(base / "a"), str(base / "missing")])
+    with pytest.raises(oneshot.PathError, match=r"\*\.fit: the pattern matches no file"):
+        oneshot.check_paths([str(base / "a" / "*.fit")])
+    oneshot.check_paths([str(base / "a" / "*.fits"), str(base / "b")])
+
+
+def test_each_batch_is_written_before_later_files_are_examined(tmp_path, monkeypatch):
+    """Batches of 2: the first batch's registry commit (held at the fault point ingest.registered)
+    comes before the third file is examined, so only a batch is ever held (the command used to examine
+    every file first, and hold them all: ~3 KiB each, 6.6 GiB for a year in one call)."""
+    monkeypatch.setattr(oneshot, "BATCH", 2)
+    root = tmp_path / "repo"
+    repo.create(root).close()
+    data = tmp_path / "data"
+    write_raw(data, visit=601, arm="b")
+    write_raw(data, visit=601, arm="r")
+    (data / "PFSA00060211.fits").write_bytes(b"not a FITS file" * 200)  # sorted last: examined last
+    marker = tmp_path / "held"
+    monkeypatch.setenv("PFSWATCHD_FAULT", "ingest.registered")
+    monkeypatch.setenv("PFSWATCHD_FAULT_MARKER", str(marker))
+    monkeypatch.setenv("PFSWATCHD_FAULT_SECONDS", "3")
+    err, out = io.StringIO(), io.StringIO()
+    seen_while_held: list[str] = []
+
+    def watch() -> None:
+        deadline = time.monotonic() + 60
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        seen_while_held.append(err.getvalue())
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    status = oneshot.run_ingest(str(root), [str(data)], accept=frozenset({FileKind.RAW_CCD, FileKind.RAW_NIR}),
+                                settings=IngestSettings(transfer="link"), out=out, err=err)
+    watcher.join()
+    assert marker.exists() and seen_while_held == [""]  # the bad third file was not examined yet
+    assert "FAILED" in err.getvalue() and "PFSA00060211.fits" in err.getvalue()
+    assert status == 1 and out.getvalue().startswith("3 files: 2 ingested")
