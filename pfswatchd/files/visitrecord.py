@@ -38,6 +38,7 @@ turns them into a butler record.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
@@ -45,6 +46,7 @@ from typing import Any
 import astropy.units as u
 from astropy.coordinates import SkyCoord
 from astropy.time import Time, TimeDelta
+from erfa import ErfaWarning
 
 from pfswatchd.errors import BadHeaderError
 from pfswatchd.model import RawFile
@@ -267,9 +269,17 @@ def visit_values(raw: RawFile) -> dict[str, Any]:
 def _values(raw: RawFile, header: Mapping[str, Any]) -> dict[str, Any]:
     begin = _begin(header)
     exposure = exposure_time(header)
-    end = begin + exposure * u.s
-    if end.tai.mjd <= 40587.0:  # 1970-01-01: daf_butler's Timespan cannot start before its epoch
-        raise BadHeaderError(f"MJD-STR {header['MJD-STR']!r} is before 1970; expected the start of the exposure")
+    # daf_butler's Timespan cannot end at or before its epoch, 1970-01-01 TAI (MJD 40587); the exact
+    # (TAI) check only where the card is near it, as the conversion costs a fifth of a millisecond.
+    if float(header["MJD-STR"]) < 40588.0:
+        with warnings.catch_warnings():  # ERFA warns of a "dubious year" before 1960: the reason says it
+            warnings.simplefilter("ignore", ErfaWarning)
+            end = begin + exposure * u.s
+            early = bool(end.tai.mjd <= 40587.0)
+        if early:
+            raise BadHeaderError(f"MJD-STR {header['MJD-STR']!r} is before 1970; expected the start of the exposure")
+    else:
+        end = begin + exposure * u.s
     obs_type = observation_type(header)
     ra, dec = _tracking(header)
     return {

@@ -130,6 +130,7 @@ def test_a_value_too_long_for_its_column_is_a_reason_not_a_cut(butler, pfs_repo,
     ({"TIMESYS": "HST"}, [], "TIMESYS is 'HST'"),
     ({"DATA-TYP": 5}, [], "DATA-TYP is 5"),
     ({}, ["EXPTIME"], "EXPTIME"),
+    ({"MJD-STR": 0.0}, [], "before 1970"),  # daf_butler's Timespan would raise (and obs_pfs's call abort)
 ])
 def test_where_obs_pfs_itself_fails_the_raw_gets_a_reason(butler, pfs_repo, tmp_path, cards, drop, expected):
     from pfswatchd.files.examine import examine
