@@ -132,8 +132,7 @@ def test_created_records_equal_register_instrument(butler):
     """What `pfswatchd create` registers equals what obs_pfs's register-instrument writes."""
     for instrument in ("PFS", "PFS-F", "PFS-L"):
         for element, rows in instrument_records(instrument).items():
-            where = "instrument = inst" if element != "instrument" else "instrument = inst"
-            stored = [r.toDict() for r in butler.query_dimension_records(element, where=where,
+            stored = [r.toDict() for r in butler.query_dimension_records(element, where="instrument = inst",
                                                                           bind={"inst": instrument}, explain=False)]
             key = "id" if element == "detector" else ("num" if element == "spectrograph" else "name")
             assert sorted(stored, key=lambda r: r[key]) == sorted(rows, key=lambda r: r[key]), (instrument, element)
