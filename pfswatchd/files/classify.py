@@ -30,7 +30,7 @@ from pfswatchd.errors import BadHeaderError, NameMismatchError, PfsWatchError
 from pfswatchd.files import cameras
 from pfswatchd.files.corrections import NONE, HeaderCorrections
 from pfswatchd.files.fitsheader import FitsScan, Header, read_column
-from pfswatchd.files.names import ARM_BY_NUMBER, instrument_for_site
+from pfswatchd.files.names import ARM_BY_NUMBER, case_corrected, instrument_for_site
 from pfswatchd.files.visitrecord import VISIT_CARDS, observation_type
 from pfswatchd.model import INGESTIBLE_KINDS, FileKind, NameInfo, PfsConfigFile, RawFile, Skipped
 
@@ -58,7 +58,10 @@ def not_ingested(path: Path, name: NameInfo) -> Skipped | None:
     reason = _NOT_INGESTED.get(name.kind, f"{name.kind} files are not ingested")
     if name.kind is FileKind.OTHER:
         reason = _OTHER_NAME
-        if name.category is not None:
+        if (cased := case_corrected(path.name)) is not None:
+            reason = (f"names are case-sensitive: expected {cased} (PFSA/PFSB/PFSF upper case, the extension "
+                      "lower case); not ingested under this name")
+        elif name.category is not None:
             reason = (f"PFS{name.category} is not a PFS file category pfswatchd knows (A, B: raw frames; F: "
                       "pfsConfig; C, D: metrology and guider frames); not ingested")
     return Skipped(path, name.kind, reason)
@@ -110,7 +113,9 @@ def _classify_raw(path: Path, name: NameInfo, header: Header) -> RawFile:
     if not abs(dither_mm) < 1e14:  # int(dither_mm * 1e4) must be finite and fit the registry's int64
         raise BadHeaderError(f"{where}: W_ENFCAZ is {dither_mm!r}; expected a dither in mm (|value| < 1e14)")
     _real(where, header, "MJD-STR")
-    _real(where, header, "EXPTIME")
+    exptime = _real(where, header, "EXPTIME")
+    if exptime < 0:
+        raise BadHeaderError(f"{where}: EXPTIME is {exptime!r}; expected an exposure time in seconds >= 0")
     _check_type_and_scale(where, header)
 
     mismatches = []

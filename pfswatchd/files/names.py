@@ -112,3 +112,17 @@ def split_archive_name(name: str) -> tuple[str, str] | None:
 def is_checksum_name(name: str) -> bool:
     """True for names of checksum sidecars and lists."""
     return _CHECKSUM_NAME.search(name) is not None
+
+
+def case_corrected(name: str) -> str | None:
+    """The PFS name that ``name`` spells in the wrong case (``pfsa00012311.FITS`` -> ``PFSA00012311.fits``),
+    or None when it is no PFS name in any case.  Names are case-sensitive, as obs_pfs's templates are."""
+    lower = name.lower()
+    if not lower.endswith(".fits") or len(name) <= len(".fits"):
+        return None
+    stem = name[: -len(".fits")]
+    for candidate in (stem.upper() + ".fits", "pfsConfig" + stem[len("pfsconfig"):].lower() + ".fits",
+                      "pfsDesign" + stem[len("pfsdesign"):].lower() + ".fits", stem.lower() + ".fits"):
+        if candidate != name and parse_name(candidate).kind is not FileKind.OTHER:
+            return candidate
+    return None

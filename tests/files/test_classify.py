@@ -69,6 +69,7 @@ def _reason(path):
         ({"W_PFDSGN": -1}, ErrorKind.BAD_HEADER, ["W_PFDSGN is -1"]),
         ({"W_ENFCAZ": "abc"}, ErrorKind.BAD_HEADER, ["W_ENFCAZ is 'abc'", "finite number"]),
         ({"INSTRUME": "HSC"}, ErrorKind.BAD_HEADER, ["INSTRUME is 'HSC'", "expected 'PFS'"]),
+        ({"EXPTIME": -100.0}, ErrorKind.BAD_HEADER, ["EXPTIME is -100.0", "expected", ">= 0"]),
     ],
 )
 def test_bad_raw_headers(tmp_path, extra, kind, words):
@@ -149,6 +150,22 @@ def test_metrology_guider_and_design_are_recognised_not_ingested(tmp_path):
     guider = tmp_path / "PFSD12345601.fits"
     guider.write_bytes(b"not even read")
     assert examine(guider).skipped.kind is FileKind.GUIDER
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("pfsa00012311.fits", "PFSA00012311.fits"),
+    ("PFSA00012311.FITS", "PFSA00012311.fits"),
+    ("pfsb00012313.fits", "PFSB00012313.fits"),
+    ("pfsf00012300.fits", "PFSF00012300.fits"),
+    ("PFSCONFIG-0x0000000000abcdef-000123.fits", "pfsConfig-0x0000000000abcdef-000123.fits"),
+])
+def test_a_pfs_name_in_the_wrong_case_is_ignored_with_the_right_spelling(tmp_path, name, expected):
+    """Names are case-sensitive (obs_pfs's templates are); a wrong case gets a reason naming the right one."""
+    path = write_raw(tmp_path, visit=123).rename(tmp_path / name)
+    found = examine(path)
+    assert found.skipped is not None and found.kind is FileKind.OTHER
+    reason = found.skipped.reason
+    assert "case-sensitive" in reason and f"expected {expected}" in reason and "\n" not in reason
 
 
 def test_visit_record_values(tmp_path):
