@@ -18,8 +18,8 @@ from pfswatchd.fakedata.frames import (
     write_pfsa,
     write_pfsb,
 )
-from pfswatchd.fakedata.night import clone_burst, clone_raw, make_visits
+from pfswatchd.fakedata.night import clone_burst, clone_raw, make_visits, write_long_pfsb
 
 __all__ = ["ARM_NUMBERS", "camera_id", "clone_burst", "clone_raw", "design_id_for", "make_visits",
            "pfsconfig_filename", "pfsconfig_parts", "pfsf_filename", "raw_filename", "write_metrology",
-           "write_pfsa", "write_pfsb", "write_pfsconfig"]
+           "write_long_pfsb", "write_pfsa", "write_pfsb", "write_pfsconfig"]

@@ -295,3 +295,43 @@ def clone_burst(folder: str | Path, count: int, first_visit: int, templates_fold
                     paths.append(clone_raw(source, folder, visit=visit, spectrograph=spectrograph))
         visit += 1
     return paths
+
+
+def write_long_pfsb(path: str | Path, *, visit: int, spectrograph: int, pfs_design_id: int, n_reads: int,
+                    **kwargs: Any) -> Path:
+    """A ramp of ``n_reads`` reads (``1 + 2 * n_reads + 2`` HDUs, format version 3) in seconds.
+
+    :func:`write_pfsb` writes one read, whose IMAGE/REF pair is then repeated as reads 2 ... n
+    (EXTNAME, W_H4READ and checksums restamped; the pixels of every read are those of read 1), and
+    the primary says ``W_H4NRED = n_reads`` (EXPTIME, DARKTIME = n_reads x the frame time).  For the
+    limits (a 999-read ramp has 2,001 HDUs), not for pixel tests.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_pfsb(path, visit=visit, spectrograph=spectrograph, pfs_design_id=pfs_design_id, n_reads=1, **kwargs)
+    data = bytearray(path.read_bytes())
+    hdus = fitsbytes.layout(bytes(data))
+    primary, image, ref = hdus[0], hdus[-2], hdus[-1]
+    comment = _checksum_comment(Time(kwargs.get("mjd", 60800.5), format="mjd"))
+    parts = [data[: image.header]]
+    image_bytes, ref_bytes = bytes(data[image.header : image.data + image.size]), bytes(data[ref.header :])
+    for n in range(1, n_reads + 1):
+        for template, hdu, name in ((image_bytes, image, f"IMAGE_{n}"), (ref_bytes, ref, f"REF_{n}")):
+            copy = bytearray(template)
+            shifted = fitsbytes.Hdu(0, hdu.data - hdu.header, hdu.size,
+                                    {k: v - hdu.header for k, v in hdu.cards.items()})
+            fitsbytes.set_card(copy, shifted, "EXTNAME", name, "name of this binary table extension")
+            if "W_H4READ" in shifted.cards:
+                fitsbytes.set_card(copy, shifted, "W_H4READ", n, "Read number")
+            fitsbytes.restamp(copy, shifted, comment)
+            parts.append(copy)
+    head, frame = bytearray(parts[0]), primary
+    frame_time = float(bytes(head[primary.cards["W_FRMTIM"] + 10 : primary.cards["W_FRMTIM"] + 80]).split(b"/")[0])
+    fitsbytes.set_card(head, frame, "W_H4NRED", n_reads, "Number of reads")
+    for key, label in (("EXPTIME", "[s] Exposure time"), ("DARKTIME", "[s] Dark time")):
+        if key in frame.cards:
+            fitsbytes.set_card(head, frame, key, n_reads * frame_time, label)
+    fitsbytes.restamp(head, frame, comment)
+    parts[0] = head
+    path.write_bytes(b"".join(parts))
+    return path

@@ -29,7 +29,7 @@ from astropy.time import Time
 from pfswatchd.errors import BadHeaderError, NameMismatchError, PfsWatchError
 from pfswatchd.files import cameras
 from pfswatchd.files.corrections import NONE, HeaderCorrections
-from pfswatchd.files.fitsheader import FitsScan, Header, read_column
+from pfswatchd.files.fitsheader import MAX_NIR_READS, FitsScan, Header, read_column
 from pfswatchd.files.names import ARM_BY_NUMBER, case_corrected, instrument_for_site
 from pfswatchd.files.visitrecord import VISIT_CARDS, observation_type
 from pfswatchd.model import INGESTIBLE_KINDS, FileKind, NameInfo, PfsConfigFile, RawFile, Skipped
@@ -117,6 +117,8 @@ def _classify_raw(path: Path, name: NameInfo, header: Header) -> RawFile:
     if exptime < 0:
         raise BadHeaderError(f"{where}: EXPTIME is {exptime!r}; expected an exposure time in seconds >= 0")
     _check_type_and_scale(where, header)
+    if name.kind is FileKind.RAW_NIR:
+        _integer(where, header, "W_H4NRED", 1, MAX_NIR_READS + 1)  # complete.py waited for it to be set
 
     mismatches = []
     if name.site != site:

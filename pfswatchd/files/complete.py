@@ -7,7 +7,8 @@ So each kind also states how many HDUs a finished file has:
 - PFSA: the primary plus the compressed ``image`` HDU (or a primary that
   holds the image itself, as very old files do);
 - PFSB: ``1 + 2 * W_H4NRED`` HDUs, plus the RESET pair when ``W_4FMTVR >= 3``
-  (the DAQ patches W_H4NRED when a ramp stops early);
+  (the DAQ patches W_H4NRED when a ramp stops early); a ramp without
+  W_H4NRED (or with 0) is still being written;
 - pfsConfig: PRIMARY, CONFIG, PHOTOMETRY, and GUIDESTARS when DAMD_VER >= 2.
 
 This module is pure: it looks at a :class:`~pfswatchd.files.fitsheader.FitsScan`.
@@ -15,7 +16,7 @@ This module is pure: it looks at a :class:`~pfswatchd.files.fitsheader.FitsScan`
 
 from __future__ import annotations
 
-from pfswatchd.files.fitsheader import FitsScan, Header
+from pfswatchd.files.fitsheader import MAX_NIR_READS, FitsScan, Header
 from pfswatchd.model import FileKind
 
 
@@ -31,9 +32,14 @@ def incomplete_reason(kind: FileKind, scan: FitsScan) -> str | None:
             return "has only its primary HDU; a PFSA frame also needs its image HDU"
         return None
     if kind is FileKind.RAW_NIR:
+        if primary.value("W_H4NRED") in (None, 0):
+            # The DAQ writes a ramp HDU by HDU and sets the read count when it ends: until then the
+            # file is whole at every HDU boundary and says nothing of how many reads are to come.
+            return (f"has {hdus} HDUs and no read count yet (W_H4NRED missing or 0); a ramp is finished "
+                    "when W_H4NRED is set and all its reads are there")
         reads = _int(primary, "W_H4NRED")
-        if reads <= 0:
-            return None  # the header check reports the missing card
+        if not 0 < reads <= MAX_NIR_READS:
+            return None  # malformed or out of range: the header check gives the reason
         expected = 1 + 2 * reads + (2 if _int(primary, "W_4FMTVR") >= 3 else 0)
         if hdus < expected:
             return f"has {hdus} HDUs; W_H4NRED={reads} means {expected} when the ramp is finished"

@@ -30,7 +30,9 @@ from pfswatchd.errors import NotFitsError
 BLOCK = 2880
 CARD = 80
 MAX_HEADER_BLOCKS = 1000  # 36,000 cards: far beyond any PFS header
-MAX_HDUS = 2000  # a 999-read NIR ramp has 2,001 HDUs; more is not a PFS file
+MAX_NIR_READS = 999  # the most reads a PFSB ramp holds (W_H4NRED)
+# The largest PFS file: a 999-read ramp, format version 3 (primary, RESET pair, IMAGE/REF per read).
+MAX_HDUS = 1 + 2 + 2 * MAX_NIR_READS  # 2,001
 MAX_DATA_BYTES = 2**63 - 1  # the largest file offset (off_t); a larger data block is absurd
 _END = b"END" + b" " * 77
 _INT = re.compile(r"^[+-]?\d+$")
@@ -185,7 +187,8 @@ def scan(path: str | os.PathLike[str]) -> FitsScan:
         problem: str | None = None
         while offset < size:
             if len(hdus) >= MAX_HDUS:
-                raise NotFitsError(f"{path}: more than {MAX_HDUS} HDUs; expected a PFS frame")
+                raise NotFitsError(f"{path}: more than {MAX_HDUS} HDUs; expected a PFS frame (a ramp of "
+                                   f"{MAX_NIR_READS} reads, the largest, has {MAX_HDUS})")
             header_or_problem = _read_header(stream, path, offset, size, first=not hdus)
             if isinstance(header_or_problem, str):
                 problem = header_or_problem

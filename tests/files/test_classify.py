@@ -122,6 +122,29 @@ def test_nir_ramp_incomplete_until_all_reads(tmp_path):
     assert found.classified is None and "W_H4NRED=3 means 9" in found.incomplete
 
 
+def test_the_largest_ramp_is_accepted_and_one_hdu_more_is_refused(tmp_path):
+    """999 reads (format 3: 2,001 HDUs) is the largest PFSB: accepted; the limit's message names the same figure."""
+    from pfswatchd.files.fitsheader import MAX_HDUS, scan
+
+    path = fakedata.write_long_pfsb(tmp_path / "PFSB00012313.fits", visit=123, spectrograph=1, pfs_design_id=DESIGN,
+                                    n_reads=999)
+    assert len(scan(path).hdus) == 2001 == MAX_HDUS
+    found = examine(path)
+    assert isinstance(found.classified, RawFile), found
+    extra = tmp_path / "more" / path.name
+    extra.parent.mkdir()
+    empty = b"".join(card.ljust(80).encode() for card in (
+        "XTENSION= 'IMAGE   '", "BITPIX  =                    8", "NAXIS   =                    0",
+        "PCOUNT  =                    0", "GCOUNT  =                    1", "END"))
+    extra.write_bytes(path.read_bytes() + empty.ljust(2880))
+    error = _reason(extra)
+    assert error.kind == ErrorKind.NOT_FITS and "more than 2001 HDUs" in str(error) and "999 reads" in str(error)
+    too_many = fakedata.write_pfsb(tmp_path / "big" / path.name, visit=123, spectrograph=1, pfs_design_id=DESIGN,
+                                   n_reads=2, extra_cards={"W_H4NRED": 1000})
+    error = _reason(too_many)
+    assert error.kind == ErrorKind.BAD_HEADER and "W_H4NRED is 1000; expected an integer from 1 to 999" in str(error)
+
+
 def test_pfsconfig(tmp_path):
     config = examine(write_config(tmp_path, visit=123456)).classified
     assert isinstance(config, PfsConfigFile)
