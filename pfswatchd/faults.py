@@ -13,7 +13,8 @@ interrupt that lands while the interpreter runs a garbage-collection callback (w
 Points: ``forkserver.preload`` (the examiner's fork server imports its modules), ``oneshot.examined``
 (a one-shot command examined a file), ``ingest.placed`` (a file was placed in the datastore, before
 the registry transaction), ``ingest.registered`` (inside the registry transaction, before it commits),
-``service.stopping`` (the service's shutdown begins), ``handover.records`` (the hand-over replaced the
+``service.stopping`` (the service's shutdown begins), ``pipeline.new_folder`` (the service is about to
+walk a folder just created, its watch placed), ``handover.records`` (the hand-over replaced the
 datastore records, inside its transaction, before it commits), ``handover.committed`` (the hand-over
 committed the records, before it replaces butler.yaml).
 """

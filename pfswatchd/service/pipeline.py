@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from cachetools import LRUCache
 
 from pfswatchd.butler.ingest import Ingester
+from pfswatchd import faults
 from pfswatchd.config import Config
 from pfswatchd.errors import RETRYABLE_KINDS, ErrorKind
 from pfswatchd.files.examine import Examination, examine
@@ -145,6 +146,8 @@ class Pipeline:
                 # A folder renamed into place (a published archive, an rsync'ed tree) holds finished files;
                 # one created just now holds files renamed in before its watch existed (see Hint.NEW_FOLDER).
                 found = Hint.MOVED.value if hint == WALK_MOVED else Hint.NEW_FOLDER.value
+                if hint == WALK:
+                    faults.pause("pipeline.new_folder")  # a test writes into the new folder before its walk
                 expanded.extend((str(p), found) for p in walk(Path(path), unreadable=self.note_unreadable))
             else:
                 expanded.append((path, hint))
@@ -156,8 +159,10 @@ class Pipeline:
             if identity is None:
                 self._vanished(path)
                 continue
+            if hint is Hint.NEW_FOLDER and _has_holes(path, identity):
+                hint = Hint.RESCAN  # a preallocated file not yet filled: its close, or the settle time, decides
             previous = observed.get(path)
-            if previous is None or hint in DONE_HINTS:
+            if previous is None or hint in DONE_HINTS or (hint is Hint.NEW_FOLDER and previous[1] not in DONE_HINTS):
                 observed[path] = (identity, hint)
             self._timing.setdefault(path, _Timing(seen=now))
         return observed
@@ -447,3 +452,14 @@ class Pipeline:
                 fields["quarantine_path"] = result.quarantine_path
             self.log.error(f"file_{result.state.value}", **fields)
 
+
+def _has_holes(path: str, identity: Identity) -> bool:
+    """True when fewer bytes are allocated to ``path`` than its size: a writer that set the final size
+    first (``ftruncate``) and has not written everything yet.  Written files have every block (delayed
+    allocation counts); a filesystem that compresses, or reports no blocks, looks holed: such a file
+    takes the slow way (its close, or the settle time), never a wrong one."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return True
+    return st.st_ino != identity[3] or st.st_blocks * 512 < st.st_size

@@ -4,9 +4,12 @@ Events are hints, never proof (peer-lessons §1-3).  A path becomes *ready to
 examine* when
 
 - a close-after-write or rename-into-place event arrived after its last
-  observed change (the writer says it is done), or it was found in a folder
-  created just now (``Hint.NEW_FOLDER``: a file renamed there before the
-  folder's watch existed has no event of its own), or
+  observed change (the writer says it is done), or
+- it was found in a folder created just now (``Hint.NEW_FOLDER``: a file
+  renamed there before the folder's watch existed has no event of its own)
+  and a second stat at least ``NEW_FOLDER_QUIET`` later finds it unchanged
+  (the service's part: only if its blocks are all allocated, see
+  ``Pipeline``), or
 - its identity (size, mtime, ctime, inode) has not changed for
   ``settle_seconds`` (writers that never close, NFS, polling, rescans).
   The service asks the kernel for no per-write events, so it re-stats the
@@ -38,11 +41,21 @@ class Hint(StrEnum):
     RETRY = "retry"  # the ledger says it is due
     # Found in a folder just created, by a walk made after the folder's watch was placed: it was
     # renamed or written there before the watch existed (so its own event is lost), or it is still
-    # being written and its close will be reported.  Either way, examine it now; completeness decides.
+    # being written and its close will be reported.  Nothing on disk tells the two apart at once, so
+    # it counts as finished only when a second stat NEW_FOLDER_QUIET later finds it unchanged (a
+    # writer still at work changes its mtime); examination then decides, as for every file.
     NEW_FOLDER = "new-folder"
 
 
-DONE_HINTS = frozenset({Hint.CLOSED, Hint.MOVED, Hint.RETRY, Hint.NEW_FOLDER})  # the writer is done
+DONE_HINTS = frozenset({Hint.CLOSED, Hint.MOVED, Hint.RETRY})  # the writer is done
+
+# How long a file found in a just-created folder must stay unchanged (two stats this far apart) to
+# count as finished: long against the gap between a working writer's writes (which change its mtime),
+# short against the settle time it replaces.  A writer that preallocates its file in a new folder and
+# then pauses longer than this would be taken for finished, were its holes not seen first (the
+# service looks at st_blocks; a writer that fallocates real blocks and pauses is the case left, and
+# its file is then complete only in size: issue 12).
+NEW_FOLDER_QUIET = 0.1
 
 
 @dataclass(slots=True)
@@ -53,6 +66,7 @@ class _Entry:
     stat_at: float  # when the identity was last looked at
     examined: Identity | None = None  # identity when last found incomplete
     reason: str | None = None
+    quiet_from: float | None = None  # found in a new folder with this identity at this time
 
 
 class Settler:
@@ -81,22 +95,37 @@ class Settler:
 
     def observe(self, path: str, identity: Identity, hint: Hint, now: float) -> None:
         entry = self._entries.get(path)
+        quiet_from = now if hint is Hint.NEW_FOLDER else None
         if entry is None:
-            self._entries[path] = _Entry(identity, now, hint in DONE_HINTS, now)
+            self._entries[path] = _Entry(identity, now, hint in DONE_HINTS, now, quiet_from=quiet_from)
             return
         entry.stat_at = now
         if identity != entry.identity:
             entry.identity = identity
             entry.changed_at = now
             entry.writer_done = hint in DONE_HINTS
+            entry.quiet_from = quiet_from  # a writer at work: its close, or the settle time, decides
         elif hint in DONE_HINTS:
             entry.writer_done = True
+        elif quiet_from is not None and entry.quiet_from is None and entry.examined != identity:
+            entry.quiet_from = quiet_from
+
+    @property
+    def new_folder_quiet(self) -> float:
+        return min(NEW_FOLDER_QUIET, self.settle_seconds)
+
+    def _quiet(self, entry: _Entry) -> bool:
+        """Found in a new folder and unchanged at a stat at least ``new_folder_quiet`` later."""
+        return entry.quiet_from is not None and entry.stat_at - entry.quiet_from >= self.new_folder_quiet
 
     def restat_due(self, now: float) -> list[str]:
         """Tracked paths to stat again: without write events, growth is seen by polling the few
         files that are still settling or incomplete."""
         interval = self.restat_interval
-        return [p for p, e in self._entries.items() if p not in self._examining and now - e.stat_at >= interval]
+        quiet = self.new_folder_quiet
+        return [p for p, e in self._entries.items() if p not in self._examining and (
+            now - e.stat_at >= interval
+            or (e.quiet_from is not None and not self._quiet(e) and now - e.quiet_from >= quiet))]
 
     @property
     def restat_interval(self) -> float:
@@ -108,7 +137,7 @@ class Settler:
         for path, entry in self._entries.items():
             if entry.examined == entry.identity or path in self._examining:
                 continue  # found incomplete as it is now (wait for a change), or being examined
-            if entry.writer_done or now - entry.changed_at >= self.settle_seconds:
+            if entry.writer_done or self._quiet(entry) or now - entry.changed_at >= self.settle_seconds:
                 result.append(path)
         return result
 
@@ -122,6 +151,7 @@ class Settler:
         entry.examined = identity
         entry.reason = reason
         entry.writer_done = False
+        entry.quiet_from = None
 
     def overdue(self, now: float) -> list[tuple[str, str]]:
         """Incomplete files that have not changed for ``truncated_after``: (path, reason)."""
@@ -142,6 +172,8 @@ class Settler:
             if path in self._examining:
                 continue
             deadlines.append(entry.stat_at + self.restat_interval)
+            if entry.quiet_from is not None and not self._quiet(entry):
+                deadlines.append(entry.quiet_from + self.new_folder_quiet)
             if entry.examined == entry.identity:
                 deadlines.append(entry.changed_at + self.truncated_after)
             else:

@@ -337,6 +337,50 @@ def test_files_renamed_into_a_just_created_folder_do_not_wait_to_settle(daemon, 
     assert daemon.quick_status()["counts"]["failed"] == 0
 
 
+def test_a_preallocated_file_in_a_just_created_folder_waits_until_it_is_filled(daemon, tmp_path):
+    """A downloader that makes a new folder, writes a frame's headers, sets the final size (ftruncate)
+    and fills in the data later (issue 12's preallocating writer) has a structurally whole file in a
+    folder just created: it must not take the new-folder shortcut meant for files renamed in whole.
+    The service is held (fault point) just before it walks the new folder, so the walk surely finds
+    both that file and a finished one renamed in beside it; when the finished one is ingested, the
+    preallocated one must still be pending, and once filled and closed it is ingested."""
+    from pfswatchd.files.fitsheader import scan
+
+    daemon.settings["watch"]["settle_seconds"] = 30.0
+    daemon.write_config()
+    marker = tmp_path / "walk-held"
+    daemon.start(env={"PFSWATCHD_FAULT": "pipeline.new_folder", "PFSWATCHD_FAULT_MARKER": str(marker),
+                      "PFSWATCHD_FAULT_SECONDS": "3"})
+    whole, partial = write_raw(tmp_path / "src", visit=345, arm="b"), write_raw(tmp_path / "src", visit=345, arm="r")
+    data = partial.read_bytes()
+    hdus = scan(partial).hdus
+    night = daemon.incoming / "raw" / "2025-06-01"
+    night.mkdir(parents=True)
+    deadline = time.monotonic() + 30
+    while not marker.exists():
+        assert time.monotonic() < deadline, "the service never reached the walk of the new folder"
+        time.sleep(0.01)
+    target = night / partial.name
+    with open(target, "wb") as out:
+        for hdu in hdus:  # every header in place, the data still holes
+            out.seek(hdu.header_offset)
+            out.write(data[hdu.header_offset:hdu.data_offset])
+        out.truncate(len(data))
+        out.flush()
+        os.rename(whole, night / whole.name)
+        assert scan(target).complete  # structure alone would take it for whole
+        daemon.wait_until(lambda s: any(f["path"].endswith(whole.name) and f["state"] == "ingested"
+                                        for f in s["files"]), timeout=60, what="the finished file ingested")
+        states = {f["path"]: f["state"] for f in daemon.quick_status()["files"]}
+        assert states.get(str(target)) == "pending", states
+        for hdu in hdus:
+            out.seek(hdu.data_offset)
+            out.write(data[hdu.data_offset:hdu.end])
+    daemon.wait_files("ingested", 2, timeout=20)  # its close says it is done: well before the 30 s settle
+    assert target.read_bytes() == data
+    assert daemon.quick_status()["counts"]["quarantined"] == 0
+
+
 def test_ctrl_c_in_a_terminal_stops_cleanly(daemon, tmp_path):
     """SIGINT to the whole process group (examiner workers too) used to print their KeyboardInterrupt
     tracebacks; the service must stop with 0, and quietly."""
