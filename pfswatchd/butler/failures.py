@@ -73,3 +73,25 @@ def as_error(exc: BaseException, path: Path) -> PfsWatchError:
         return TransientError(f"{path.name}: another instance wrote the same registry rows meanwhile ({text})",
                               kind=ErrorKind.CONCURRENT_WRITE)
     return PfsWatchError(f"{path.name}: {type(exc).__name__}: {text}", kind=ErrorKind.INTERNAL)
+
+
+def file_error(exc: Exception, path: Path, doing: str) -> PfsWatchError:
+    """The one-line reason of ``path`` for any exception raised while ``doing`` something with it alone.
+
+    The per-file guard of the ingest engine: pfswatchd's own errors as they are (named after the file),
+    OSErrors as their transient kinds, a database that is away as DATABASE_UNAVAILABLE (retried, never
+    the file's fault), anything else as INTERNAL with the exception's first line.
+    """
+    if isinstance(exc, PfsWatchError):
+        text = str(exc)
+        if text.startswith((path.name, str(path))):
+            return exc
+        return type(exc)(f"{path.name}: {text}", kind=exc.kind)
+    if isinstance(exc, OSError):
+        return transient(exc, f"{doing} {path.name}")
+    if is_database_unavailable(exc):
+        return TransientError(f"{path.name}: registry database unavailable while {doing} it: {first_line(exc)}",
+                              kind=ErrorKind.DATABASE_UNAVAILABLE)
+    return PfsWatchError(f"{path.name}: {type(exc).__name__} while {doing} it: {first_line(exc)}; expected "
+                         "a file pfswatchd can ingest or a reason naming what is wrong with it (please report "
+                         "this)", kind=ErrorKind.INTERNAL)

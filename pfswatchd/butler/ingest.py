@@ -34,6 +34,7 @@ This is the only module that writes to the butler.
 from __future__ import annotations
 
 import functools
+import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -58,10 +59,11 @@ from lsst.daf.butler.datastore.file_templates import FileTemplates
 from pfswatchd import faults
 from pfswatchd.butler import obspfs, pfsfrule, repo
 from pfswatchd.butler.existing import Existing, Key, check_duplicate, key
-from pfswatchd.butler.failures import as_error, query, raise_if_database_unavailable
+from pfswatchd.butler.failures import as_error, file_error, query, raise_if_database_unavailable
 from pfswatchd.butler.transfer import TRANSFER_MODES, Placement, clean_scratch, place, same_content
 from pfswatchd.butler.visits import VisitRecords, VisitState
 from pfswatchd.errors import (
+    BadHeaderError,
     DesignMismatchError,
     ErrorKind,
     Interrupted,
@@ -73,6 +75,8 @@ from pfswatchd.errors import (
 from pfswatchd.files.fitsheader import read_column
 from pfswatchd.model import Classified, FileKind, Outcome, PfsConfigFile, RawFile, Status
 from pfswatchd.permissions import DEFAULT, Permissions
+
+_log = logging.getLogger(__name__)
 
 VISIT_CACHE = 1024  # visits kept in memory (two busy nights; ~8 KiB each, with their times and region)
 RECORD_CACHE = 4096  # other dimension records kept (designs, arms, spectrographs)
@@ -119,6 +123,9 @@ class _Plan:
     # The registry's visits this plan uses, held here so that the bounded cache may evict them mid-plan.
     known_visits: dict[tuple[str, int], VisitState] = field(default_factory=dict)
     new_runs: dict[str, str] = field(default_factory=dict)  # run -> instrument
+    # Files with the data ID (and RUN) of an earlier file of the batch: planned again once it is written,
+    # so that the same bytes are a duplicate of it and other bytes a conflict (see _without_twins).
+    later: list[_Item] = field(default_factory=list)
 
 
 class Ingester:
@@ -160,7 +167,12 @@ class Ingester:
         """Ingest a batch; one Outcome per file, in the order given."""
         outcomes: dict[int, Outcome] = {}
         items = [_Item(index, file) for index, file in enumerate(files)]
-        self._ingest_items(items, outcomes)
+        checked = False
+        while items:
+            later: list[_Item] = []
+            self._ingest_items(items, outcomes, later, checked=checked)
+            # A file whose data ID an earlier one of the batch has: after that one, against the registry.
+            items, checked = [item.fresh() for item in later if item.index not in outcomes], True
         return [outcomes[index] for index in range(len(files))]
 
     def run_for(self, file: Classified, instrument: str) -> str:
@@ -173,14 +185,21 @@ class Ingester:
 
     # -- the two phases --------------------------------------------------------------------------
 
-    def _ingest_items(self, items: list[_Item], outcomes: dict[int, Outcome], *, checked: bool = False) -> None:
+    def _ingest_items(self, items: list[_Item], outcomes: dict[int, Outcome], later: list[_Item], *,
+                      checked: bool = False) -> None:
         """Plan and write ``items``; on failure re-plan with registry checks, then bisect.
 
         The first attempt is optimistic: it reads nothing from the registry for
         visits it has not seen (they are assumed new) and does not look for
         existing datasets; the database's constraints and Butler.ingest's own
         check catch what it assumed wrongly, and the batch is re-planned with
-        ``checked`` (visits loaded, existing datasets compared).
+        ``checked`` (visits loaded, existing datasets compared).  Files that
+        must wait for an earlier file of the batch go to ``later``.
+
+        Nothing raises out of here for one file: an exception a file causes
+        while it is planned, placed or registered becomes its outcome, and the
+        rest of the batch goes on (a batch whose plan or write fails is split
+        until the file that fails is alone).
         """
         planned: dict[int, Outcome] = {}
         try:
@@ -188,17 +207,26 @@ class Ingester:
         except TransientError as exc:
             self._fail_all(items, outcomes, exc)
             return
+        except Exception as exc:  # not one file's step: the batch's own reads (visits, existing datasets)
+            try:
+                raise_if_database_unavailable(exc)
+            except TransientError as error:
+                self._fail_all(items, outcomes, error)
+                return
+            self._isolate(items, outcomes, later, exc, "planning")
+            return
         if not checked and any(o.error_kind in _VISIT_CHECKS for o in planned.values()):
             # A mismatch against a visit this plan only assumed new: decide with the registry's view.
-            self._ingest_items([i.fresh() for i in items], outcomes, checked=True)
+            self._ingest_items([i.fresh() for i in items], outcomes, later, checked=True)
             return
         outcomes.update(planned)
         if self.settings.fail_fast and any(not o.ok for o in outcomes.values()):
-            for item in plan.new:
+            for item in [*plan.new, *plan.later]:
                 outcomes[item.index] = self._outcome(
                     item, Status.SKIPPED, message="not written: fail-fast stopped at an earlier error"
                 )
             return
+        later.extend(plan.later)
         if not plan.new:
             return
         try:
@@ -209,22 +237,54 @@ class Ingester:
         except Exception as exc:
             fresh = [i.fresh() for i in plan.new]
             if not checked:
-                self._ingest_items(fresh, outcomes, checked=True)
+                self._ingest_items(fresh, outcomes, later, checked=True)
                 return
-            if len(plan.new) == 1 or self.settings.fail_fast:
-                error = as_error(exc, plan.new[0].file.path)
-                self._fail_all(plan.new, outcomes, error)
-                return
-            # Isolate the bad file(s): retry each half on its own.
-            half = len(fresh) // 2
-            self._ingest_items(fresh[:half], outcomes, checked=True)
-            self._ingest_items(fresh[half:], outcomes, checked=True)
+            self._isolate(fresh, outcomes, later, exc, "writing")
             return
         for item in plan.new:
             if item.warning:
                 outcomes[item.index] = self._outcome(item, Status.INGESTED, item.warning_kind, item.warning)
             else:
                 outcomes[item.index] = self._outcome(item, Status.INGESTED)
+
+    def _isolate(self, items: list[_Item], outcomes: dict[int, Outcome], later: list[_Item], exc: Exception,
+                 doing: str) -> None:
+        """A batch failed as a whole: a lone file (or any with --fail-fast) gets the failure as its reason;
+        otherwise each half is tried on its own, until the bad file(s) are alone."""
+        if len(items) == 1 or self.settings.fail_fast:
+            path = items[0].file.path
+            error = as_error(exc, path) if doing == "writing" else file_error(exc, path, doing)
+            _log.debug("%s failed", path, exc_info=exc)
+            self._fail_all(items, outcomes, error)
+            return
+        half = len(items) // 2
+        self._ingest_items([i.fresh() for i in items[:half]], outcomes, later, checked=True)
+        self._ingest_items([i.fresh() for i in items[half:]], outcomes, later, checked=True)
+
+    def _fail(self, item: _Item, outcomes: dict[int, Outcome], exc: Exception, doing: str) -> None:
+        """The per-file guard: any exception of one file's step becomes that file's one-line reason."""
+        error = file_error(exc, item.file.path, doing)
+        if error.kind is ErrorKind.INTERNAL:
+            _log.debug("%s: %s failed", item.file.path, doing, exc_info=exc)
+        outcomes[item.index] = self._outcome(item, Status.FAILED, error.kind, str(error))
+
+    @staticmethod
+    def _without_twins(candidates: list[_Item], plan: _Plan) -> list[_Item]:
+        """The candidates, but the second and later file with one data ID and RUN (a copy of a file, or
+        another file for the same camera and visit), which go to ``plan.later``: written together, the
+        registry cannot tell them apart; planned after the first, each is a duplicate of it (the same
+        bytes) or a conflict (other bytes), as if it had come in a later batch."""
+        first: set[Key] = set()
+        unique = []
+        for item in candidates:
+            assert item.ref is not None
+            slot = key(item.ref)
+            if slot in first:
+                plan.later.append(item)
+            else:
+                first.add(slot)
+                unique.append(item)
+        return unique
 
     def _plan(self, items: list[_Item], outcomes: dict[int, Outcome], *, checked: bool) -> _Plan:
         plan = _Plan()
@@ -239,6 +299,9 @@ class Ingester:
                 raise
             except PfsWatchError as exc:
                 refused[instrument] = exc
+            except Exception as exc:
+                raise_if_database_unavailable(exc)
+                refused[instrument] = file_error(exc, Path(instrument), "registering the instrument")
         if checked:
             self._load_visits({(raw.instrument, raw.visit) for raw in raw_files if raw.instrument not in refused},
                               plan)
@@ -249,24 +312,21 @@ class Ingester:
                 if error is not None:
                     raise type(error)(f"{item.file.path.name}: {error}", kind=error.kind)
                 self._check_raw(item, plan)
-            except PfsWatchError as exc:
-                outcomes[item.index] = self._outcome(item, Status.FAILED, exc.kind, str(exc))
+            except Exception as exc:  # the per-file guard: this file's reason, the batch goes on
+                self._fail(item, outcomes, exc, "planning")
                 continue
             candidates.append(item)
         for item in configs:
             try:
                 waiting = self._check_pfsconfig(item, plan)
-            except PfsWatchError as exc:
-                outcomes[item.index] = self._outcome(item, Status.FAILED, exc.kind, str(exc))
-                continue
-            except OSError as exc:
-                error = transient(exc, f"reading {item.file.path.name}")
-                outcomes[item.index] = self._outcome(item, Status.FAILED, error.kind, str(error))
+            except Exception as exc:
+                self._fail(item, outcomes, exc, "reading")
                 continue
             if waiting:
                 outcomes[item.index] = self._outcome(item, Status.WAITING, message=waiting)
                 continue
             candidates.append(item)
+        candidates = self._without_twins(candidates, plan)
         if not checked:
             self._pick_standins(candidates, {})
             plan.new.extend(candidates)
@@ -282,15 +342,21 @@ class Ingester:
             else:
                 duplicates.append((item, stored))
         stored_paths = self._existing.paths([stored for _, stored in duplicates])
-        displaced = [(item, stored) for item, stored in duplicates
-                     if self._displaced(item, stored, stored_paths[stored])]
+        displaced = []
+        for item, stored in list(duplicates):
+            try:
+                if self._displaced(item, stored, stored_paths[stored]):
+                    displaced.append((item, stored))
+            except Exception as exc:
+                self._fail(item, outcomes, exc, "comparing with the stored dataset")
+                duplicates.remove((item, stored))
         if displaced:
             duplicates = self._move_displaced(displaced, duplicates, plan, stored_paths)
         for item, stored in duplicates:
             try:
                 check_duplicate(item.file.path, stored, stored_paths[stored], self.settings.transfer)
-            except PfsWatchError as exc:
-                outcomes[item.index] = self._outcome(item, Status.FAILED, exc.kind, str(exc))
+            except Exception as exc:
+                self._fail(item, outcomes, exc, "comparing with the stored dataset")
                 continue
             assert item.ref is not None
             if stored.id == item.ref.id:
@@ -493,7 +559,7 @@ class Ingester:
         item.run = self.run_for(config, instrument)
         self._need_run(item.run, instrument, plan)
         if item.cat_ids is None:
-            item.cat_ids = tuple(sorted({int(c) for c in read_column(config.path, "CONFIG", "catId")}))
+            item.cat_ids = _cat_ids(config.path)
         data_id = self._coordinate(
             self.pfsconfig_type,
             {"instrument": instrument, "visit": config.visit, "dither": state.dither, "pfs_design_id": state.design},
@@ -697,6 +763,22 @@ class Ingester:
 
 def _never() -> int | None:
     return None
+
+
+def _cat_ids(path: Path) -> tuple[int, ...]:
+    """The distinct catIds of a pfsConfig's CONFIG table (cat_id records), each an integer of 64 bits.
+
+    Raises:
+        BadHeaderError: no such table or column, or a value that is no integer catalog id (NaN, 1.5, ...).
+    """
+    found = set()
+    for row, value in enumerate(read_column(path, "CONFIG", "catId"), start=1):
+        whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+        if isinstance(value, bool) or not whole or not -(2**63) <= value < 2**63:
+            raise BadHeaderError(f"{path.name}: its CONFIG table has catId {value!r} in row {row}; expected "
+                                 "integer catalog ids (cat_id records)")
+        found.add(int(value))
+    return tuple(sorted(found))
 
 
 _VISIT_CHECKS = frozenset({ErrorKind.DESIGN_MISMATCH.value, ErrorKind.VISIT_MISMATCH.value})

@@ -13,6 +13,7 @@ from typing import cast
 
 from lsst.daf.butler import DimensionRecord, DimensionUniverse
 
+from pfswatchd.butler.failures import first_line
 from pfswatchd.errors import BadHeaderError
 from pfswatchd.files.visitrecord import compared_values, visit_values
 from pfswatchd.model import FileKind, RawFile
@@ -53,6 +54,9 @@ class VisitRecords:
         self.fields = frozenset(visit.RecordClass.fields.names) | {"datetime_begin", "datetime_end"}
         # Strings the registry stores as VARCHAR(n) (daf_butler: length <= 32); longer columns are TEXT.
         self.string_limits = {spec.name: int(spec.length or 0) for spec in visit.metadata if spec.isStringType()}
+        self.integer_fields = tuple(dict.fromkeys(
+            spec.name for spec in [*visit.RecordClass.fields.standard, *visit.metadata]
+            if spec.getPythonType() is int))
 
     def record(self, raw: RawFile) -> DimensionRecord:
         """The visit record as obs_pfs computes it, with only the columns this repository has.
@@ -71,7 +75,20 @@ class VisitRecords:
                     f"{raw.path.name}: its {name} {value!r} has {len(value)} characters; the visit column "
                     f"{name} holds at most {limit} (nothing is cut: fix the header card it comes from)"
                 )
-        return self.record_class(**values)
+        for name in self.integer_fields:
+            value = values.get(name)
+            if isinstance(value, int) and not -(2**63) <= value < 2**63:
+                raise BadHeaderError(
+                    f"{raw.path.name}: its {name} {value:.6g} does not fit the visit column {name} (a 64-bit "
+                    "integer); expected a value of that size in the header card it comes from"
+                )
+        try:
+            return self.record_class(**values)
+        except Exception as exc:  # daf_butler refuses a value (e.g. a time span it cannot hold)
+            raise BadHeaderError(
+                f"{raw.path.name}: the visit record is refused by the butler ({type(exc).__name__}: "
+                f"{first_line(exc)}); expected header values a visit record can hold"
+            ) from None
 
     @staticmethod
     def differences(raw: RawFile, state: VisitState) -> str | None:

@@ -40,6 +40,9 @@ PFSCONFIG_REQUIRED = ("W_VISIT", "W_PFDSGN")
 MAX_VISIT = 21474800  # PrimeFocusSpectrograph's visit_max (exclusive)
 MAX_DESIGN_ID = 2**63  # pfsDesignId is a 63-bit hash
 
+# The time scales a visit's start can be given in: astropy's, but "local" (it never converts to TAI).
+_SCALES = tuple(scale for scale in Time.SCALES if scale != "local")
+
 _NOT_INGESTED = {
     FileKind.METROLOGY: "metrology camera (MCS) frames are recognised but not ingested",
     FileKind.GUIDER: "auto-guider frames are recognised but not ingested",
@@ -206,8 +209,8 @@ def _compact(header: Header) -> Header:
 def _check_type_and_scale(where: str, header: Mapping[str, Any]) -> None:
     """The cards obs_pfs reads from every raw that can make it fail: the time scale and the data type."""
     timesys = header.get("TIMESYS", "utc")
-    if not isinstance(timesys, str) or timesys.lower() not in Time.SCALES:
-        raise BadHeaderError(f"{where}: TIMESYS is {timesys!r}; expected a time scale ({', '.join(Time.SCALES)})")
+    if not isinstance(timesys, str) or timesys.lower() not in _SCALES:
+        raise BadHeaderError(f"{where}: TIMESYS is {timesys!r}; expected a time scale ({', '.join(_SCALES)})")
     try:
         observation_type(header)
     except BadHeaderError as exc:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pfswatchd.errors import NotFitsError, PfsWatchError, transient
+from pfswatchd.errors import PfsWatchError, transient
 from pfswatchd.files.classify import classify, not_ingested
 from pfswatchd.files.complete import incomplete_reason
 from pfswatchd.files.corrections import NONE, HeaderCorrections
@@ -44,18 +44,22 @@ def examine(path: Path, name: NameInfo | None = None, corrections: HeaderCorrect
     skipped = not_ingested(path, name)
     if skipped is not None:
         return Examination(path, name, skipped=skipped)
+    identity = None
     try:
         result: FitsScan = scan(path)
-    except NotFitsError as exc:
-        return Examination(path, name, error=exc)
-    except OSError as exc:
-        return Examination(path, name, error=transient(exc, f"reading {path.name}"))
-    identity = result.identity()
-    unfinished = incomplete_reason(name.kind, result)
-    if unfinished is not None:
-        return Examination(path, name, incomplete=f"{path.name}: {unfinished}", identity=identity)
-    try:
+        identity = result.identity()
+        unfinished = incomplete_reason(name.kind, result)
+        if unfinished is not None:
+            return Examination(path, name, incomplete=f"{path.name}: {unfinished}", identity=identity)
         classified = classify(path, name, result, corrections)
     except PfsWatchError as exc:
         return Examination(path, name, error=exc, identity=identity)
+    except OSError as exc:
+        return Examination(path, name, error=transient(exc, f"reading {path.name}"), identity=identity)
+    except Exception as exc:  # the per-file guard: whatever a header makes fail is this file's reason
+        text = str(exc).strip().splitlines()
+        error = PfsWatchError(f"{path.name}: {type(exc).__name__} while examining it: {text[0] if text else ''}; "
+                              "expected a file pfswatchd can classify or a reason naming what is wrong with it "
+                              "(please report this)")
+        return Examination(path, name, error=error, identity=identity)
     return Examination(path, name, classified=classified, identity=identity)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pfswatchd.errors import NotFitsError
+from pfswatchd.errors import BadHeaderError, NotFitsError
 
 BLOCK = 2880
 CARD = 80
@@ -390,8 +390,35 @@ def _groups(header: Header) -> bool:
 
 
 def read_column(path: str | os.PathLike[str], extname: str, column: str) -> list[Any]:
-    """One column of a binary-table HDU, read with astropy (small tables only)."""
+    """One column of a binary-table HDU, read with astropy (small tables only).
+
+    Raises:
+        BadHeaderError: there is no such HDU, it is not a table, it has no such column, or astropy
+            cannot read it (the message names the file, the HDU and the column).
+        OSError: the file cannot be read.
+    """
     from astropy.io import fits
 
+    name = Path(path).name
     with fits.open(path, memmap=False, lazy_load_hdus=True) as hdul:
-        return [value.item() if hasattr(value, "item") else value for value in hdul[extname].data[column]]
+        try:
+            hdu = hdul[extname]
+        except KeyError:
+            raise BadHeaderError(f"{name}: has no {extname} HDU; expected a binary table {extname} with a "
+                                 f"{column} column") from None
+        if not isinstance(hdu, fits.BinTableHDU | fits.TableHDU):
+            raise BadHeaderError(f"{name}: its {extname} HDU is an {type(hdu).__name__}; expected a binary "
+                                 f"table with a {column} column")
+        try:
+            names = list(hdu.columns.names)
+            if column not in names:
+                raise BadHeaderError(f"{name}: its {extname} table has no {column} column (it has "
+                                     f"{', '.join(names[:12]) or 'none'}); expected a {column} column")
+            return [value.item() if hasattr(value, "item") else value for value in hdu.data[column]]
+        except (BadHeaderError, OSError):
+            raise
+        except Exception as exc:  # astropy's table parsing: ValueError, TypeError, IndexError, ...
+            text = str(exc).strip().splitlines()
+            raise BadHeaderError(f"{name}: its {extname} table cannot be read ({type(exc).__name__}: "
+                                 f"{text[0] if text else ''}); expected a binary table with a {column} "
+                                 "column") from None

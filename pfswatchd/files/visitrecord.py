@@ -90,8 +90,14 @@ VISIT_CARDS = (
     "ALTITUDE", "AZIMUTH", "W_H4IRPN", "W_PFDSNM", "PROP-ID", "W_ENFCAY", "W_ENFCAX", *LAMP_CARDS,
 )
 
+# The cards of the time span, named in the reason when astropy or ERFA fails on them.
+_TIME_CARDS = ("MJD-STR", "TIMESYS", "EXPTIME", "DARKTIME")
+
 # Subaru's observing day starts at 00:00 TAI: astro_metadata_translator subtracts this zero offset.
 _DAY_OFFSET = TimeDelta(0, format="sec", scale="tai")
+
+# What daf_butler's Timespan holds: TAI from its epoch, 1970-01-01, to 2100-01-01 (as MJDs).
+FIRST_MJD, LAST_MJD = 40587.0, 88069.0
 
 
 def _defined(header: Mapping[str, Any], key: str) -> bool:
@@ -239,13 +245,48 @@ def _begin(header: Mapping[str, Any]) -> Time:
     timesys = header.get("TIMESYS", "utc")
     if not isinstance(timesys, str):
         raise BadHeaderError(f"TIMESYS is {timesys!r}; expected a time scale such as 'UTC'")
+    if timesys.lower() == "local":  # astropy's free-running scale: no conversion to TAI, so no day_obs
+        raise BadHeaderError(f"TIMESYS is {timesys!r}; expected a time scale that converts to TAI "
+                             "(UTC, TAI, TT, ...)")
+    mjd = header["MJD-STR"]
+    if isinstance(mjd, int | float) and not isinstance(mjd, bool) and not FIRST_MJD - 2 < mjd < LAST_MJD + 2:
+        # Far outside what a Timespan holds: refused before ERFA is asked (it fails on such dates).
+        when = "before 1970" if mjd < FIRST_MJD else "after 2100"
+        raise BadHeaderError(f"MJD-STR {mjd!r} is {when}; expected the start of the exposure")
     try:
-        return Time(header["MJD-STR"], format="mjd", scale=timesys.lower())
+        return Time(mjd, format="mjd", scale=timesys.lower())
     except (ValueError, TypeError) as exc:
         raise BadHeaderError(
             f"MJD-STR {header.get('MJD-STR')!r} in TIMESYS {timesys!r} is not a time ({_first_line(exc)}); "
             "expected an MJD in a scale astropy knows (UTC, TAI, TT, ...)"
         ) from None
+
+
+def _end(header: Mapping[str, Any], begin: Time, exposure: float) -> Time:
+    """``begin`` plus ``exposure`` seconds, both inside what daf_butler's Timespan holds (1970-2100 TAI).
+
+    The exact (TAI) checks only where the cards are near a bound, as the conversion costs a fifth of a
+    millisecond per visit.
+    """
+    mjd = float(header["MJD-STR"])
+    days = exposure / 86400.0
+    if not FIRST_MJD - 2 < mjd + days < LAST_MJD + 2:  # ERFA fails on such dates: refused before
+        raise BadHeaderError(f"EXPTIME {header['EXPTIME']!r} puts the end of the exposure outside 1970-2100; "
+                             "expected the exposure time in seconds")
+    if min(mjd, mjd + days) > FIRST_MJD + 1 and max(mjd, mjd + days) < LAST_MJD - 1:
+        return begin + exposure * u.s
+    with warnings.catch_warnings():  # ERFA warns of a "dubious year" before 1960: the reason says it
+        warnings.simplefilter("ignore", ErfaWarning)
+        end = begin + exposure * u.s
+        first, last = begin.tai.mjd, end.tai.mjd
+    # daf_butler's Timespan cannot end at or before its epoch, 1970-01-01 TAI (an earlier begin it
+    # clips, as for obs_pfs), and one ending after 2100-01-01 would end never.
+    if last <= FIRST_MJD:
+        raise BadHeaderError(f"MJD-STR {header['MJD-STR']!r} is before 1970; expected the start of the exposure")
+    if max(first, last) > LAST_MJD:
+        raise BadHeaderError(f"MJD-STR {header['MJD-STR']!r} with EXPTIME {header['EXPTIME']!r} ends after "
+                             "2100; expected the start of the exposure and its length in seconds")
+    return end
 
 
 def day_obs(begin: Time) -> int:
@@ -264,22 +305,18 @@ def visit_values(raw: RawFile) -> dict[str, Any]:
         return _values(raw, header)
     except BadHeaderError as exc:
         raise BadHeaderError(f"{raw.path.name}: {exc}; the visit record cannot be computed") from None
+    except Exception as exc:  # any other card astropy or ERFA cannot take: the file's reason, never a crash
+        cards = ", ".join(f"{key} {header[key]!r}" for key in _TIME_CARDS if key in header)
+        raise BadHeaderError(
+            f"{raw.path.name}: the visit record cannot be computed from {cards} ({type(exc).__name__}: "
+            f"{_first_line(exc)}); expected cards obs_pfs can compute a visit record from"
+        ) from None
 
 
 def _values(raw: RawFile, header: Mapping[str, Any]) -> dict[str, Any]:
     begin = _begin(header)
     exposure = exposure_time(header)
-    # daf_butler's Timespan cannot end at or before its epoch, 1970-01-01 TAI (MJD 40587); the exact
-    # (TAI) check only where the card is near it, as the conversion costs a fifth of a millisecond.
-    if float(header["MJD-STR"]) < 40588.0:
-        with warnings.catch_warnings():  # ERFA warns of a "dubious year" before 1960: the reason says it
-            warnings.simplefilter("ignore", ErfaWarning)
-            end = begin + exposure * u.s
-            early = bool(end.tai.mjd <= 40587.0)
-        if early:
-            raise BadHeaderError(f"MJD-STR {header['MJD-STR']!r} is before 1970; expected the start of the exposure")
-    else:
-        end = begin + exposure * u.s
+    end = _end(header, begin, exposure)
     obs_type = observation_type(header)
     ra, dec = _tracking(header)
     return {

@@ -335,6 +335,8 @@ class Pipeline:
     def _results(self, outcomes: list[Outcome], attempts: Mapping[str, int], now: float) -> list[Result]:
         duplicates = [o.dataset_id for o in outcomes if o.status is Status.DUPLICATE and o.dataset_id]
         owned = self.ledger.owners(duplicates) if duplicates else set()
+        # A copy of a file this batch ingested is a duplicate of that file (the engine plans it after it).
+        owned |= {o.dataset_id for o in outcomes if o.status is Status.INGESTED and o.dataset_id}
         results = []
         for outcome in outcomes:
             path = str(outcome.path)

@@ -319,3 +319,19 @@ def test_visits_evicted_from_the_bounded_cache_are_read_again(butler, pfs_repo, 
     assert len(_datasets(pfs_repo)) == 10 and len(_datasets(pfs_repo, "PFS/raw/pfsConfig", "pfsConfig")) == 3
     with Butler.from_config(str(pfs_repo)) as reader:
         assert len(list(reader.registry.queryDimensionRecords("visit", instrument="PFS"))) == 5
+
+
+def test_copies_in_one_batch_are_duplicates_of_the_first_and_other_bytes_a_conflict(butler, pfs_repo, tmp_path):
+    """Identical files in one batch: the first ingested, the copies duplicates with its dataset id
+    (all were `ingested` with one id); another file for the same data ID in that batch is a conflict."""
+    first = write_raw(tmp_path / "a", visit=910)
+    copies = []
+    for folder in ("b", "c"):
+        (tmp_path / folder).mkdir()
+        copies.append(tmp_path / folder / first.name)
+        copies[-1].write_bytes(first.read_bytes())
+    other = write_raw(tmp_path / "d", visit=910, seed=3)
+    outcomes = make_ingester(butler, pfs_repo).ingest(classified(first, *copies, other))
+    assert [o.status for o in outcomes] == [Status.INGESTED, Status.DUPLICATE, Status.DUPLICATE, Status.FAILED]
+    assert outcomes[1].dataset_id == outcomes[2].dataset_id == outcomes[0].dataset_id
+    assert outcomes[3].error_kind == "conflict", outcomes[3].message
