@@ -386,7 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     imports.add_argument("--transfer", default="auto", choices=("auto", "link", "symlink", "relsymlink", "hardlink",
                          "copy", "move", "direct", "none"), help="as butler import --transfer (default: auto)")
     imports.add_argument("--skip-dimensions", "-s", action="append", metavar="ELEMENT",
-                         help="a dimension element whose records are not imported (repeatable)")
+                         help="a dimension element whose records are not imported (repeatable; default: none skipped)")
     imports.set_defaults(func=_import)
 
     fake = _command(commands, "fake-data", "write realistic synthetic PFS files for trying pfswatchd",
