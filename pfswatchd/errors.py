@@ -144,6 +144,12 @@ class TransientError(PfsWatchError):
     kind = ErrorKind.IO_ERROR
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (or its type's name): enough for a one-line reason."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
 def transient(exc: OSError, doing: str) -> TransientError:
     """Map an OSError to the transient error kind an operator can act on."""
     kind = {

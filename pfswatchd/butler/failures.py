@@ -16,14 +16,9 @@ from typing import TypeVar
 import sqlalchemy.exc
 from lsst.daf.butler.registry import ConflictingDefinitionError
 
-from pfswatchd.errors import ErrorKind, PfsWatchError, TransientError, transient
+from pfswatchd.errors import ErrorKind, PfsWatchError, TransientError, first_line, transient
 
 _T = TypeVar("_T")
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def is_database_unavailable(exc: BaseException) -> bool:

@@ -50,7 +50,7 @@ from sqlalchemy.engine import URL, make_url
 from pfswatchd.butler.calibs import calibration_dataset_types
 from pfswatchd.butler.formatters import FORMATTERS, STORAGE_CLASSES, with_current_storage_classes
 from pfswatchd.butler.pfsraw import camera_id
-from pfswatchd.errors import ErrorKind, NotPfsRepositoryError, TransientError
+from pfswatchd.errors import ErrorKind, NotPfsRepositoryError, TransientError, first_line
 
 DEFAULT_INSTRUMENTS = ("PFS", "PFS-F", "PFS-L")
 # The Instrument classes of obs_pfs (PrimeFocusSpectrograph.py), by the full type name that
@@ -250,7 +250,7 @@ def open_butler(root: str | Path, *, writeable: bool = True, metrics: ButlerMetr
         butler = Butler.from_config(config, writeable=writeable, metrics=metrics)
     except Exception as exc:
         if writeable and _not_writable(exc):
-            raise _not_writable_error(Path(root), _first_line(exc)) from exc
+            raise _not_writable_error(Path(root), first_line(exc)) from exc
         raise
     try:
         check_universe(butler, root)
@@ -295,11 +295,6 @@ def _not_writable_error(root: Path, detail: str) -> TransientError:
         "access to the folder and its registry, or ingest into a repository of your own (pfswatchd create DIR)",
         kind=ErrorKind.PERMISSION_DENIED,
     )
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 def use_credentials(registry_db: str) -> str:

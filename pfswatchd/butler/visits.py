@@ -13,8 +13,7 @@ from typing import cast
 
 from lsst.daf.butler import DimensionRecord, DimensionUniverse
 
-from pfswatchd.butler.failures import first_line
-from pfswatchd.errors import BadHeaderError
+from pfswatchd.errors import BadHeaderError, first_line
 from pfswatchd.files.visitrecord import compared_values, visit_values
 from pfswatchd.model import FileKind, RawFile
 
@@ -78,8 +77,8 @@ class VisitRecords:
         for name in self.integer_fields:
             value = values.get(name)
             if isinstance(value, int) and not -(2**63) <= value < 2**63:
-                raise BadHeaderError(
-                    f"{raw.path.name}: its {name} {value:.6g} does not fit the visit column {name} (a 64-bit "
+                raise BadHeaderError(  # {value} in full: a card holds at most 70 digits, and :g overflows
+                    f"{raw.path.name}: its {name} {value} does not fit the visit column {name} (a 64-bit "
                     "integer); expected a value of that size in the header card it comes from"
                 )
         try:

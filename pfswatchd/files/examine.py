@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pfswatchd.errors import PfsWatchError, transient
+from pfswatchd.errors import PfsWatchError, first_line, transient
 from pfswatchd.files.classify import classify, not_ingested
 from pfswatchd.files.complete import incomplete_reason
 from pfswatchd.files.corrections import NONE, HeaderCorrections
@@ -57,8 +57,7 @@ def examine(path: Path, name: NameInfo | None = None, corrections: HeaderCorrect
     except OSError as exc:
         return Examination(path, name, error=transient(exc, f"reading {path.name}"), identity=identity)
     except Exception as exc:  # the per-file guard: whatever a header makes fail is this file's reason
-        text = str(exc).strip().splitlines()
-        error = PfsWatchError(f"{path.name}: {type(exc).__name__} while examining it: {text[0] if text else ''}; "
+        error = PfsWatchError(f"{path.name}: {type(exc).__name__} while examining it: {first_line(exc)}; "
                               "expected a file pfswatchd can classify or a reason naming what is wrong with it "
                               "(please report this)")
         return Examination(path, name, error=error, identity=identity)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pfswatchd.errors import BadHeaderError, NotFitsError
+from pfswatchd.errors import BadHeaderError, NotFitsError, first_line
 
 BLOCK = 2880
 CARD = 80
@@ -418,7 +418,6 @@ def read_column(path: str | os.PathLike[str], extname: str, column: str) -> list
         except (BadHeaderError, OSError):
             raise
         except Exception as exc:  # astropy's table parsing: ValueError, TypeError, IndexError, ...
-            text = str(exc).strip().splitlines()
             raise BadHeaderError(f"{name}: its {extname} table cannot be read ({type(exc).__name__}: "
-                                 f"{text[0] if text else ''}); expected a binary table with a {column} "
+                                 f"{first_line(exc)}); expected a binary table with a {column} "
                                  "column") from None

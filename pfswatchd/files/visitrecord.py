@@ -48,7 +48,7 @@ from astropy.coordinates import SkyCoord
 from astropy.time import Time, TimeDelta
 from erfa import ErfaWarning
 
-from pfswatchd.errors import BadHeaderError
+from pfswatchd.errors import BadHeaderError, first_line
 from pfswatchd.model import RawFile
 
 # Lamp cards and the lamp each one means (obs_pfs utils.getLamps, IIS cards since obs_pfs 5743fe4).
@@ -172,7 +172,7 @@ def _tracking(header: Mapping[str, Any]) -> tuple[float, float]:
         return icrs_from_fk5(ra, dec)
     except Exception as exc:  # astropy's parsers raise ValueError, TypeError, UnitsError, ...
         raise BadHeaderError(
-            f"RA2000 {ra!r} / DEC2000 {dec!r} is not a position ({_first_line(exc)}); expected sexagesimal "
+            f"RA2000 {ra!r} / DEC2000 {dec!r} is not a position ({first_line(exc)}); expected sexagesimal "
             "J2000 coordinates (obs_pfs cannot ingest this raw either)"
         ) from None
 
@@ -257,7 +257,7 @@ def _begin(header: Mapping[str, Any]) -> Time:
         return Time(mjd, format="mjd", scale=timesys.lower())
     except (ValueError, TypeError) as exc:
         raise BadHeaderError(
-            f"MJD-STR {header.get('MJD-STR')!r} in TIMESYS {timesys!r} is not a time ({_first_line(exc)}); "
+            f"MJD-STR {header.get('MJD-STR')!r} in TIMESYS {timesys!r} is not a time ({first_line(exc)}); "
             "expected an MJD in a scale astropy knows (UTC, TAI, TT, ...)"
         ) from None
 
@@ -309,7 +309,7 @@ def visit_values(raw: RawFile) -> dict[str, Any]:
         cards = ", ".join(f"{key} {header[key]!r}" for key in _TIME_CARDS if key in header)
         raise BadHeaderError(
             f"{raw.path.name}: the visit record cannot be computed from {cards} ({type(exc).__name__}: "
-            f"{_first_line(exc)}); expected cards obs_pfs can compute a visit record from"
+            f"{first_line(exc)}); expected cards obs_pfs can compute a visit record from"
         ) from None
 
 
@@ -360,8 +360,3 @@ def compared_values(raw: RawFile) -> dict[str, Any]:
     except BadHeaderError:
         exposure = None
     return {"dither": raw.dither, "exposure_time": exposure, "irp_ratio": irp_ratio(header)}
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

@@ -21,8 +21,8 @@ from typing import Any, Protocol
 
 from cachetools import LRUCache
 
-from pfswatchd.butler.ingest import Ingester
 from pfswatchd import faults
+from pfswatchd.butler.ingest import Ingester
 from pfswatchd.config import Config
 from pfswatchd.errors import RETRYABLE_KINDS, ErrorKind
 from pfswatchd.files.examine import Examination, examine
