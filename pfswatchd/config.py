@@ -12,6 +12,7 @@ from __future__ import annotations
 import grp
 import os
 import socket
+import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -414,11 +415,43 @@ def _monitor(s: _Section) -> MonitorConfig:
     )
 
 
+def folder_problem(path: Path) -> str | None:
+    """Why ``path`` can never be a folder (it is a file, or lies under one), or None when it is a folder
+    or ``mkdir -p`` could make one.  Only what is certain is said: a parent that cannot be read or
+    written is left to the moment the service creates the folder."""
+    probe = path
+    while True:
+        try:
+            mode = probe.stat().st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            if os.path.lexists(probe) and probe.is_symlink():
+                return f"{probe} is a symbolic link to nothing" if probe != path else \
+                    "it is a symbolic link to nothing"
+            if probe.parent == probe:
+                return None
+            probe = probe.parent
+            continue
+        except OSError:
+            return None
+        if stat.S_ISDIR(mode):
+            return None
+        what = "a regular file" if stat.S_ISREG(mode) else "not a folder"
+        return f"it is {what}" if probe == path else f"it lies under {probe}, which is {what}"
+
+
 def _check_folders(repository: RepositoryConfig, watch: WatchConfig, state: StateConfig,
                    quarantine: QuarantineConfig, archives: ArchivesConfig) -> None:
-    """pfswatchd's own folders must not be inside a watched folder, or it would ingest its own output."""
+    """pfswatchd's own folders must not be inside a watched folder, or it would ingest its own output;
+    every folder it watches or writes must be a folder, or a path where ``run`` can make one."""
     own = {"repository.root": repository.root, "state.path": state.path, "quarantine.path": quarantine.path,
            "archives.done_path": archives.done_path}
+    folders = [*(("watch.paths entry", root) for root in watch.paths), *own.items(),
+               ("archives.extract_to", archives.extract_to)]
+    for key, folder in folders:
+        problem = folder_problem(folder)
+        if problem is not None:
+            raise ConfigError(f"{key} {folder}: {problem}: expected a folder, or a path where one can be "
+                              "created")
     for key, folder in own.items():
         if inside(archives.extract_to, folder) or inside(folder, archives.extract_to):
             raise ConfigError(f"archives.extract_to = {archives.extract_to} overlaps {key} = {folder}: expected "

@@ -54,6 +54,7 @@ from pfswatchd.state.ledger import Ledger
 
 EX_OK = 0
 EX_FAILED = 1
+EX_CONFIG = 78  # as cli.EX_CONFIG: systemd's RestartPreventExitStatus, no restart loop on a bad configuration
 WATCHES_TIMEOUT = 60.0  # READY waits at most this long for the watchers to place their watches
 STOP_TIMEOUT = 30.0  # seconds from the end of the main loop to the end of the process
 _WAKE = ("", "wake")
@@ -89,14 +90,16 @@ class Service:
         try:
             self.startup()
             self.main_loop()
+        except BaseException as exc:  # service_stopped logs the status the process really exits with
+            self.exit_code = _exit_code(exc)
+            raise
         finally:
             self.shutdown()
         return self.exit_code
 
     def startup(self) -> None:
         cfg = self.config
-        for folder in (cfg.state.path, *cfg.watch_roots):
-            folder.mkdir(parents=True, exist_ok=True)
+        make_folders(cfg)
         self._instance_lock = InstanceLock(cfg.state.path)
         others = self._instance_lock.acquire()
         if others is not None:
@@ -353,13 +356,25 @@ class Service:
         if self.config_path is None:
             return
         self.notifier.reloading()
+        old = self.config
+        watcher = None
         try:
+            # Everything that can fail comes before anything changes: a reload is applied whole or not at
+            # all, and a refused one leaves the configuration that was running.
             new = config_module.load(self.config_path)
-        except ConfigError as exc:
-            self.log.error("reload_failed", reason=str(exc))
+            make_folders(replace(new, state=old.state))
+            if (new.watch_roots, new.watch.mode, new.watch.recursive, new.watch.poll_interval) != (
+                    old.watch_roots, old.watch.mode, old.watch.recursive, old.watch.poll_interval):
+                watcher = Watcher(new.watch_roots, self._hint, recursive=new.watch.recursive,
+                                  mode=new.watch.mode, poll_interval=new.watch.poll_interval)
+                watcher.start()  # before the old one stops: a file landing meanwhile is hinted (maybe twice)
+        except (ConfigError, OSError) as exc:
+            if watcher is not None:
+                watcher.stop()
+            reason = str(exc) if isinstance(exc, ConfigError) else f"cannot watch the new folders: {exc}"
+            self.log.error("reload_failed", reason=reason, kept="the configuration running before")
             self.notifier.ready(self._status_line())
             return
-        old = self.config
         kept = [name for name, a, b in (("repository.root", old.repository.root, new.repository.root),
                                         ("state.url", old.state.url, new.state.url),
                                         ("monitor", old.monitor, new.monitor)) if a != b]
@@ -377,15 +392,10 @@ class Service:
         if self.pipeline.archives is not None:
             self.pipeline.archives.config = new
             self.pipeline.archives.settler.reconfigure(new.watch.settle_seconds, new.watch.truncated_after)
-        if (new.watch_roots, new.watch.mode, new.watch.recursive, new.watch.poll_interval) != (
-                old.watch_roots, old.watch.mode, old.watch.recursive, old.watch.poll_interval):
+        if watcher is not None:
             assert self.watcher is not None
             self.watcher.stop()
-            for folder in new.watch_roots:
-                folder.mkdir(parents=True, exist_ok=True)
-            self.watcher = Watcher(new.watch_roots, self._hint, recursive=new.watch.recursive,
-                                   mode=new.watch.mode, poll_interval=new.watch.poll_interval)
-            self.watcher.start()
+            self.watcher = watcher
             self._rescan()
         self.log.info("config_reloaded", source=str(self.config_path))
         self.notifier.ready(self._status_line())
@@ -422,6 +432,30 @@ def _database_error(exc: BaseException) -> bool:
     return False
 
 
+def make_folders(cfg: Config) -> None:
+    """Create the state folder and the watched folders; one that cannot be made is a configuration error."""
+    keys = {root: "watch.paths entry" for root in cfg.watch.paths}
+    for key, folder in (("state.path", cfg.state.path), *((keys.get(r, "archives.extract_to"), r)
+                                                         for r in cfg.watch_roots)):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except (NotADirectoryError, FileExistsError, PermissionError) as exc:
+            problem = config_module.folder_problem(folder) or exc.strerror
+            raise ConfigError(f"{key} {folder}: cannot create the folder: {problem}: expected a folder, or a "
+                              "path where one can be created") from None
+
+
+def _exit_code(exc: BaseException) -> int:
+    """The status the process exits with when ``exc`` ends the service (cli.main maps the same way)."""
+    if isinstance(exc, SystemExit):
+        return exc.code if isinstance(exc.code, int) else EX_FAILED
+    if isinstance(exc, ConfigError):
+        return EX_CONFIG
+    if isinstance(exc, KeyboardInterrupt):
+        return 130
+    return EX_FAILED
+
+
 def run_service(config_path: str | None) -> int:
     """Entry point of ``pfswatchd run``."""
     path = Path(config_path) if config_path else None
@@ -430,7 +464,10 @@ def run_service(config_path: str | None) -> int:
     service = Service(cfg, config_path=path)
     try:
         return service.run()
+    except ConfigError as exc:
+        service.log.error("service_failed", reason=str(exc), exit_code=EX_CONFIG)
+        return EX_CONFIG
     except PfsWatchError as exc:
-        service.log.error("service_failed", reason=str(exc))
+        service.log.error("service_failed", reason=str(exc), exit_code=EX_FAILED)
         return EX_FAILED
 
