@@ -15,12 +15,15 @@ making the file bad (a raw that is already in a repository should still read).
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from typing import Any
 
 import astropy.units as u
 from astro_metadata_translator import ObservationInfo
 from astropy.coordinates import AltAz, EarthLocation, SkyCoord
 from astropy.io import fits
+from astropy.io.fits.verify import VerifyError
 from astropy.time import Time
 
 from pfswatchd.errors import BadHeaderError
@@ -35,12 +38,12 @@ __all__ = ["SUBARU", "observation_info"]
 SUBARU = EarthLocation.from_geodetic(-155.476667 * u.deg, 19.825556 * u.deg, 4139.0 * u.m)
 
 
-def _string(header: fits.Header, key: str) -> str | None:
+def _string(header: Mapping[str, Any], key: str) -> str | None:
     value = header.get(key)
     return value if isinstance(value, str) and value.strip() else None
 
 
-def _number(header: fits.Header, key: str) -> float | None:
+def _number(header: Mapping[str, Any], key: str) -> float | None:
     value = header.get(key)
     if isinstance(value, bool) or value is None or value == "":
         return None
@@ -50,7 +53,7 @@ def _number(header: fits.Header, key: str) -> float | None:
         return None
 
 
-def _begin(header: fits.Header) -> Time | None:
+def _begin(header: Mapping[str, Any]) -> Time | None:
     """``MJD-STR`` in the ``TIMESYS`` scale (UTC by default); pfswatchd falls back to ``DATE-OBS``."""
     scale = str(header.get("TIMESYS", "utc")).strip().lower()
     scale = scale if scale in Time.SCALES else "utc"
@@ -65,7 +68,7 @@ def _begin(header: fits.Header) -> Time | None:
     return None
 
 
-def _values(header: fits.Header, arm: str) -> dict[str, Any]:
+def _values(header: Mapping[str, Any], arm: str) -> dict[str, Any]:
     site = str(header.get("W_SITE", "S")).strip() or "S"
     visit, spectrograph = int(header["W_VISIT"]), int(header["W_SPMOD"])
     exposure_time = _number(header, "EXPTIME")
@@ -112,6 +115,9 @@ def _values(header: fits.Header, arm: str) -> dict[str, Any]:
     azimuth, altitude = _number(header, "AZIMUTH"), _number(header, "ALTITUDE")
     if begin is not None:
         az, alt = (azimuth, altitude) if azimuth is not None and altitude is not None else (0.0, 0.0)
+        if not (math.isfinite(az) and math.isfinite(alt)):
+            az, alt = 0.0, 0.0
+        alt = min(max(alt, 0.0), 90.0)  # as obs_pfs's translator (and the visit record's zenith angle)
         values["altaz_begin"] = SkyCoord(AltAz(az=az * u.deg, alt=alt * u.deg, obstime=begin, location=SUBARU))
     for key, name, unit in (("AIRMASS", "boresight_airmass", None), ("FOC-VAL", "focus_z", u.um),
                             ("OUT-TMP", "temperature", u.K), ("OUT-PRS", "pressure", u.hPa),
@@ -122,16 +128,33 @@ def _values(header: fits.Header, arm: str) -> dict[str, Any]:
     return values
 
 
+def readable_cards(header: fits.Header) -> dict[str, Any]:
+    """The cards of ``header`` whose values astropy can parse (the first of repeated keywords).
+
+    A card astropy cannot parse (``AIRMASS = NAN``, ``EXPTIME = 1.5.5``) raises VerifyError whenever its
+    value is asked for; like the ingest (`pfswatchd.files.classify`), the translation treats it as absent.
+    """
+    cards: dict[str, Any] = {}
+    for card in header.cards:
+        try:
+            value = card.value
+        except (VerifyError, ValueError):
+            continue
+        cards.setdefault(card.keyword, value)
+    return cards
+
+
 def observation_info(header: fits.Header, filename: str = "") -> ObservationInfo:
     """The ``ObservationInfo`` of a raw's (merged) primary header.
 
     Raises:
         ValueError: If the header has no usable ``W_ARM``, ``W_VISIT`` or ``W_SPMOD``.
     """
-    value = header.get("W_ARM")
+    cards = readable_cards(header)
+    value = cards.get("W_ARM")
     arm = value.strip() if isinstance(value, str) else ARM_BY_NUMBER.get(int(value or 0), "")
     try:
-        values = _values(header, arm)
+        values = _values(cards, arm)
     except (KeyError, ValueError, TypeError) as exc:
         raise ValueError(f"{filename or 'raw'}: cannot compute the observation information: {exc}") from exc
     return ObservationInfo.makeObservationInfo(**values)
