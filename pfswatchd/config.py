@@ -47,6 +47,7 @@ class WatchConfig:
     rescan_interval: float
     settle_seconds: float
     truncated_after: float
+    max_depth: int  # folders more than this many levels below a watched folder are recorded, not entered
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,6 +300,7 @@ def parse(data: Mapping[str, Any], *, base: Path, source: Path | None) -> Config
         rescan_interval=s.number("rescan_interval", 300.0, 1.0),
         settle_seconds=s.number("settle_seconds", 2.0, 0.0),
         truncated_after=s.number("truncated_after", 600.0, 1.0),
+        max_depth=s.integer("max_depth", 64, 1),
     )
 
     s = sections["ingest"]

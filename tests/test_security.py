@@ -7,7 +7,9 @@ import ast
 import io
 import os
 import stat
+import subprocess
 import tarfile
+import time
 from pathlib import Path
 
 from conftest import write_raw
@@ -53,27 +55,125 @@ def test_created_files_and_folders_get_the_configured_permissions(tmp_path):
     assert good.exists()
 
 
+def _untouched(files: dict[Path, bytes]) -> list[str]:
+    """The files of ``files`` that are gone or changed."""
+    return [str(path) for path, data in files.items() if not path.exists() or path.read_bytes() != data]
+
+
 def test_links_in_a_watched_folder_are_not_followed_out_of_it(tmp_path):
-    daemon = Daemon(tmp_path / "svc")
+    """Move mode, where following a link deletes what it reaches: links to files and folders outside,
+    present at start-up or copied in later with `cp -r` (a tree holding sub/link -> outside folder), are
+    not read, moved or deleted (same bytes, still there, not in the ledger) and each is logged
+    link_ignored; a link to a file inside the watched folder still works, and events keep flowing."""
+    daemon = Daemon(tmp_path / "svc", ingest={"transfer": "move"})
     outside = tmp_path / "outside"
     secret = write_raw(outside, visit=1200)
     folder_outside = outside / "tree"
     write_raw(folder_outside, visit=1201)
+    copied_outside = tmp_path / "elsewhere"
+    write_raw(copied_outside, visit=1204)
+    write_raw(copied_outside / "deeper", visit=1206)
+    before = {path: path.read_bytes() for path in outside.rglob("*.fits")}
+    before |= {path: path.read_bytes() for path in copied_outside.rglob("*.fits")}
     os.symlink(secret, daemon.incoming / "PFSA00120011.fits")
     os.symlink(folder_outside, daemon.incoming / "linked-folder")
     inside = write_raw(daemon.incoming / "real", visit=1202)
     os.symlink(inside, daemon.incoming / "PFSA00120211-link.fits")  # a link within the folder is fine
     daemon.start()
-    daemon.wait_files("ingested", 1, timeout=30)
+    daemon.wait_files("ingested", 1, timeout=60)
     drop(write_raw(tmp_path / "src", visit=1203), daemon.incoming)  # and events keep flowing
-    status = daemon.wait_files("ingested", 2, timeout=30)
+    tree = tmp_path / "tree-to-copy"
+    write_raw(tree / "sub", visit=1205)
+    os.symlink(copied_outside, tree / "sub" / "link")
+    subprocess.run(["cp", "-r", str(tree), str(daemon.incoming / "copied")], check=True)
+    status = daemon.wait_files("ingested", 3, timeout=60)
+    copied_link = daemon.incoming / "copied" / "sub" / "link"
+    deadline = time.monotonic() + 30
+    while copied_link not in {Path(e["path"]) for e in daemon.events("link_ignored")}:
+        assert time.monotonic() < deadline, daemon.log()[-3000:]
+        time.sleep(0.1)
+    time.sleep(2)  # what a followed link would have done has had its time
+    status = daemon.quick_status()
     paths = {f["path"] for f in status["files"]}
     assert str(daemon.incoming / "PFSA00120011.fits") not in paths
-    assert not any("linked-folder" in p for p in paths)
-    assert {e["path"] for e in daemon.events("link_ignored")} == {
-        str(daemon.incoming / "PFSA00120011.fits"), str(daemon.incoming / "linked-folder")}
+    assert not any("linked-folder" in p or str(copied_link) in p for p in paths), paths
+    assert {e["path"] for e in daemon.events("link_ignored")} >= {
+        str(daemon.incoming / "PFSA00120011.fits"), str(daemon.incoming / "linked-folder"), str(copied_link)}
+    assert _untouched(before) == []
     visits = {r.dataId["visit"] for r in daemon.datasets()}
-    assert visits == {1202, 1203}
+    assert visits == {1202, 1203, 1205}
+    assert daemon.stop() == 0
+
+
+def test_a_new_folder_swapped_for_a_link_before_its_walk_is_not_followed(tmp_path):
+    """A folder is created in a move-mode drop folder and, while the service is held just before it walks
+    it (fault point pipeline.new_folder), swapped for a link to a folder elsewhere: the walk does not
+    enter the link, the files there are untouched and not ingested, link_ignored says why."""
+    daemon = Daemon(tmp_path / "svc", ingest={"transfer": "move"})
+    elsewhere = tmp_path / "elsewhere"
+    target = {path: path.read_bytes() for path in (write_raw(elsewhere, visit=1210),
+                                                    write_raw(elsewhere, visit=1210, arm="r"))}
+    marker = tmp_path / "walk-held"
+    daemon.start(env={"PFSWATCHD_FAULT": "pipeline.new_folder", "PFSWATCHD_FAULT_MARKER": str(marker),
+                      "PFSWATCHD_FAULT_SECONDS": "3"})
+    night = daemon.incoming / "night"
+    night.mkdir()
+    deadline = time.monotonic() + 30
+    while not marker.exists():
+        assert time.monotonic() < deadline, "the service never reached the walk of the new folder"
+        time.sleep(0.01)
+    os.rename(night, daemon.incoming / "night-before")
+    os.symlink(elsewhere, night)
+    deadline = time.monotonic() + 30
+    while str(night) not in {e["path"] for e in daemon.events("link_ignored")}:
+        assert time.monotonic() < deadline, daemon.log()[-3000:]
+        time.sleep(0.1)
+    drop(write_raw(tmp_path / "src", visit=1211), daemon.incoming)  # the service goes on
+    daemon.wait_files("ingested", 1, timeout=60)
+    time.sleep(1)
+    assert _untouched(target) == []
+    paths = {f["path"] for f in daemon.quick_status()["files"]}
+    assert not any(p.startswith(str(night) + os.sep) for p in paths), paths
+    assert {r.dataId["visit"] for r in daemon.datasets()} == {1211}
+    assert daemon.stop() == 0
+
+
+def test_a_settling_file_whose_folder_becomes_a_link_is_not_followed(tmp_path):
+    """A file still being written (open, no close yet) is settling in night/ when night/ is swapped for a
+    link to a folder holding a file of the same name: when its settle time comes, the path now leads out
+    of the watched folder through a parent link (not its last name), so the file there is not examined,
+    ingested or moved; link_ignored says why.  The file that was really written is ingested from where it
+    went."""
+    daemon = Daemon(tmp_path / "svc", ingest={"transfer": "move"}, watch={"settle_seconds": 4.0})
+    source = write_raw(tmp_path / "src", visit=1220)
+    elsewhere = tmp_path / "elsewhere"
+    decoy = write_raw(elsewhere, visit=1220, exptime=31.0)
+    target = {decoy: decoy.read_bytes()}
+    daemon.start()
+    night = daemon.incoming / "night"
+    night.mkdir()
+    time.sleep(1)  # its watch placed
+    settling = night / source.name
+    with open(settling, "wb") as out:
+        out.write(source.read_bytes())
+        out.flush()
+        daemon.wait_until(lambda s: any(f["path"] == str(settling) for f in s["files"]), 30,
+                          what="the settling file seen")
+        os.rename(night, daemon.incoming / "night-written")
+        os.symlink(elsewhere, night)
+        deadline = time.monotonic() + 30
+        while str(settling) not in {e["path"] for e in daemon.events("link_ignored")}:
+            assert time.monotonic() < deadline, daemon.log()[-3000:]
+            time.sleep(0.1)
+    written = daemon.incoming / "night-written" / source.name
+    status = daemon.wait_until(lambda s: any(f["path"] == str(written) and f["state"] == "ingested"
+                                             for f in s["files"]), 60, what="the written file ingested")
+    time.sleep(1)
+    assert _untouched(target) == []
+    assert not any(f["path"] == str(settling) and f["state"] not in ("pending", "ingesting")
+                   for f in status["files"])
+    assert not daemon.events("file_ingested") or all(e["path"] != str(settling)
+                                                     for e in daemon.events("file_ingested"))
     assert daemon.stop() == 0
 
 

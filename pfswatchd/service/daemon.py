@@ -128,7 +128,7 @@ class Service:
             self.log.warning("watches_not_ready", seconds=WATCHES_TIMEOUT,
                              reason="the rescan finds files that arrive before the watches are placed")
         self.rescanner = Rescanner(cfg.watch_roots, cfg.state.url, recursive=cfg.watch.recursive, log=self.log,
-                                   on_found=self._wake)
+                                   on_found=self._wake, max_depth=cfg.watch.max_depth)
         if self.watcher.warning:
             self.log.warning("watch_native_unavailable", reason=self.watcher.warning)
         self.log.info("service_started", instance=self.ledger.instance, repository=str(cfg.repository.root),
@@ -303,8 +303,9 @@ class Service:
                 hints.append(item)
         if rescanner is not None:
             hints.extend(rescanner.take())
-            if self.pipeline is not None:  # recorded in the ledger by the next step
-                self.pipeline.unreadable.update(rescanner.take_unreadable())
+            if self.pipeline is not None:  # recorded in the ledger by the next step (a link: logged now)
+                for folder, (kind, reason) in rescanner.take_unreadable().items():
+                    self.pipeline.note_unreadable(Path(folder), kind, reason)
         return hints
 
     def _timeout(self) -> float:
@@ -325,6 +326,7 @@ class Service:
         missing = self.watcher.refresh()
         self.rescanner.roots = self.config.watch_roots
         self.rescanner.recursive = self.config.watch.recursive
+        self.rescanner.max_depth = self.config.watch.max_depth
         self.rescanner.start_pass()
         if missing:
             self.log.warning("watch_folder_missing", folders=[str(p) for p in missing])

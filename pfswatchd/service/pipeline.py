@@ -31,11 +31,12 @@ from pfswatchd.model import INGESTIBLE_KINDS, Classified, FileKind, Outcome, Pfs
 from pfswatchd.service.archivestage import ArchiveStage
 from pfswatchd.service.examiner import Examiner
 from pfswatchd.service.settle import DONE_HINTS, Hint, Identity, Settler
-from pfswatchd.service.watch import WALK, WALK_MOVED, walk, within
+from pfswatchd.service.watch import WALK, WALK_MOVED, depth_below, path_limit, too_deep, walk, within
 from pfswatchd.state import quarantine
 from pfswatchd.state.ledger import FileState, Ledger, Result, Seen
 
 TIMING_CACHE = 100_000  # files in flight whose times are kept
+LINK_IGNORED = "link_ignored"  # the log event (and reason kind) for what is reached through a link out
 
 
 @dataclass(slots=True)
@@ -90,7 +91,7 @@ class Pipeline:
         # Bounded: a file forgotten on the way (deleted before it was examined) must not stay forever;
         # one evicted in a huge backlog only loses those two times.
         self._timing: LRUCache[str, _Timing] = LRUCache(maxsize=TIMING_CACHE)
-        self.unreadable: dict[str, str] = {}  # folders walk() could not list, until recorded
+        self.unreadable: dict[str, tuple[str, str]] = {}  # folder -> (error kind, reason), until recorded
         self._retried_folders: set[str] = set()
 
     # -- the step --------------------------------------------------------------------------------
@@ -133,12 +134,16 @@ class Pipeline:
         """Stat hinted paths: {path: (identity, strongest hint)} for regular files inside the roots."""
         observed: dict[str, tuple[Identity, Hint]] = {}
         expanded: list[tuple[str, str]] = []
+        walked = dict(roots=self.roots, max_depth=self.config.watch.max_depth, unreadable=self.note_unreadable)
         for path, hint in hints:
+            if not self._reachable(path, hint == Hint.RETRY.value):
+                if hint == Hint.RETRY.value:
+                    self._retried_folders.add(path)  # a folder recorded for its depth or length: backoff grows
+                continue
             if hint == Hint.RETRY.value and os.path.isdir(path) and not os.path.islink(path):
                 # A folder recorded unreadable is due again: walk it; if it can be listed now, forget it.
                 before = len(self.unreadable)
-                expanded.extend((str(p), Hint.RESCAN.value)
-                                for p in walk(Path(path), unreadable=self.note_unreadable))
+                expanded.extend((str(p), Hint.RESCAN.value) for p in walk(Path(path), **walked))
                 if len(self.unreadable) == before and self.ledger.folder_readable(path):
                     self.log.info("folder_readable", path=path)
                 self._retried_folders.add(path)
@@ -148,7 +153,7 @@ class Pipeline:
                 found = Hint.MOVED.value if hint == WALK_MOVED else Hint.NEW_FOLDER.value
                 if hint == WALK:
                     faults.pause("pipeline.new_folder")  # a test writes into the new folder before its walk
-                expanded.extend((str(p), found) for p in walk(Path(path), unreadable=self.note_unreadable))
+                expanded.extend((str(p), found) for p in walk(Path(path), **walked))
             else:
                 expanded.append((path, hint))
         self._record_unreadable(now)
@@ -172,27 +177,48 @@ class Pipeline:
         self.settler.forget(path)
         self._timing.pop(path, None)
 
-    def note_unreadable(self, folder: Path, error: OSError) -> None:
-        """walk()'s callback: a folder that cannot be listed (recorded at the next step)."""
-        self.unreadable[str(folder)] = f"cannot read the folder: {error.strerror or error}"
+    def note_unreadable(self, folder: Path, kind: str, reason: str) -> None:
+        """walk()'s callback: a folder that cannot be listed (recorded at the next step), or a link."""
+        if kind == LINK_IGNORED:
+            self.log.warning(LINK_IGNORED, path=str(folder), reason=reason)
+        else:
+            self.unreadable[str(folder)] = (kind, reason)
+
+    def _reachable(self, path: str, folder: bool) -> bool:
+        """False (and the reason noted) for a path too long or too deep below its watched folder.
+
+        ``folder``: ``path`` may be a folder recorded before (a due retry), noted itself; a file's is its folder.
+        """
+        too_long = path_limit(path)
+        if too_long is not None:
+            self.note_unreadable(Path(path if folder else os.path.dirname(path)), "path_limit", too_long)
+            return False
+        depth = depth_below(path, self.roots)
+        if depth is not None and depth - 1 > self.config.watch.max_depth:  # a file's folder, or a folder's parent
+            self.note_unreadable(*too_deep(path, self.roots, self.config.watch.max_depth))
+            return False
+        return True
 
     def _record_unreadable(self, now: float) -> None:
         unreadable, self.unreadable = self.unreadable, {}
         retried, self._retried_folders = self._retried_folders, set()
-        for folder, reason in unreadable.items():
+        for folder, (kind, reason) in unreadable.items():
             retry_at = self.ledger.folder_unreadable(folder, reason, self.config.ingest.retry_delay,
-                                                     retry=folder in retried, now=now)
+                                                     retry=folder in retried, now=now, error_kind=kind)
             if retry_at is not None:
-                self.log.warning("folder_unreadable", path=folder, error_kind="permission_denied", reason=reason,
+                self.log.warning("folder_unreadable", path=folder, error_kind=kind, reason=reason,
                                  retry_at=retry_at)
 
     def _identity(self, path: str) -> Identity | None:
         try:
             st = os.lstat(path)
+            # Links are resolved in every folder of the path, not only its last name: a folder swapped
+            # for a link to elsewhere must not lead out of the watched folders.
+            if not within(Path(path), self.roots):
+                self.log.warning(LINK_IGNORED, path=path, reason="reached through a link out of the watched "
+                                 "folders: not read, moved or deleted")
+                return None
             if stat.S_ISLNK(st.st_mode):
-                if not within(Path(path), self.roots):
-                    self.log.warning("link_ignored", path=path, reason="points outside the watched folders")
-                    return None
                 st = os.stat(path)
         except OSError:
             return None

@@ -45,7 +45,7 @@ from typing import Any
 
 from pfswatchd.service.examiner import quiet_pool
 from pfswatchd.service.settle import Hint
-from pfswatchd.service.watch import list_folder
+from pfswatchd.service.watch import MAX_DEPTH, list_folder, too_deep
 from pfswatchd.state.ledger import Ledger
 from pfswatchd.state.ledgerdb import FINAL_STATES
 
@@ -65,24 +65,27 @@ class FolderScan:
     hints: list[str] = field(default_factory=list)
     folders: list[str] = field(default_factory=list)
     files: int = 0  # files looked at
-    unreadable: dict[str, str] = field(default_factory=dict)  # folder -> why it cannot be listed
+    unreadable: dict[str, tuple[str, str]] = field(default_factory=dict)  # folder -> (error kind, reason)
 
 
-def scan_folder(folder: str, ledger_url: str, recursive: bool = True) -> FolderScan:
-    """List ``folder`` and return the files the ledger does not have as they are now (in the worker)."""
-    unreadable: dict[str, str] = {}
+def scan_folder(folder: str, ledger_url: str, recursive: bool = True, roots: tuple[Path, ...] = ()) -> FolderScan:
+    """List ``folder`` and return the files the ledger does not have as they are now (in the worker).
 
-    def note(path: Path, error: OSError) -> None:
-        unreadable[str(path)] = f"cannot read the folder: {error.strerror or error}"
+    With ``roots``, a folder that is really elsewhere (a link swapped in on the way) is not listed.
+    """
+    unreadable: dict[str, tuple[str, str]] = {}
 
-    found, subfolders = list_folder(folder, note)
+    def note(path: Path, kind: str, reason: str) -> None:
+        unreadable[str(path)] = (kind, reason)
+
+    found, subfolders = list_folder(folder, note, roots)
     identities: dict[str, tuple[int, int, int]] = {}
-    for entry in found:
+    for path, link in found:
         try:
-            st = entry.stat(follow_symlinks=entry.is_symlink())  # a link is recorded as what it points to
+            st = os.stat(path) if link else os.lstat(path)  # a link is recorded as what it points to
         except OSError:
             continue  # vanished meanwhile
-        identities[entry.path] = (st.st_size, st.st_mtime_ns, st.st_ino)
+        identities[path] = (st.st_size, st.st_mtime_ns, st.st_ino)
     ledger = _LEDGERS.get(ledger_url)
     if ledger is None:
         ledger = _LEDGERS[ledger_url] = Ledger(ledger_url)
@@ -110,8 +113,9 @@ class Rescanner:
 
     def __init__(self, roots: tuple[Path, ...], ledger_url: str, *, recursive: bool, log: Any,
                  on_found: Callable[[], None] | None = None, slice_size: int = SLICE,
-                 in_process: bool = False) -> None:
+                 in_process: bool = False, max_depth: int = MAX_DEPTH) -> None:
         self.roots = roots
+        self.max_depth = max_depth  # folders deeper below their root are recorded, not entered
         self.ledger_url = ledger_url
         self.recursive = recursive
         self.log = log
@@ -121,7 +125,7 @@ class Rescanner:
         self._in_process = in_process  # scan in the driver thread (tests of the driver alone)
         self._hold = os.environ.get(HOLD_ENV) or None
         self._found: collections.deque[str] = collections.deque()
-        self._unreadable: dict[str, str] = {}  # folders a pass could not list, until taken
+        self._unreadable: dict[str, tuple[str, str]] = {}  # folders a pass could not list, until taken
         self._lock = threading.Condition()
         self._requested = False
         self._running = False
@@ -156,7 +160,7 @@ class Rescanner:
             self._lock.notify_all()
         return taken
 
-    def take_unreadable(self) -> dict[str, str]:
+    def take_unreadable(self) -> dict[str, tuple[str, str]]:
         """The folders passes found they cannot list, with the reason, since the last call."""
         with self._lock:
             taken, self._unreadable = self._unreadable, {}
@@ -190,20 +194,26 @@ class Rescanner:
 
     def _one_pass(self) -> None:
         began = time.monotonic()
-        stack = [str(root) for root in self.roots if root.is_dir()]
+        roots, max_depth = self.roots, self.max_depth
+        stack = [(str(root), 0) for root in roots if root.is_dir()]
         stack.reverse()
-        in_flight: collections.deque[tuple[str, Future[FolderScan] | None]] = collections.deque()
+        in_flight: collections.deque[tuple[str, int, Future[FolderScan] | None]] = collections.deque()
         folders = files = hinted = 0
         while stack or in_flight:
             while stack and len(in_flight) < IN_FLIGHT:
-                folder = stack.pop()
-                in_flight.append((folder, self._submit(folder)))
-            folder, future = in_flight.popleft()
+                folder, depth = stack.pop()
+                in_flight.append((folder, depth, self._submit(folder)))
+            folder, depth, future = in_flight.popleft()
             result = self._result(folder, future)
             folders += 1
             files += result.files
             hinted += len(result.hints)
-            stack.extend(reversed(result.folders))  # the most recently changed one is scanned next
+            if depth < max_depth:
+                stack.extend((sub, depth + 1) for sub in reversed(result.folders))  # most recent next
+            else:  # one level too deep: recorded, not entered
+                for sub in result.folders:
+                    path, kind, reason = too_deep(sub, roots, max_depth)
+                    result.unreadable[str(path)] = (kind, reason)
             if result.unreadable:
                 with self._lock:
                     self._unreadable.update(result.unreadable)
@@ -225,7 +235,7 @@ class Rescanner:
             context = multiprocessing.get_context("forkserver")
             self._pool = quiet_pool(1, context)  # Ctrl-C in a terminal does not reach its worker
         try:
-            return self._pool.submit(scan_folder, folder, self.ledger_url, self.recursive)
+            return self._pool.submit(scan_folder, folder, self.ledger_url, self.recursive, self.roots)
         except RuntimeError:  # the pool broke (its worker was killed): scan here this time, a new pool next
             self._drop_pool()
             return None
@@ -237,7 +247,7 @@ class Rescanner:
             except Exception as exc:
                 self.log.warning("rescan_worker_failed", folder=folder, error=f"{type(exc).__name__}: {exc}")
                 self._drop_pool()
-        return scan_folder(folder, self.ledger_url, self.recursive)
+        return scan_folder(folder, self.ledger_url, self.recursive, self.roots)
 
     def _drop_pool(self) -> None:
         if self._pool is not None:

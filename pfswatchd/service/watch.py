@@ -13,6 +13,7 @@ Folders whose name starts with a dot (the staging areas) are not entered.
 
 from __future__ import annotations
 
+import errno
 import os
 import queue
 import time
@@ -207,54 +208,155 @@ def _placing(emitter: object) -> bool:
     return type(snapshot).__name__ == "EmptyDirectorySnapshot"
 
 
-def walk(root: Path, *, recursive: bool = True,
-         unreadable: Callable[[Path, OSError], None] | None = None) -> Iterator[Path]:
+MAX_DEPTH = 64  # watch.max_depth's default: folders more than this far below a watched folder are not entered
+PATH_MAX = 4096  # bytes, with the final NUL (Linux): a longer path cannot be opened, listed or watched
+NAME_MAX = 255  # bytes in one name
+
+Unreadable = Callable[[Path, str, str], None]  # (folder, error kind, reason)
+
+
+def walk(root: Path, *, recursive: bool = True, unreadable: Unreadable | None = None,
+         roots: tuple[Path, ...] = (), max_depth: int = MAX_DEPTH) -> Iterator[Path]:
     """Regular files (and links to files) under ``root``, not entering dot-folders or linked folders.
 
-    A folder that cannot be listed (its mode, its owner) is passed to ``unreadable``.
+    Iterative (a tree 1,100 levels deep costs no stack).  A folder that cannot be listed (its mode, its
+    owner), one deeper than ``max_depth`` below its watched root in ``roots``, one whose path is too long,
+    and one that is (or has become) a link out of ``roots`` are passed to ``unreadable`` with a reason.
     """
-    found, folders = list_folder(str(root), unreadable)
-    for entry in found:
-        yield Path(entry.path)
-    if recursive:
-        for folder in folders:
-            yield from walk(Path(folder), recursive=recursive, unreadable=unreadable)
+    base = depth_below(str(root), roots) or 0
+    if base > max_depth:
+        if unreadable is not None:
+            unreadable(*too_deep(str(root), roots, max_depth))
+        return
+    stack = [(str(root), base)]
+    while stack:
+        folder, depth = stack.pop()
+        found, folders = list_folder(folder, unreadable, roots)
+        for path, _ in found:
+            yield Path(path)
+        if not recursive:
+            continue
+        for sub in reversed(folders):
+            if depth + 1 > max_depth:
+                if unreadable is not None:
+                    unreadable(*too_deep(sub, roots, max_depth))
+            else:
+                stack.append((sub, depth + 1))
 
 
-def list_folder(folder: str, unreadable: Callable[[Path, OSError], None] | None = None
-                ) -> tuple[list[os.DirEntry[str]], list[str]]:
-    """One folder's entries as the watcher sees them: (files and links to files, sub-folders to enter).
+def list_folder(folder: str, unreadable: Unreadable | None = None, roots: tuple[Path, ...] = ()
+                ) -> tuple[list[tuple[str, bool]], list[str]]:
+    """One folder's entries as the watcher sees them: ([(file or link to a file, is a link)], [sub-folders]).
 
     Temporary names are left out, and dot-folders (staging areas) and links to folders are not entered.
-    A vanished folder has no entries; one that cannot be listed (its mode, its owner) has none either,
-    and is passed to ``unreadable``: never skipped without a word.
+    The folder itself is opened without following a link (one swapped in for it since its parent was
+    listed is refused) and, with ``roots``, must really be inside one of them.  A vanished folder has no
+    entries; one that cannot be listed (its mode, its owner, its length) has none either, and is passed
+    to ``unreadable``: never skipped without a word.
     """
+    too_long = path_limit(folder)
+    if too_long is not None:
+        if unreadable is not None:
+            unreadable(Path(folder), "path_limit", too_long)
+        return [], []
     try:
-        entries = list(os.scandir(folder))
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
     except (FileNotFoundError, NotADirectoryError):
         return [], []
     except OSError as exc:
         if unreadable is not None:
-            unreadable(Path(folder), exc)
+            if exc.errno == errno.ELOOP:  # a link now stands where a folder was
+                unreadable(Path(folder), "link_ignored", "a link to a folder: not entered")
+            else:
+                unreadable(Path(folder), "permission_denied", f"cannot read the folder: {exc.strerror or exc}")
         return [], []
-    found: list[os.DirEntry[str]] = []
+    try:
+        if roots and not _inside(_opened_path(fd, folder), roots):
+            if unreadable is not None:
+                unreadable(Path(folder), "link_ignored", "reached through a link out of the watched folders")
+            return [], []
+        entries = list(os.scandir(fd))
+    except OSError as exc:
+        if unreadable is not None:
+            unreadable(Path(folder), "permission_denied", f"cannot read the folder: {exc.strerror or exc}")
+        return [], []
+    finally:
+        os.close(fd)
+    found: list[tuple[str, bool]] = []
     folders: list[str] = []
+    room = PATH_MAX - 1 - len(os.fsencode(folder)) - 1  # bytes left for a name in this folder
+    too_long = 0
     for entry in entries:
         name = entry.name
+        if len(os.fsencode(name)) > room:
+            too_long += 1
+            continue
         try:
             if entry.is_dir(follow_symlinks=False):
                 if not name.startswith("."):
-                    folders.append(entry.path)
-            elif not is_temporary(name) and (entry.is_file(follow_symlinks=False) or entry.is_symlink()):
-                found.append(entry)
+                    folders.append(os.path.join(folder, name))
+            elif not is_temporary(name):
+                link = entry.is_symlink()
+                if link or entry.is_file(follow_symlinks=False):
+                    found.append((os.path.join(folder, name), link))
         except OSError:
             continue
+    if too_long and unreadable is not None:
+        unreadable(Path(folder), "path_limit", f"{too_long} names here would make paths longer than the "
+                                               f"{PATH_MAX - 1} bytes the system allows: not handled")
     return found, folders
 
 
+def _opened_path(fd: int, folder: str) -> str:
+    """Where the folder open at ``fd`` really is: the kernel's word on Linux (no race), else realpath."""
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return os.path.realpath(folder)
+
+
+def path_limit(path: str) -> str | None:
+    """Why ``path`` cannot be handled (longer than PATH_MAX, a name longer than NAME_MAX), or None."""
+    size = len(os.fsencode(path))
+    if size >= PATH_MAX:
+        return f"the path is {size} bytes long, the system allows {PATH_MAX - 1}: not entered"
+    name = len(os.fsencode(os.path.basename(path)))
+    if name > NAME_MAX:
+        return f"a name of {name} bytes, the system allows {NAME_MAX}"
+    return None
+
+
+def depth_below(path: str, roots: tuple[Path, ...]) -> int | None:
+    """How many folders ``path`` is below the watched root that holds it (0: the root), None if none does."""
+    for root in roots:
+        base = str(root).rstrip(os.sep)
+        if path == base:
+            return 0
+        if path.startswith(base + os.sep):
+            return path[len(base):].count(os.sep)
+    return None
+
+
+def too_deep(path: str, roots: tuple[Path, ...], max_depth: int) -> tuple[Path, str, str]:
+    """What to record for ``path``, deeper than ``max_depth``: its ancestor one level too deep (one row
+    for the whole tree below it), the error kind and the reason."""
+    for root in roots:
+        base = str(root).rstrip(os.sep)
+        if path.startswith(base + os.sep):
+            parts = path[len(base) + 1:].split(os.sep)
+            path = os.path.join(base, *parts[:max_depth + 1])
+            break
+    return Path(path), "path_limit", f"more than watch.max_depth = {max_depth} folders below the watched folder: " \
+        "not entered"
+
+
 def within(path: Path, roots: tuple[Path, ...]) -> bool:
-    """True if the real location of ``path`` is inside one of ``roots`` (links are not followed out)."""
-    real = os.path.realpath(path)
+    """True if the real location of ``path`` is inside one of ``roots``: every link on the way, in any
+    folder of the path and not only its last name, is resolved (links are not followed out)."""
+    return _inside(os.path.realpath(path), roots)
+
+
+def _inside(real: str, roots: tuple[Path, ...]) -> bool:
     for root in roots:
         base = os.path.realpath(root)
         if real == base or real.startswith(base.rstrip(os.sep) + os.sep):

@@ -335,8 +335,9 @@ class Ledger(ArchiveRecords, VisitRecords):
         return found
 
     def folder_unreadable(self, path: str, reason: str, retry_delay: Callable[[int], float], *, retry: bool,
-                          now: float | None = None) -> float | None:
-        """Record a watched folder pfswatchd cannot list: pending, ``permission_denied``, retried with backoff.
+                          now: float | None = None, error_kind: str = "permission_denied") -> float | None:
+        """Record a watched folder pfswatchd cannot list: pending, ``error_kind``, retried with backoff
+        (``path_limit``: deeper than watch.max_depth, or a path longer than the system allows).
 
         The row has kind ``folder``; a rescan that meets the folder again changes nothing (only a due
         ``retry`` counts an attempt).  Returns the time of the next try when one was scheduled now.
@@ -348,7 +349,7 @@ class Ledger(ArchiveRecords, VisitRecords):
                 return None
             attempts = (row.attempts if row is not None else 0) + 1
             retry_at = now + retry_delay(attempts)
-            values = dict(state=FileState.PENDING.value, attempts=attempts, error_kind="permission_denied",
+            values = dict(state=FileState.PENDING.value, attempts=attempts, error_kind=error_kind,
                           error=reason, next_attempt_at=retry_at, updated_at=now)
             if row is None:
                 conn.execute(upsert_insert(conn, files).values(path=path, kind=FOLDER, seen_at=now, **values)
