@@ -8,8 +8,8 @@ makes an ``ObservationInfo`` of them with ``ObservationInfo.makeObservationInfo`
 visit record also needs (observation type and reason, target name, FK5 -> ICRS) are the ones of
 `pfswatchd.files.visitrecord`, which computes the visit record exactly as obs_pfs does.  It is
 deliberately minimal: no ``ext_*`` extension properties (pfsDesignId, dither, lamps, IRP ratio), no
-observing day, no header corrections (``fix_header``; `pfswatchd.files.corrections` applies them at
-ingest); a missing card gives the translator's default, or leaves the property unset, instead of
+observing day; header corrections are applied to the header before (`corrected`, as obs_pfs's
+``PfsRaw.metadata`` does); a missing card gives the translator's default, or leaves the property unset, instead of
 making the file bad (a raw that is already in a repository should still read).
 """
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import astropy.units as u
@@ -28,11 +29,15 @@ from astropy.time import Time
 
 from pfswatchd.errors import BadHeaderError
 from pfswatchd.files import visitrecord
+from pfswatchd.files.corrections import HeaderCorrections
 from pfswatchd.files.names import ARM_BY_NUMBER, instrument_for_site
 
 from .camera import camera_id
 
-__all__ = ["SUBARU", "observation_info"]
+__all__ = ["SUBARU", "corrected", "observation_info", "readable_cards"]
+
+# The keyword root of astro-metadata-translator's provenance cards (headers.py HIERARCH).
+PROVENANCE = "HIERARCH ASTRO METADATA FIX"
 
 # astro-metadata-translator's SubaruTranslator.to_location (translators/subaru.py), which obs_pfs inherits.
 SUBARU = EarthLocation.from_geodetic(-155.476667 * u.deg, 19.825556 * u.deg, 4139.0 * u.m)
@@ -142,6 +147,28 @@ def readable_cards(header: fits.Header) -> dict[str, Any]:
             continue
         cards.setdefault(card.keyword, value)
     return cards
+
+
+def corrected(header: fits.Header, path: Path, corrections: HeaderCorrections) -> Path | None:
+    """Apply the header correction of ``header`` to it in place, as obs_pfs's ``PfsRaw.metadata`` is
+    corrected on read (``fix_header`` with PfsTranslator: $METADATA_CORRECTIONS_PATH, then obs_pfs's
+    ``corrections/``); the file applied, or None.
+
+    Only the corrected cards are written back: astro-metadata-translator's provenance cards (``HIERARCH
+    ASTRO METADATA FIX MODIFIED/DATE/FILE``) are left out, as a long file name does not fit a HIERARCH card.
+    """
+    if not corrections.folders:
+        return None
+    cards = readable_cards(header)
+    before = dict(cards)
+    found = corrections.correct(cards, path)
+    if found is None:
+        return None
+    for key, value in cards.items():
+        if key.startswith(PROVENANCE) or (key in before and before[key] == value):
+            continue
+        header[key] = value
+    return found
 
 
 def observation_info(header: fits.Header, filename: str = "") -> ObservationInfo:

@@ -20,7 +20,8 @@ Same as obs_pfs:
 Different, because the afw types are C++ (not on PyPI): images, exposures, boxes, angles and visit
 information are the pure-Python stand-ins of `images`, `geom` and `visitinfo`, with afw's method names
 (no WCS, PSF, mask planes; ``getDate()`` is an astropy Time); ``metadata`` is an ``astropy.io.fits.Header``
-(not a PropertyList) and has no header corrections applied; the detector carries no amplifiers or
+(not a PropertyList; header corrections applied as obs_pfs applies them, without the ``HIERARCH ASTRO
+METADATA FIX`` provenance cards: ``correctionFile`` names the file); the detector carries no amplifiers or
 gains; ``obsInfo`` is a minimal ObservationInfo (`obsinfo`).  Also different on purpose: obs_pfs's
 correction fails for IRP ratio > 1, where pfswatchd expands the REF frame as obs_pfs's ISR does; and
 ``getCcdImage(bbox)`` works (obs_pfs's raises TypeError).  Errors are `PfsRawError`, a RuntimeError (as
@@ -40,13 +41,14 @@ from typing import Any
 import numpy as np
 from astropy.io import fits
 
+from pfswatchd.files.corrections import HeaderCorrections
 from pfswatchd.files.names import ARM_BY_NUMBER
 
 from . import rawpixels
 from .camera import Detector, camera_id
 from .geom import Angle, Box2I, Extent2I, Point2I, SpherePoint
 from .images import Exposure, ExposureInfo, FilterLabel, Image, MaskedImage
-from .obsinfo import observation_info
+from .obsinfo import corrected, observation_info
 from .visitinfo import Observatory, VisitInfo, Weather, visit_info
 
 __all__ = ["Angle", "Box2I", "Detector", "Exposure", "ExposureInfo", "Extent2I", "FilterLabel", "Image",
@@ -72,6 +74,11 @@ class PfsRaw:
             (PFS-F), "L" for the development instrument (PFS-L), "J" (obs_pfs's fourth).  Kept for the
             interface; obs_pfs uses it to choose a camera description.
         dataId: The butler data ID of the dataset, as a plain dict (pfswatchd's addition; None outside a butler).
+        corrections: Where header correction files are looked for (pfswatchd's addition).  None: as obs_pfs's
+            ``fix_header(metadata, translator_class=PfsTranslator)``, ``$METADATA_CORRECTIONS_PATH`` and then
+            obs_pfs's own ``corrections/`` when obs_pfs is importable.  The correction is applied to
+            ``metadata`` itself, so ``obsInfo``, ``visitInfo`` and the exposure see the corrected cards;
+            ``correctionFile`` says which file was applied (None if none).
 
     Raises:
         PfsRawError: If the file has no PFS raw header.
@@ -80,7 +87,7 @@ class PfsRaw:
     """
 
     def __init__(self, path: str | Path, pfsCategory: str | None = None, *,
-                 dataId: Mapping[str, Any] | None = None) -> None:
+                 dataId: Mapping[str, Any] | None = None, corrections: HeaderCorrections | None = None) -> None:
         if pfsCategory not in _CATEGORIES:
             raise TypeError(f"pfsCategory must be one of {_CATEGORIES}, not {pfsCategory!r} "
                             "(the data ID, if that is what this is, goes in dataId=)")
@@ -93,6 +100,8 @@ class PfsRaw:
                 for card in hdul[1].header.cards:
                     if card.keyword not in _STRUCTURAL:
                         header[card.keyword] = (card.value, card.comment)
+        self.correctionFile = corrected(header, self.path,
+                                        HeaderCorrections.standard() if corrections is None else corrections)
         self.metadata = header
         for key in ("W_ARM", "W_SPMOD", "W_VISIT"):
             if key not in header:

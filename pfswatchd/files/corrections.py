@@ -19,6 +19,7 @@ cards parsed.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -79,11 +80,11 @@ class HeaderCorrections:
                 folders.append(folder)
         return cls(tuple(folders))
 
-    def file_for(self, header: Header) -> Path | None:
-        """The correction file that applies to ``header``, or None."""
+    def file_for(self, header: Mapping[str, Any]) -> Path | None:
+        """The correction file that applies to ``header`` (a scanned Header or plain cards), or None."""
         if not self.folders:
             return None
-        site, visit = header.value("W_SITE"), header.value("W_VISIT")
+        site, visit = _card(header, "W_SITE"), _card(header, "W_VISIT")
         if not isinstance(site, str) or not isinstance(visit, int) or isinstance(visit, bool):
             return None  # classify refuses such a raw with its own reason
         name = f"{instrument_for_site(site.strip())}-{visit}.yaml"
@@ -92,6 +93,16 @@ class HeaderCorrections:
             if candidate.is_file():
                 return candidate
         return None
+
+    def correct(self, cards: MutableMapping[str, Any], path: Path | str) -> Path | None:
+        """Apply the correction file of ``cards`` to them in place, as ``fix_header`` does (with its
+        provenance cards, ``HIERARCH ASTRO METADATA FIX ...``); the file applied, or None."""
+        found = self.file_for(cards)
+        if found is None:
+            return None
+        fix_header(cards, search_path=[str(folder) for folder in self.folders], translator_class=_CorrectionNames,
+                   filename=str(path))
+        return found
 
     def apply(self, header: Header, path: Path) -> Header:
         """``header`` with its correction applied (itself when none applies)."""
@@ -103,9 +114,15 @@ class HeaderCorrections:
                 cards[key] = header[key]
             except ValueError:
                 continue  # a malformed card: classify treats it as absent, so it stays absent
-        fix_header(cards, search_path=[str(folder) for folder in self.folders], translator_class=_CorrectionNames,
-                   filename=str(path))
+        self.correct(cards, path)
         return Header.from_cards(cards)
+
+
+def _card(header: Mapping[str, Any], key: str) -> Any:
+    """A card's value, None when absent (or, in a scanned Header, malformed)."""
+    if isinstance(header, Header):
+        return header.value(key)
+    return header.get(key)
 
 
 NONE = HeaderCorrections()

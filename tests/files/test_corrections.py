@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from astropy.io import fits
+
 from conftest import classified, make_ingester, write_raw
 from harness import BIN
 from official import corrected, official_header, official_visit
@@ -87,3 +89,41 @@ def test_the_command_uses_the_option_the_environment_and_obs_pfs_when_importable
     listing = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True).stdout
     assert listing.strip() == str(sorted([(430, 0x1945BE7E6DE4B2CF, "HgAr,Kr"), (432, 7, ""),
                                           (115821, 0x5A0B4EFC2DF9711A, "")]))
+
+
+READ_FIX = BOTCH_FIX + "DATA-TYP: DARK\nEXPTIME: 42.5\nOBJECT: fixed target\n"
+
+
+def test_a_raw_read_back_is_corrected_as_obs_pfs_corrects_its_metadata(butler, pfs_repo, tmp_path, monkeypatch):
+    """obs_pfs's PfsRaw.metadata is ``fix_header(readMetadata(path), translator_class=PfsTranslator)``
+    ($METADATA_CORRECTIONS_PATH, then obs_pfs's corrections/), and its obsInfo and visitInfo are made from
+    that metadata: pfswatchd's standalone PfsRaw applies the same file on read, so what a script reads
+    agrees with the visit record the corrected ingest wrote."""
+    fixes = _folder(tmp_path / "corrections", {"PFS-115821.yaml": READ_FIX})
+    path = write_raw(tmp_path / "in", visit=115821, design=0, extra_cards={"W_PFDSNM": "botched"})
+    corrections = HeaderCorrections((fixes,))
+    [outcome] = make_ingester(butler, pfs_repo).ingest([examine(path, corrections=corrections).classified])
+    assert outcome.status is Status.INGESTED
+    [record] = butler.query_dimension_records("visit", instrument="PFS", visit=115821)
+    assert (record.pfs_design_id, record.exposure_time, record.observation_type) == (0x5A0B4EFC2DF9711A, 42.5, "dark")
+
+    from pfswatchd.butler.pfsraw import PfsRaw
+
+    direct = PfsRaw(path, corrections=corrections)
+    assert direct.correctionFile == fixes / "PFS-115821.yaml"
+    assert (direct.metadata["W_PFDSGN"], direct.metadata["W_PFDSNM"]) == (0x5A0B4EFC2DF9711A, "cobraHome")
+    info = direct.visitInfo
+    assert (info.getExposureTime(), info.getObservationType(), info.getObject()) == (42.5, "dark", "fixed target")
+    assert direct.obsInfo.exposure_group == "cobraHome"
+    assert not any(key.startswith("ASTRO METADATA FIX") for key in direct.metadata)  # no provenance cards
+    assert fits.getheader(path)["W_PFDSGN"] == 0  # the file itself is untouched
+
+    data_id = {"instrument": "PFS", "visit": 115821, "arm": "b", "spectrograph": 1}
+    monkeypatch.delenv("METADATA_CORRECTIONS_PATH", raising=False)
+    plain = butler.get("raw", data_id, collections="PFS/raw/sps")  # no correction folder: the header as it is
+    assert plain.correctionFile is None and plain.visitInfo.getExposureTime() == 30.0
+    monkeypatch.setenv("METADATA_CORRECTIONS_PATH", str(fixes))  # what astro-metadata-translator reads
+    raw = butler.get("raw", data_id, collections="PFS/raw/sps")
+    assert raw.correctionFile == fixes / "PFS-115821.yaml" and raw.metadata["W_PFDSGN"] == record.pfs_design_id
+    assert raw.visitInfo.getExposureTime() == record.exposure_time
+    assert raw.getExposure().getInfo().getVisitInfo().getObservationType() == record.observation_type
