@@ -111,7 +111,8 @@ def main() -> None:
               f"   (targets: p50 < 100 ms, p99 < 300 ms)")
         if fresh_latencies:
             print(f"single files ({len(fresh_latencies)}, each renamed into a folder made just before): "
-                  f"p50 {fresh_p50 * 1000:.1f} ms  p99 {fresh_p99 * 1000:.1f} ms  max {fresh_latencies[-1] * 1000:.1f} ms"
+                  f"p50 {fresh_p50 * 1000:.1f} ms  p99 {fresh_p99 * 1000:.1f} ms  "
+                  f"max {fresh_latencies[-1] * 1000:.1f} ms"
                   f"   (target: as fast as into an existing folder; settle_seconds is 2 s)")
         print(f"burst of {args.burst} (renamed in {renamed - start:.2f} s): all ingested after "
               f"{burst_seconds:.2f} s  ({args.burst / burst_seconds:.0f} files/s)")

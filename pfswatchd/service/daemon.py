@@ -57,6 +57,7 @@ EX_FAILED = 1
 EX_CONFIG = 78  # as cli.EX_CONFIG: systemd's RestartPreventExitStatus, no restart loop on a bad configuration
 WATCHES_TIMEOUT = 60.0  # READY waits at most this long for the watchers to place their watches
 STOP_TIMEOUT = 30.0  # seconds from the end of the main loop to the end of the process
+WAITING_PAGE = 500  # waiting files re-checked per tick
 _WAKE = ("", "wake")
 
 
@@ -81,6 +82,7 @@ class Service:
         self._db_backoff = 0.0
         self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pfswatchd-status")
         self._status_job: Future[bool] | None = None
+        self._waiting_after: int | None = None  # where the periodic re-check of waiting files goes on
         self._instance_lock: InstanceLock | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -192,9 +194,14 @@ class Service:
         if self._due(now, "due", 1.0):
             for path in self.ledger.due():
                 self._hint(path, Hint.RETRY.value)
-        if self._due(now, "waiting", cfg.ingest.waiting_recheck):
-            for path in self.ledger.waiting():
+        # Every waiting file is re-checked every waiting_recheck (raws may reach the repository another
+        # way: another instance, a one-shot command), a page per tick, so that a year of pfsConfigs
+        # whose raws never came is never one read or one step.
+        if self._waiting_after is not None or self._due(now, "waiting", cfg.ingest.waiting_recheck):
+            page = self.ledger.waiting_page(self._waiting_after or 0, WAITING_PAGE)
+            for _, path in page:
                 self._hint(path, Hint.RETRY.value)
+            self._waiting_after = page[-1][0] if len(page) == WAITING_PAGE else None
         if self._due(now, "rescan", cfg.watch.rescan_interval):
             self._rescan()
         if self._due(now, "abandoned", max(5.0, cfg.state.claim_timeout / 2)):

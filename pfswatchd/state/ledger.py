@@ -405,11 +405,33 @@ class Ledger(ArchiveRecords, VisitRecords):
         return [row.path for row in rows]
 
     def waiting(self, visits: Iterable[int] | None = None) -> list[str]:
+        """Paths of waiting files (pfsConfigs waiting for their raws): of ``visits``, or all of them.
+
+        The visits are asked for ``CHUNK`` at a time (the visit index finds their rows); the service's
+        periodic re-check of every waiting file goes through :meth:`waiting_page` instead.
+        """
         query = sa.select(files.c.path).where(files.c.state == FileState.WAITING.value)
-        if visits is not None:
-            query = query.where(files.c.visit.in_(list(visits)))
         with self.engine.connect() as conn:
-            return [row.path for row in conn.execute(query)]
+            if visits is None:
+                return [row.path for row in conn.execute(query.order_by(files.c.id))]
+            numbers = sorted(set(visits))
+            out: list[str] = []
+            for start in range(0, len(numbers), CHUNK):
+                chunk = query.where(files.c.visit.in_(numbers[start : start + CHUNK])).order_by(files.c.id)
+                out.extend(row.path for row in conn.execute(chunk))
+            return out
+
+    def waiting_page(self, after: int = 0, limit: int = CHUNK) -> list[tuple[int, str]]:
+        """(id, path) of at most ``limit`` waiting files with an id above ``after``, in id order.
+
+        Pass the last id of one page as ``after`` of the next: a walk through every waiting file that
+        holds at most ``limit`` of them at a time (the state index keeps the rows in id order).
+        """
+        query = (sa.select(files.c.id, files.c.path)
+                 .where(files.c.state == FileState.WAITING.value, files.c.id > after)
+                 .order_by(files.c.id).limit(limit))
+        with self.engine.connect() as conn:
+            return [(int(row.id), row.path) for row in conn.execute(query)]
 
     def get(self, path: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:

@@ -129,6 +129,22 @@ def test_pfsconfig_before_its_raws_waits_then_ingests(daemon, tmp_path):
     assert len(daemon.datasets("pfsConfig")) == 1
 
 
+def test_waiting_pfsconfig_is_rechecked_when_its_raws_come_another_way(tmp_path):
+    """A pfsConfig waits; its visit's raw is ingested into the repository by a one-shot command (no
+    event in the service): the periodic re-check of waiting files finds the raw there and ingests it."""
+    daemon = Daemon(tmp_path / "svc", watch={"rescan_interval": 3600.0}, ingest={"waiting_recheck": 0.5})
+    daemon.start()
+    drop(write_config(tmp_path / "src", visit=307), daemon.incoming)
+    daemon.wait_files("waiting", 1, timeout=60)
+    raw = write_raw(tmp_path / "elsewhere", visit=307)
+    result = subprocess.run([str(BIN / "pfswatchd"), "ingest-raws", str(daemon.repo), str(raw),
+                             "--transfer", "copy"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    status = daemon.wait_files("ingested", 1, timeout=60)
+    assert status["counts"].get("waiting", 0) == 0
+    assert len(daemon.datasets("pfsConfig")) == 1
+
+
 def test_same_file_dropped_twice_is_a_duplicate(daemon, tmp_path):
     daemon.start()
     raw = write_raw(tmp_path / "src", visit=305)

@@ -172,6 +172,29 @@ def _run_instances(action: str, url: str) -> dict[str, list[str]]:
     return {instance: won for instance, won, _ in reports}
 
 
+def test_waiting_files_by_visit_and_page_by_page(ledger_url, open_ledgers):
+    """waiting(visits) asks for any number of visits (in chunks); waiting_page walks every waiting file
+    a page at a time, each exactly once, in id order, and skips files in other states."""
+    ledger = open_ledgers(ledger_url, "alpha")
+    ledger.create()
+    names = [f"c{i:04d}.fits" for i in range(1203)]
+    ledger.upsert_seen(seen(*names, kind="pfsconfig"), now=1000.0)
+    paths = [path(name) for name in names]
+    assert ledger.claim(paths, now=1001.0) == set(paths)
+    ledger.record([Result(p, FileState.INGESTED if i % 3 == 2 else FileState.WAITING, visit=i)
+                   for i, p in enumerate(paths)], now=1002.0)
+    waiting = [p for i, p in enumerate(paths) if i % 3 != 2]
+    assert ledger.waiting() == waiting
+    assert ledger.waiting(range(0, 1203, 2)) == [p for i, p in enumerate(paths) if i % 3 != 2 and i % 2 == 0]
+    assert ledger.waiting([2, 5, 99_999]) == []
+    pages, after = [], 0
+    while page := ledger.waiting_page(after, limit=100):
+        assert len(page) <= 100 and [i for i, _ in page] == sorted(i for i, _ in page)
+        pages.append(page)
+        after = page[-1][0]
+    assert [p for page in pages for _, p in page] == waiting and len(pages) == 9  # 802 waiting files
+
+
 def test_claims_are_exclusive_between_processes(pg_database, open_ledgers):
     ledger = open_ledgers(pg_database, "setup")
     ledger.create()
