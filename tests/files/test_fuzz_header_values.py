@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from pfswatchd import fakedata
@@ -257,7 +257,7 @@ def check_file(repository: Repository, path: Path) -> Status | None:
 
 # -- the tests -------------------------------------------------------------------------------------
 
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                          HealthCheck.too_slow])
 
 
@@ -265,19 +265,19 @@ FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCh
 @given(raw=RAWS)
 def test_hostile_values_in_raws(repository, raw):
     arm, values = raw
-    check_file(repository, hostile_raw(arm, values, WORK / "raws"))
+    event(f"raw: {check_file(repository, hostile_raw(arm, values, WORK / 'raws'))}")  # --hypothesis-show-statistics
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(values=_cards(CONFIG_CARDS))
 def test_hostile_values_in_pfsconfigs(repository, values):
     if not repository.config_visits:
         pytest.skip("no visit left for a pfsConfig")
     visit = repository.config_visits.pop()
-    check_file(repository, hostile_config(visit, values, WORK / "configs"))
+    event(f"pfsConfig: {check_file(repository, hostile_config(visit, values, WORK / 'configs'))}")
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(raws=st.lists(RAWS, min_size=2, max_size=6))
 def test_one_shot_ingest_raws_gives_one_line_per_bad_file(repository, raws):
     """``pfswatchd ingest-raws`` (in process) over a folder of hostile raws: one FAILED line per refused
