@@ -7,8 +7,9 @@ Exit status: 0 success; 1 some files failed or a runtime error; 2 usage error;
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pfswatchd import __version__
@@ -184,6 +185,28 @@ def _open_ledger(config_path: str | None) -> Ledger:
     return Ledger(cfg.state.url, instance=cfg.state.instance)
 
 
+@contextlib.contextmanager
+def _reading_ledger(config_path: str | None) -> Iterator[Ledger]:
+    """The ledger, open; a database error while it is read is one line saying which ledger and why."""
+    import sqlalchemy.exc
+
+    from pfswatchd.errors import first_line
+    from pfswatchd.logconfig import redact
+    from pfswatchd.state.ledgerdb import NoLedgerError, sqlite_path
+
+    ledger = _open_ledger(config_path)
+    try:
+        yield ledger
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        url = str(ledger.engine.url.render_as_string(hide_password=True))
+        where = sqlite_path(url) or redact(url)
+        reason = first_line(exc.orig) if isinstance(exc, sqlalchemy.exc.DBAPIError) else first_line(exc)
+        raise NoLedgerError(f"cannot read the ledger {where}: {reason}; expected the ledger the service keeps "
+                            "(deleted or replaced while the service ran? its log says ledger_lost)") from None
+    finally:
+        ledger.close()
+
+
 def _status(args: argparse.Namespace) -> int:
     import os
 
@@ -196,8 +219,7 @@ def _status(args: argparse.Namespace) -> int:
         prefix = os.path.join(os.getcwd(), prefix)  # not abspath: a trailing "/" means "inside this folder"
     wanted = FileFilter(states=frozenset(args.state or ()), since=args.since, prefix=prefix, limit=args.limit)
     limits = _load_config(args.config).monitor
-    ledger = _open_ledger(args.config)
-    try:
+    with _reading_ledger(args.config) as ledger:
         if args.visits:
             report.show_visits(ledger, limits, sys.stdout, as_json=args.json, limit=args.limit or 50)
             return EX_OK
@@ -206,8 +228,6 @@ def _status(args: argparse.Namespace) -> int:
         if not args.json:
             for line in report.alert_lines(found):
                 sys.stdout.write(line + "\n")
-    finally:
-        ledger.close()
     return EX_OK
 
 
@@ -229,11 +249,8 @@ def _count(text: str) -> int:
 def _retry(args: argparse.Namespace) -> int:
     from pfswatchd.state import status
 
-    ledger = _open_ledger(args.config)
-    try:
+    with _reading_ledger(args.config) as ledger:
         status.retry(ledger, kinds=args.kind, paths=args.paths, out=sys.stdout)
-    finally:
-        ledger.close()
     return EX_OK
 
 

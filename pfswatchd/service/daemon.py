@@ -24,6 +24,7 @@ import gc
 import os
 import queue
 import signal
+import sqlite3
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -39,7 +40,7 @@ from pfswatchd import faults, logconfig
 from pfswatchd.butler import obspfs, repo
 from pfswatchd.butler.ingest import Ingester, IngestSettings
 from pfswatchd.config import Config
-from pfswatchd.errors import ConfigError, PfsWatchError
+from pfswatchd.errors import ConfigError, PfsWatchError, first_line
 from pfswatchd.files.corrections import HeaderCorrections
 from pfswatchd.monitor.monitor import Monitor
 from pfswatchd.service.archivestage import ArchiveStage
@@ -50,6 +51,7 @@ from pfswatchd.service.rescan import Rescanner
 from pfswatchd.service.settle import Hint
 from pfswatchd.service.systemd import Notifier
 from pfswatchd.service.watch import Watcher
+from pfswatchd.state import ledgerfile
 from pfswatchd.state.ledger import Ledger
 
 EX_OK = 0
@@ -72,6 +74,7 @@ class Service:
         self.reload_requested = False
         self.exit_code = EX_OK
         self.ledger: Ledger | None = None
+        self._ledger_file: ledgerfile.LedgerFile | None = None  # SQLite: noticed when deleted or replaced
         self.watcher: Watcher | None = None
         self.pipeline: Pipeline | None = None
         self._butler: Any = None
@@ -110,6 +113,7 @@ class Service:
                              advice="both share the work correctly; stop one if that was not intended")
         self.ledger = Ledger(cfg.state.url, instance=cfg.state.instance, claim_timeout=cfg.state.claim_timeout)
         self.ledger.create()
+        self._ledger_file = ledgerfile.hold(cfg.state.url)
         released = self.ledger.release_abandoned(starting=True)
         self._butler = self._open_repository()
         ingester = self._make_ingester()
@@ -155,6 +159,8 @@ class Service:
         assert self.pipeline is not None and self.ledger is not None
         while not self.should_exit:
             hints = self._collect(self._timeout())
+            if self._ledger_lost():
+                break
             if self.reload_requested:
                 self._reload()
             try:
@@ -186,6 +192,25 @@ class Service:
                 self.exit_code = EX_FAILED
                 self.should_exit = True
             self.on_tick()
+
+    def _ledger_lost(self) -> bool:
+        """A SQLite ledger deleted or replaced under the service: say so, save what it held, and stop
+        (exit 1) rather than record into a file nobody will read again."""
+        lost = self._ledger_file.lost() if self._ledger_file is not None else None
+        if lost is None:
+            return False
+        assert self._ledger_file is not None
+        try:
+            saved: str | None = str(self._ledger_file.save_copy())
+        except (OSError, sqlite3.Error) as exc:
+            saved = f"not saved: {first_line(exc)}"
+        self.log.error("ledger_lost", reason=lost, saved_to=saved, exit_code=EX_FAILED,
+                       advice=f"the saved copy holds the history; to keep it, stop the service and move it to "
+                              f"{self._ledger_file.path} before it starts again (else it starts a new ledger and "
+                              "finds ingested files again as duplicates)")
+        self.exit_code = EX_FAILED
+        self.should_exit = True
+        return True
 
     def on_tick(self) -> None:
         assert self.ledger is not None and self.watcher is not None
@@ -247,6 +272,8 @@ class Service:
             except Exception as exc:  # the database may be away; claims then expire on their own
                 self.log.warning("claims_not_released", error=str(exc).splitlines()[0])
             self.ledger.close()
+        if self._ledger_file is not None:
+            self._ledger_file.close()
         self.log.info("service_stopped", exit_code=self.exit_code)
         if self._instance_lock is not None:
             self._instance_lock.release()

@@ -161,6 +161,14 @@ class NoLedgerError(PfsWatchError):
     """``status`` or ``retry`` found no ledger where the configuration says it is."""
 
 
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite ledger URL (absolute); None for PostgreSQL or an in-memory database."""
+    if not url.startswith("sqlite"):
+        return None
+    database = url.split("///", 1)[-1]
+    return None if database in ("", ":memory:") else Path(database).absolute()
+
+
 def missing_ledger(url: str) -> str | None:
     """Where the ledger was looked for, if it is not there; None if it is.  Creates nothing.
 
@@ -168,10 +176,9 @@ def missing_ledger(url: str) -> str | None:
     the file); a PostgreSQL one is the ``files`` table in an existing database.
     """
     if url.startswith("sqlite"):
-        database = url.split("///", 1)[-1]
-        if database in ("", ":memory:"):
+        path = sqlite_path(url)
+        if path is None:
             return url
-        path = Path(database).absolute()
         return None if path.is_file() else str(path)
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     try:
