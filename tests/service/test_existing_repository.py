@@ -12,6 +12,8 @@ import os
 import shutil
 import time
 
+import pytest
+
 from conftest import OFFICIAL_VISIT, copy_official, inspect_repository, write_config, write_raw
 from harness import Daemon, drop
 
@@ -35,13 +37,14 @@ def _status_text(daemon: Daemon) -> str:
     return result.stdout
 
 
-def test_service_into_an_official_repository(official_templates, tmp_path):
-    official = copy_official(official_templates(17), tmp_path)
+@pytest.mark.parametrize("columns", [17, 18])
+def test_service_into_an_official_repository(official_templates, tmp_path, columns):
+    official = copy_official(official_templates(columns), tmp_path)
     before = inspect_repository(official["root"])
     daemon = Daemon(tmp_path / "svc", repository={"root": str(official["root"]), "create": False})
     daemon.start()
     [started] = daemon.events("service_started")
-    assert "17 visit columns" in started["universe"]
+    assert f"{columns} visit columns" in started["universe"]
     source = tmp_path / "src"
     dropped = {
         "new_camera": write_raw(source / "a", visit=OFFICIAL_VISIT, arm="r", spectrograph=3),
@@ -87,7 +90,7 @@ def test_service_into_an_official_repository(official_templates, tmp_path):
     assert runs == {("raw", "PFS/raw/sps"), ("pfsConfig", "PFS/raw/pfsConfig")}
     assert len(after["datasets"]) == len(before["datasets"]) + 4
     [visit] = [v for v in after["visits"] if v["id"] == 502]
-    assert "irp_ratio" not in visit
+    assert ("irp_ratio" in visit) == (columns == 18)  # only the columns this repository's universe has
 
 
 def test_a_transient_error_that_repeats_is_given_up_after_max_attempts(tmp_path):
