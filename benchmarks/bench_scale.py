@@ -422,7 +422,8 @@ def main() -> None:
             began = time.perf_counter()
             points.append(scale_point(base / name, files, rows, args.small_files, args.drops, args.idle))
             print(f"{name} run ({files:,} files, {max(rows, files):,} rows) took "
-                  f"{time.perf_counter() - began:.0f} s", flush=True)
+                  f"{time.perf_counter() - began:.0f} s; its figures: "
+                  f"{json.dumps({k: round(v, 4) for k, v in points[-1].items()})}", flush=True)
             if args.keep is None:
                 shutil.rmtree(base / name, ignore_errors=True)
         report(*points)
