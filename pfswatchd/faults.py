@@ -16,7 +16,8 @@ the registry transaction), ``ingest.registered`` (inside the registry transactio
 ``service.stopping`` (the service's shutdown begins), ``pipeline.new_folder`` (the service is about to
 walk a folder just created, its watch placed), ``handover.records`` (the hand-over replaced the
 datastore records, inside its transaction, before it commits), ``handover.committed`` (the hand-over
-committed the records, before it replaces butler.yaml).
+committed the records, before it replaces butler.yaml), ``watch.event`` (with :func:`fail`: the watchdog
+observer thread raises on its first event and dies, as a bug or a RecursionError in it would).
 """
 
 from __future__ import annotations
@@ -47,6 +48,22 @@ def pause(point: str, until: Callable[[], object] = _never) -> None:
         del garbage  # the finalizer runs now, as a garbage-collection callback would
     else:
         _hold(until)
+
+
+class InjectedFault(RuntimeError):
+    """Raised by :func:`fail` at the point a test named."""
+
+
+def fail(point: str) -> None:
+    """Raise InjectedFault here, once per run (the marker file), if a test asked for ``point``."""
+    if os.environ.get("PFSWATCHD_FAULT") != point:
+        return
+    marker = os.environ.get("PFSWATCHD_FAULT_MARKER")
+    if marker:
+        if Path(marker).exists():
+            return
+        Path(marker).write_text(str(os.getpid()))
+    raise InjectedFault(f"fault injected at {point}")
 
 
 def _hold(until: Callable[[], object]) -> None:

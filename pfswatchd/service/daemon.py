@@ -7,7 +7,9 @@
 - ``main_loop``: wait for hints (or the next deadline), run one pipeline
   step on every event that arrived plus at most one slice of rescan hints,
   then housekeeping (``on_tick``): due retries, pfsConfigs waiting for raws,
-  the periodic rescan, truncation timers, STATUS and WATCHDOG pings.  No step
+  the periodic rescan, truncation timers, STATUS and WATCHDOG pings, and a
+  watchdog thread that died is replaced (a rescan follows; one that keeps
+  dying ends the service with status 1 for systemd to restart it).  No step
   waits for a rescan, so neither do the pings; the STATUS counts are read in
   a thread of their own (a count over millions of rows takes a tenth of a
   second).
@@ -25,6 +27,7 @@ import os
 import queue
 import signal
 import sqlite3
+import sys
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -58,6 +61,10 @@ EX_OK = 0
 EX_FAILED = 1
 EX_CONFIG = 78  # as cli.EX_CONFIG: systemd's RestartPreventExitStatus, no restart loop on a bad configuration
 WATCHES_TIMEOUT = 60.0  # READY waits at most this long for the watchers to place their watches
+RECURSION_LIMIT = 10_000  # see startup
+WATCHER_RESTARTS = 3  # a watcher that dies more often than this within WATCHER_WINDOW ends the service
+WATCHER_WINDOW = 600.0
+WATCHER_START_TIMEOUT = 10.0  # a restarted watcher's watches: the main loop waits this long at most
 STOP_TIMEOUT = 30.0  # seconds from the end of the main loop to the end of the process
 WAITING_PAGE = 500  # waiting files re-checked per tick
 _WAKE = ("", "wake")
@@ -87,6 +94,7 @@ class Service:
         self._status_job: Future[bool] | None = None
         self._waiting_after: int | None = None  # where the periodic re-check of waiting files goes on
         self._instance_lock: InstanceLock | None = None
+        self._watcher_deaths: list[float] = []  # monotonic times the watcher was found dead
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -104,6 +112,10 @@ class Service:
 
     def startup(self) -> None:
         cfg = self.config
+        # watchdog places inotify watches with os.walk, which recurses once per folder level (Python
+        # 3.11): a tree 1,100 levels deep killed its thread with RecursionError.  A path can be at most
+        # PATH_MAX (4096) bytes, so at most ~2,048 levels: this limit covers every tree that can exist.
+        sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
         make_folders(cfg)
         self._instance_lock = InstanceLock(cfg.state.path)
         others = self._instance_lock.acquire()
@@ -229,6 +241,7 @@ class Service:
             self._waiting_after = page[-1][0] if len(page) == WAITING_PAGE else None
         if self._due(now, "rescan", cfg.watch.rescan_interval):
             self._rescan()
+        self._check_watcher(now)
         if self._due(now, "abandoned", max(5.0, cfg.state.claim_timeout / 2)):
             released = self.ledger.release_abandoned()
             if released:
@@ -364,6 +377,31 @@ class Service:
         self.rescanner.start_pass()
         if missing:
             self.log.warning("watch_folder_missing", folders=[str(p) for p in missing])
+
+    def _check_watcher(self, now: float) -> None:
+        """A watchdog thread that died leaves the service deaf: start a new watcher and rescan (what
+        arrived meanwhile made no event).  One that keeps dying ends the service with status 1, for
+        systemd to restart it, rather than run deaf."""
+        assert self.watcher is not None
+        reason = self.watcher.dead()
+        if reason is None:
+            return
+        self._watcher_deaths = [t for t in self._watcher_deaths if now - t < WATCHER_WINDOW] + [now]
+        if len(self._watcher_deaths) > WATCHER_RESTARTS:
+            self.log.error("watcher_failed", reason=reason, deaths=len(self._watcher_deaths),
+                           seconds=WATCHER_WINDOW, exit_code=EX_FAILED)
+            self.exit_code = EX_FAILED
+            self.should_exit = True
+            return
+        self.log.error("watcher_died", reason=reason, action="restarting the watcher and rescanning")
+        self.watcher.stop()
+        cfg = self.config
+        self.watcher = Watcher(cfg.watch_roots, self._hint, recursive=cfg.watch.recursive, mode=cfg.watch.mode,
+                               poll_interval=cfg.watch.poll_interval)
+        self.watcher.start()
+        self.watcher.wait_started(timeout=WATCHER_START_TIMEOUT)
+        self._rescan()
+        self.log.info("watcher_restarted")
 
     def _due(self, now: float, name: str, interval: float) -> bool:
         if now - self._last.get(name, 0.0) >= interval:

@@ -93,6 +93,7 @@ class Pipeline:
         self._timing: LRUCache[str, _Timing] = LRUCache(maxsize=TIMING_CACHE)
         self.unreadable: dict[str, tuple[str, str]] = {}  # folder -> (error kind, reason), until recorded
         self._retried_folders: set[str] = set()
+        self._noted = 0  # folders noted so far (a retried folder noted again is not forgotten)
 
     # -- the step --------------------------------------------------------------------------------
 
@@ -142,9 +143,9 @@ class Pipeline:
                 continue
             if hint == Hint.RETRY.value and os.path.isdir(path) and not os.path.islink(path):
                 # A folder recorded unreadable is due again: walk it; if it can be listed now, forget it.
-                before = len(self.unreadable)
+                before = self._noted
                 expanded.extend((str(p), Hint.RESCAN.value) for p in walk(Path(path), **walked))
-                if len(self.unreadable) == before and self.ledger.folder_readable(path):
+                if self._noted == before and self.ledger.folder_readable(path):
                     self.log.info("folder_readable", path=path)
                 self._retried_folders.add(path)
             elif hint in (WALK, WALK_MOVED):
@@ -179,6 +180,7 @@ class Pipeline:
 
     def note_unreadable(self, folder: Path, kind: str, reason: str) -> None:
         """walk()'s callback: a folder that cannot be listed (recorded at the next step), or a link."""
+        self._noted += 1
         if kind == LINK_IGNORED:
             self.log.warning(LINK_IGNORED, path=str(folder), reason=reason)
         else:

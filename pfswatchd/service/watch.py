@@ -33,6 +33,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
+from pfswatchd import faults
 from pfswatchd.files.names import is_temporary
 from pfswatchd.service.settle import Hint
 
@@ -68,6 +69,7 @@ class _Handler(FileSystemEventHandler):
         return any(part.startswith(".") for part in relative.split(os.sep))
 
     def on_any_event(self, event: FileSystemEvent) -> None:
+        faults.fail("watch.event")  # a test kills the observer thread here (it must be noticed and restarted)
         if isinstance(event, FileClosedEvent):
             self._file(event.src_path, Hint.CLOSED)
         elif isinstance(event, FileMovedEvent):
@@ -190,10 +192,26 @@ class Watcher:
     def alive(self) -> bool:
         return self._observer is not None and self._observer.is_alive()
 
+    def dead(self) -> str | None:
+        """Why watching stopped, if a watchdog thread died (an exception in it: it would stay deaf), else None.
+
+        An emitter that watchdog stopped itself (its root was removed) is not dead: refresh() handles it.
+        """
+        observer = self._observer
+        if observer is None or observer.ident is None:
+            return None  # not started yet
+        if not observer.is_alive():
+            return "the watchdog observer thread has died"
+        for emitter in list(observer.emitters):
+            if emitter.ident is not None and not emitter.is_alive() and not emitter.stopped_event.is_set():
+                return f"the watchdog thread watching {emitter.watch.path} has died"
+        return None
+
     def stop(self) -> None:
         if self._observer is not None:
             self._observer.stop()
-            self._observer.join(timeout=5)
+            if self._observer.ident is not None:  # never started (start() failed): nothing to join
+                self._observer.join(timeout=5)
             self._observer = None
             self._watched.clear()
 
