@@ -71,10 +71,12 @@ def check_paths(arguments: Sequence[str]) -> None:
 
 
 def iter_paths(arguments: Sequence[str], unreadable: Callable[[Path, str], None] | None = None,
-               ) -> Iterator[tuple[Path, bool]]:
+               linked: Callable[[Path, str], None] | None = None) -> Iterator[tuple[Path, bool]]:
     """Files named by PATH arguments, one at a time, each with whether it was named explicitly: files,
     directories (recursive, FITS names) or globs.  A folder that cannot be listed goes to
-    ``unreadable(folder, reason)``, never silently skipped.
+    ``unreadable(folder, reason)``, never silently skipped.  In a folder, a link whose real location is
+    outside that folder is not given: it goes to ``linked(path, reason)`` (links to folders are never
+    entered).
 
     Nothing is held per file, so a year of files costs no more memory than one.  A file named by two
     arguments is given once; to know that, the paths already given are remembered, but only when two
@@ -84,7 +86,7 @@ def iter_paths(arguments: Sequence[str], unreadable: Callable[[Path, str], None]
     overlapping = any(_within(a, b) for i, a in enumerate(regions) for j, b in enumerate(regions) if i != j)
     given: set[Path] | None = set() if overlapping else None
     for argument in arguments:
-        for path, explicit in _expand(argument, unreadable):
+        for path, explicit in _expand(argument, unreadable, linked):
             if given is not None:
                 if path in given:
                     continue
@@ -92,7 +94,8 @@ def iter_paths(arguments: Sequence[str], unreadable: Callable[[Path, str], None]
             yield path, explicit
 
 
-def _expand(argument: str, unreadable: Callable[[Path, str], None] | None) -> Iterator[tuple[Path, bool]]:
+def _expand(argument: str, unreadable: Callable[[Path, str], None] | None,
+            linked: Callable[[Path, str], None] | None = None) -> Iterator[tuple[Path, bool]]:
     path = Path(argument)
     if path.is_dir():
         def onerror(error: OSError) -> None:
@@ -103,12 +106,17 @@ def _expand(argument: str, unreadable: Callable[[Path, str], None] | None) -> It
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
             for name in sorted(names):
                 if _FITS.search(name) and not is_temporary(name):
-                    yield Path(folder) / name, False
+                    found = Path(folder) / name
+                    if os.path.islink(found) and not _really_within(found, path):
+                        if linked is not None:
+                            linked(found, f"a link out of {path}: not read, moved or deleted")
+                        continue
+                    yield found, False
     elif path.exists():
         yield path, True
     elif _GLOB_CHARS.search(argument):
         for match in glob.iglob(argument, recursive=True):  # not glob.glob: that is a list of every match
-            yield from _expand(match, unreadable)
+            yield from _expand(match, unreadable, linked)
     # else: removed since check_paths; nothing to give
 
 
@@ -120,6 +128,12 @@ def _region(argument: str) -> Path:
             break
         fixed.append(part)
     return Path(os.path.abspath(Path(*fixed) if fixed else "."))
+
+
+def _really_within(path: Path, folder: Path) -> bool:
+    """True if the real location of ``path`` (every link resolved) is inside the real ``folder``."""
+    real, base = os.path.realpath(path), os.path.realpath(folder)
+    return real.startswith(base.rstrip(os.sep) + os.sep)
 
 
 def _within(inner: Path, outer: Path) -> bool:
@@ -248,6 +262,13 @@ class _Run:
         self._report(Outcome(folder, Status.FAILED, FileKind.OTHER, error_kind="permission_denied",
                              message=reason), folder=True)
 
+    def _linked(self, path: Path, reason: str) -> None:
+        """A link in a folder argument that leads out of it: skipped with its reason, never followed."""
+        self.files += 1
+        outcome = Outcome(path, Status.SKIPPED, FileKind.OTHER, error_kind="link_ignored", message=reason)
+        self._count(outcome)
+        self._report(outcome)
+
     # -- examine, then ingest, a batch at a time -------------------------------------------------
 
     def _examine_and_ingest(self, ingester: Ingester, paths: Sequence[str]) -> tuple[int, int]:
@@ -256,7 +277,7 @@ class _Run:
         Returns (files not examined, files examined but not written) when --fail-fast stopped.
         """
         ready: list[tuple[Classified, int]] = []
-        named = iter_paths(paths, self._unreadable_folder)
+        named = iter_paths(paths, self._unreadable_folder, self._linked)
         for path, explicit in named:
             self.files += 1
             self.stop.check()

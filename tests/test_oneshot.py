@@ -149,6 +149,24 @@ def test_unreadable_folder_is_a_failure_with_its_reason(pfs_repo, tmp_path):
                                      "0 failed")
 
 
+def test_links_out_of_a_folder_argument_are_skipped_not_moved(pfs_repo, tmp_path):
+    """ingest-raws --transfer move FOLDER: a link in it to a raw outside the folder, and a link to a folder
+    outside, are not read, moved or deleted (same bytes, still there); the file link is SKIPPED with its
+    reason; the folder's own raw is ingested."""
+    outside = write_raw(tmp_path / "outside", visit=20)
+    write_raw(tmp_path / "outside" / "tree", visit=21)
+    before = {path: path.read_bytes() for path in (tmp_path / "outside").rglob("*.fits")}
+    drop = tmp_path / "d"
+    write_raw(drop / "real", visit=22)
+    os.symlink(outside, drop / outside.name)
+    os.symlink(tmp_path / "outside" / "tree", drop / "linked-folder")
+    result = pfswatchd("ingest-raws", "--transfer", "move", pfs_repo, drop)
+    assert {path for path, data in before.items() if not path.exists() or path.read_bytes() != data} == set()
+    assert f"SKIPPED {drop / outside.name}: a link out of {drop}: not read, moved or deleted" in \
+        result.stderr.splitlines(), result.stderr
+    assert {ref.dataId["visit"] for ref in datasets(pfs_repo)} == {22}
+
+
 def test_read_only_repository_is_one_line_naming_it(pfs_repo, tmp_path):
     write_raw(tmp_path / "d", visit=12)
     for path in [pfs_repo, *pfs_repo.rglob("*")]:
