@@ -41,6 +41,8 @@ class ErrorKind(StrEnum):
     CONCURRENT_WRITE = "concurrent_write"
     # Permanent (added later; kinds are only ever appended).
     UNKNOWN_INSTRUMENT = "unknown_instrument"
+    # Transient (added later): the file at the path is not the one examined; it is examined again.
+    SOURCE_CHANGED = "source_changed"
 
 
 RETRYABLE_KINDS = frozenset(
@@ -51,6 +53,7 @@ RETRYABLE_KINDS = frozenset(
         ErrorKind.IO_ERROR,
         ErrorKind.DATASTORE_BUSY,
         ErrorKind.CONCURRENT_WRITE,
+        ErrorKind.SOURCE_CHANGED,
     }
 )
 
@@ -136,6 +139,14 @@ class UnpackScriptError(PfsWatchError):
 
 class NotPfsRepositoryError(PfsWatchError):
     kind = ErrorKind.NOT_PFS_REPOSITORY
+
+
+class SourceChangedError(PfsWatchError):
+    """The file at a source path is not the one that was examined (replaced by a rename, or rewritten)
+    when it was about to be placed or removed: nothing of it is written, and it is examined again as the
+    new file it is."""
+
+    kind = ErrorKind.SOURCE_CHANGED
 
 
 class TransientError(PfsWatchError):
@@ -231,6 +242,9 @@ ERROR_HELP: dict[ErrorKind, str] = {
     ErrorKind.UNKNOWN_INSTRUMENT: "The file's W_SITE names an instrument that the repository has not "
     "registered and repository.instruments does not list (obs_pfs has Instrument classes for S, F and L "
     "only). Register it, or add it to repository.instruments, then `pfswatchd retry`.",
+    ErrorKind.SOURCE_CHANGED: "Another file was renamed onto the path (or the file was rewritten) after its "
+    "headers were read and before it was placed: nothing of it was written, and the file now at the path "
+    "is examined again. Nothing to do, unless a writer keeps replacing the file.",
 }
 
 assert set(ERROR_HELP) == set(ErrorKind), "every error kind needs operator help"

@@ -17,7 +17,11 @@ the registry transaction), ``ingest.registered`` (inside the registry transactio
 walk a folder just created, its watch placed), ``handover.records`` (the hand-over replaced the
 datastore records, inside its transaction, before it commits), ``handover.committed`` (the hand-over
 committed the records, before it replaces butler.yaml), ``watch.event`` (with :func:`fail`: the watchdog
-observer thread raises on its first event and dies, as a bug or a RecursionError in it would).
+observer thread raises on its first event and dies, as a bug or a RecursionError in it would),
+``transfer.placing`` (a file is about to be linked or copied into the datastore, after it was
+examined), ``pipeline.recording`` (a batch is in the registry, not yet in the ledger),
+``pipeline.recorded`` (in the ledger too; with move, the sources are not removed yet),
+``quarantine.moved`` (a file was moved to quarantine, its reason and its row not yet written).
 """
 
 from __future__ import annotations

@@ -69,6 +69,8 @@ class RawFile:
     pfs_design_id: int
     dither: int
     header: Mapping[str, Any] = field(repr=False, compare=False, hash=False)
+    # (size, mtime_ns, ctime_ns, inode) when its headers were read: what is placed must be this file.
+    examined: tuple[int, int, int, int] | None = field(default=None, repr=False, compare=False, hash=False)
 
     @property
     def data_id(self) -> dict[str, Any]:
@@ -98,6 +100,7 @@ class PfsConfigFile:
     # found ("W_CAMMSK", "ARMS x fibres"; "" when the file says nothing).
     cameras: tuple[str, ...] = ()
     cameras_from: str = ""
+    examined: tuple[int, int, int, int] | None = field(default=None, repr=False, compare=False, hash=False)
 
     @property
     def data_id(self) -> dict[str, Any]:

@@ -85,12 +85,15 @@ class Existing:
         return paths
 
 
-def check_duplicate(source: Path, stored: DatasetRef, stored_path: Path, transfer: str) -> None:
-    """Same bytes: a duplicate (and a move completes); other bytes: a ConflictError."""
+def check_duplicate(source: Path, stored: DatasetRef, stored_path: Path, transfer: str,
+                    examined: tuple[int, int, int, int] | None = None) -> Placement | None:
+    """Same bytes: a duplicate (with move, the removal of its source is returned, for the caller to
+    finish when it has recorded the file); other bytes: a ConflictError."""
     if same_content(source, stored_path):
         if transfer == "move" and stored_path != source:
-            Placement(source, stored_path, created=False, unlink_source_after_commit=True).finish()
-        return
+            placed = (examined[3], examined[0]) if examined is not None else None
+            return Placement(source, stored_path, created=False, unlink_source_after_commit=True, placed=placed)
+        return None
     data_id = ", ".join(f"{k}={v}" for k, v in stored.dataId.required.items())
     raise ConflictError(
         f"{source.name}: {stored.datasetType.name} {data_id} is already in {stored.run} (dataset "

@@ -35,6 +35,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
+import stat
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -60,7 +62,7 @@ from pfswatchd import faults
 from pfswatchd.butler import obspfs, pfsfrule, repo
 from pfswatchd.butler.existing import Existing, Key, check_duplicate, key
 from pfswatchd.butler.failures import as_error, file_error, query, raise_if_database_unavailable
-from pfswatchd.butler.transfer import TRANSFER_MODES, Placement, clean_scratch, place, same_content
+from pfswatchd.butler.transfer import TRANSFER_MODES, Placement, check_source, clean_scratch, place, same_content
 from pfswatchd.butler.visits import VisitRecords, VisitState
 from pfswatchd.errors import (
     BadHeaderError,
@@ -68,6 +70,7 @@ from pfswatchd.errors import (
     ErrorKind,
     Interrupted,
     PfsWatchError,
+    SourceChangedError,
     TransientError,
     UnknownInstrumentError,
     transient,
@@ -160,6 +163,11 @@ class Ingester:
         # The one-shot commands set this to their interrupt flag: a batch stops between placements and
         # before its transaction commits (raising Interrupted, which undoes what it placed).
         self.interrupted: Callable[[], int | None] = _never
+        # The service records each file in its ledger before a move removes the file's source (a kill
+        # in between must leave a source that a restart finds again): it sets this and calls
+        # finish_moves() after recording.  The one-shot commands remove sources at once.
+        self.defer_moves = False
+        self._moves_owed: list[Placement] = []
 
     # -- public ----------------------------------------------------------------------------------
 
@@ -231,6 +239,18 @@ class Ingester:
             return
         try:
             self._write(plan, checked=checked)
+        except _SourcesChanged as exc:
+            # Not the files examined: nothing of theirs is written; the others are written without them.
+            rest = []
+            for item in plan.new:
+                error = exc.errors.get(item.file.path)
+                if error is not None:
+                    outcomes[item.index] = self._outcome(item, Status.FAILED, error.kind, str(error))
+                else:
+                    rest.append(item.fresh())
+            if rest:
+                self._ingest_items(rest, outcomes, later, checked=checked)
+            return
         except TransientError as exc:
             self._fail_all(plan.new, outcomes, exc)
             return
@@ -354,10 +374,13 @@ class Ingester:
             duplicates = self._move_displaced(displaced, duplicates, plan, stored_paths)
         for item, stored in duplicates:
             try:
-                check_duplicate(item.file.path, stored, stored_paths[stored], self.settings.transfer)
+                move = check_duplicate(item.file.path, stored, stored_paths[stored], self.settings.transfer,
+                                       item.file.examined)
             except Exception as exc:
                 self._fail(item, outcomes, exc, "comparing with the stored dataset")
                 continue
+            if move is not None:
+                self._completed([move])
             assert item.ref is not None
             if stored.id == item.ref.id:
                 outcomes[item.index] = self._outcome(item, Status.DUPLICATE)
@@ -387,8 +410,10 @@ class Ingester:
             if self.settings.transfer != "direct":
                 # Only a checked plan knows that an existing destination is not a registered dataset,
                 # so only then may an old orphan be replaced.
-                self._place_all([(item.file.path, self._destination(ref)) for item, ref in refs], placed,
+                self._place_all([(item.file, self._destination(ref)) for item, ref in refs], placed,
                                 replace_orphans=checked)
+            else:
+                _check_all([item.file for item in plan.new])
             places = iter(placed)
             for item, ref in refs:
                 formatter = self._formatters.get(ref.datasetType.storageClass_name)
@@ -416,51 +441,91 @@ class Ingester:
         # Committed: the cache may now learn what the registry holds.
         self._visits.update(plan.new_visits)
         self._runs.update(plan.new_runs)
-        for placement in placed:
+        self._completed(placed)
+
+    def _completed(self, placements: Iterable[Placement]) -> None:
+        """Registered (or found a duplicate): with ``move``, the sources go now, or, when the caller
+        records the files first (``defer_moves``: the service's ledger), at :meth:`finish_moves`."""
+        if self.defer_moves:
+            self._moves_owed.extend(p for p in placements if p.unlink_source_after_commit)
+            return
+        for placement in placements:
             placement.finish()
+
+    def complete_move(self, source: Path, dataset_id: str) -> bool:
+        """A move recorded done whose source is still there (a kill came before its removal): remove the
+        source if the repository's file for ``dataset_id`` is that file (a hard link of it, or a regular
+        file of its own with the same bytes; never a symbolic link to it).  True if removed."""
+        ref = self.butler.get_dataset(dataset_id)
+        if ref is None:
+            return False
+        stored = Path(self.butler.getURI(ref).ospath)
+        if stored == source or not stat.S_ISREG(os.lstat(stored).st_mode) or not same_content(source, stored):
+            return False
+        st = os.stat(source)
+        return Placement(source, stored, created=False, unlink_source_after_commit=True,
+                         placed=(st.st_ino, st.st_size)).finish()
+
+    def finish_moves(self) -> list[Path]:
+        """Remove the sources of the moves owed since the last call (the files are recorded); return
+        the sources that now hold another file (renamed onto them since), which were left alone."""
+        owed, self._moves_owed = self._moves_owed, []
+        return [placement.source for placement in owed if not placement.finish()]
 
     def _stop_if_interrupted(self) -> None:
         signum = self.interrupted()
         if signum is not None:
             raise Interrupted(signum)
 
-    def _place_all(self, destinations: list[tuple[Path, Path]], placed: list[Placement], *,
+    def _place_all(self, destinations: list[tuple[Classified, Path]], placed: list[Placement], *,
                    replace_orphans: bool) -> None:
-        """Place each (source, destination), appending the placements to ``placed`` in that order.
+        """Place each (file, destination), appending the placements to ``placed`` in that order.
 
         Copies (``copy``, and ``move`` when it has to copy) wait for the disk, in the kernel and
         without the interpreter lock: several run at once, so that one file's fsync overlaps the
         next one's copy.  After a failure or an interruption every placement made is still in
         ``placed`` (none is left running, for the caller's undo) and the first error is raised.
+        Sources that are not the files examined do not stop the others: they are raised together
+        at the end (:class:`_SourcesChanged`).
         """
-        def one(source: Path, dest: Path) -> Placement:
-            return place(source, dest, self.settings.transfer, datastore_root=self.datastore_root,
-                         replace_orphans=replace_orphans, perms=self.settings.perms)
+        changed: dict[Path, SourceChangedError] = {}
+
+        def one(file: Classified, dest: Path) -> Placement:
+            return place(file.path, dest, self.settings.transfer, datastore_root=self.datastore_root,
+                         replace_orphans=replace_orphans, perms=self.settings.perms, expect=file.examined)
 
         def after_each() -> None:
             faults.pause("ingest.placed", until=self.interrupted)
             self._stop_if_interrupted()
 
         if self.settings.transfer not in ("copy", "move") or len(destinations) < 2:
-            for source, dest in destinations:
-                placed.append(one(source, dest))
+            for file, dest in destinations:
+                try:
+                    placed.append(one(file, dest))
+                except SourceChangedError as exc:
+                    changed[file.path] = exc
+                    continue
                 after_each()
-            return
-        if self._copiers is None:
-            self._copiers = ThreadPoolExecutor(max_workers=COPIERS, thread_name_prefix="pfswatchd-copy")
-        futures = [self._copiers.submit(one, source, dest) for source, dest in destinations]
-        error: BaseException | None = None
-        for future in futures:
-            try:
-                placed.append(future.result())
-                if error is None:
-                    after_each()
-            except BaseException as exc:
-                error = error or exc
-                for waiting in futures:
-                    waiting.cancel()  # those not started yet; the running ones are collected
-        if error is not None:
-            raise error
+        else:
+            if self._copiers is None:
+                self._copiers = ThreadPoolExecutor(max_workers=COPIERS, thread_name_prefix="pfswatchd-copy")
+            futures = [(file, self._copiers.submit(one, file, dest)) for file, dest in destinations]
+            error: BaseException | None = None
+            for file, future in futures:
+                try:
+                    placed.append(future.result())
+                    if error is None:
+                        after_each()
+                except SourceChangedError as exc:
+                    changed[file.path] = exc
+                except BaseException as exc:
+                    error = error or exc
+                    for _, waiting in futures:
+                        waiting.cancel()  # those not started yet; the running ones are collected
+            if error is not None:
+                raise error
+        if changed:
+            raise _SourcesChanged(changed)
 
     # -- raws ------------------------------------------------------------------------------------
 
@@ -759,6 +824,26 @@ class Ingester:
         for item in items:
             if item.index not in outcomes:
                 outcomes[item.index] = self._outcome(item, Status.FAILED, error.kind, str(error))
+
+
+class _SourcesChanged(Exception):
+    """Some sources of a batch are not the files examined: {source: its SourceChangedError}."""
+
+    def __init__(self, errors: dict[Path, SourceChangedError]) -> None:
+        super().__init__(f"{len(errors)} sources changed since they were examined")
+        self.errors = errors
+
+
+def _check_all(files: Sequence[Classified]) -> None:
+    """``direct``: nothing is placed, so the files are checked where they are before they are registered."""
+    changed: dict[Path, SourceChangedError] = {}
+    for file in files:
+        try:
+            check_source(file.path, file.examined)
+        except SourceChangedError as exc:
+            changed[file.path] = exc
+    if changed:
+        raise _SourcesChanged(changed)
 
 
 def _never() -> int | None:

@@ -6,7 +6,7 @@ only (see :mod:`pfswatchd.files.fitsheader`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pfswatchd.errors import PfsWatchError, first_line, transient
@@ -51,7 +51,7 @@ def examine(path: Path, name: NameInfo | None = None, corrections: HeaderCorrect
         unfinished = incomplete_reason(name.kind, result)
         if unfinished is not None:
             return Examination(path, name, incomplete=f"{path.name}: {unfinished}", identity=identity)
-        classified = classify(path, name, result, corrections)
+        classified = replace(classify(path, name, result, corrections), examined=identity)
     except PfsWatchError as exc:
         return Examination(path, name, error=exc, identity=identity)
     except OSError as exc:

@@ -137,6 +137,7 @@ class Service:
         self.monitor = Monitor(cfg, self.ledger, self.log, butler_metrics=self._butler_metrics,
                                ping_registry=lambda: repo.ping(self._butler), hints_queued=self.hints.qsize)
         self.pipeline.observer = self.monitor
+        self.pipeline.recover()  # what a kill cut short: quarantine moves the ledger had announced
         if self.pipeline.archives is not None:
             self.pipeline.archives.observer = self.monitor
         self.watcher = Watcher(cfg.watch_roots, self._hint, recursive=cfg.watch.recursive, mode=cfg.watch.mode,
@@ -146,7 +147,8 @@ class Service:
             self.log.warning("watches_not_ready", seconds=WATCHES_TIMEOUT,
                              reason="the rescan finds files that arrive before the watches are placed")
         self.rescanner = Rescanner(cfg.watch_roots, cfg.state.url, recursive=cfg.watch.recursive, log=self.log,
-                                   on_found=self._wake, max_depth=cfg.watch.max_depth)
+                                   on_found=self._wake, max_depth=cfg.watch.max_depth,
+                                   moves=cfg.ingest.transfer == "move")
         if self.watcher.warning:
             self.log.warning("watch_native_unavailable", reason=self.watcher.warning)
         self.log.info("service_started", instance=self.ledger.instance, repository=str(cfg.repository.root),

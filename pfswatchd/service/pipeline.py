@@ -94,6 +94,11 @@ class Pipeline:
         self.unreadable: dict[str, tuple[str, str]] = {}  # folder -> (error kind, reason), until recorded
         self._retried_folders: set[str] = set()
         self._noted = 0  # folders noted so far (a retried folder noted again is not forgotten)
+        # A move removes a source only once the ledger has recorded the file (a kill in between leaves
+        # a source that the next rescan finds and completes, never a row that nothing resolves).
+        self.ingester.defer_moves = config.ingest.transfer == "move"
+        self._again: list[str] = []  # paths to look at again next step: another file is there now
+        self._gone: list[str] = []  # paths that vanished before they were examined, until recorded
 
     # -- the step --------------------------------------------------------------------------------
 
@@ -102,6 +107,9 @@ class Pipeline:
         now = now or time.time()
         clock = time.perf_counter
         began = clock()
+        if self._again:
+            again, self._again = self._again, []
+            hints = [*((path, Hint.MODIFIED.value) for path in again), *hints]
         observed = self._observe(hints, report, now)
         self._track(observed, now)
         for path in self.settler.restat_due(now):
@@ -110,6 +118,7 @@ class Pipeline:
                 self._vanished(path)
             else:
                 self.settler.observe(path, identity, Hint.MODIFIED, now)
+        self._record_gone(now)
         if self.archives is not None:
             self.archives.tick(now, self._identity)
         tracked = clock()
@@ -174,9 +183,17 @@ class Pipeline:
         return observed
 
     def _vanished(self, path: str) -> None:
-        """``path`` is gone (deleted, or renamed away) before it was examined: forget it."""
+        """``path`` is gone (deleted, or renamed away) before it was examined: forget it (its row, if
+        still pending, is recorded ignored with that reason at the end of the step)."""
         self.settler.forget(path)
         self._timing.pop(path, None)
+        self._gone.append(path)
+
+    def _record_gone(self, now: float) -> None:
+        gone, self._gone = self._gone, []
+        if gone and self.ledger.vanished(gone, now):
+            for path in gone:
+                self.log.info("file_vanished", path=path, reason="deleted or renamed away before it was examined")
 
     def note_unreadable(self, folder: Path, kind: str, reason: str) -> None:
         """walk()'s callback: a folder that cannot be listed (recorded at the next step), or a link."""
@@ -244,6 +261,9 @@ class Pipeline:
             size, mtime_ns, _, inode = identity
             seen.append(Seen(path, kind.value, size, mtime_ns, inode, visit=name.visit))
         active = set(self.ledger.upsert_seen(seen, now)) if seen else set()
+        if self.ingester.defer_moves:
+            self._complete_moves([s.path for s in seen if s.path not in active
+                                  and FileKind(s.kind) in INGESTIBLE_KINDS])
         # Another instance watching the same folder may already hold some of them.
         ingestible = [s.path for s in seen if s.path in active and FileKind(s.kind) in INGESTIBLE_KINDS]
         if ingestible:
@@ -263,6 +283,21 @@ class Pipeline:
         if self.archives is not None:
             for path, hint in archives:
                 self.archives.observe(Path(path), observed[path][0], hint, now)
+
+    def _complete_moves(self, paths: list[str]) -> None:
+        """Sources still there whose files are recorded ingested: a kill came between the ledger write
+        and the removal.  Each is removed if the repository's file is that file (same inode, or the same
+        bytes in a regular file of its own), otherwise left alone."""
+        if not paths:
+            return
+        for path, dataset_id in self.ledger.recorded_done(paths).items():
+            try:
+                removed = self.ingester.complete_move(Path(path), dataset_id)
+            except Exception as exc:  # a lookup that fails leaves the source: the next rescan tries again
+                self.log.warning("move_not_completed", path=path, dataset_id=dataset_id, reason=str(exc))
+                continue
+            if removed:
+                self.log.info("move_completed", path=path, dataset_id=dataset_id)
 
     def _ignore(self, items: list[Seen]) -> None:
         """Record files of kinds that are not ingested as ignored, with the reason (one statement)."""
@@ -349,7 +384,11 @@ class Pipeline:
             outcomes = self.ingester.ingest([item for _, item in batch])
             ingested = time.perf_counter()
             results = self._results(outcomes, won, now)
+            faults.pause("pipeline.recording")  # committed to the registry, not yet to the ledger
             self._finish(results, report, time.time())
+            faults.pause("pipeline.recorded")  # in the ledger; a move's sources not yet removed
+            # Recorded: now the moved sources go (only those still the file placed).
+            self._again.extend(str(path) for path in self.ingester.finish_moves())
             self.log.info("batch_ingested", files=len(batch), butler_seconds=round(ingested - began, 4),
                           ledger_seconds=round(time.perf_counter() - ingested, 4),
                           outcomes=dict(Counter(o.status.value for o in outcomes)))
@@ -411,6 +450,10 @@ class Pipeline:
         a registry database that is away: that is nobody's file's fault, and the file waits for it.
         """
         limit = self.config.ingest.max_attempts
+        if kind is ErrorKind.SOURCE_CHANGED and attempts < limit:
+            self._again.append(path)  # examined again as the new file it is, at once
+            return Result(path, FileState.PENDING, kind=file_kind.value if file_kind else None,
+                          error_kind=kind.value, error=message, retry_at=time.time())
         if kind in RETRYABLE_KINDS and kind is not ErrorKind.DATABASE_UNAVAILABLE and attempts >= limit:
             message = f"{message} (given up after {attempts} attempts; `pfswatchd retry` queues it again)"
         elif kind in RETRYABLE_KINDS:
@@ -421,23 +464,69 @@ class Pipeline:
                       error=message)
 
     def _finish(self, results: list[Result], report: StepReport, now: float) -> None:
-        """Quarantine per policy, write the ledger, log one event per file."""
-        final: list[Result] = []
+        """Quarantine per policy, write the ledger, log one event per file.
+
+        A quarantine is announced before it is made: the rows of the files to move are recorded
+        ``failed`` with the path each is going to, then the files move, then the rows say
+        ``quarantined``.  A kill at any moment leaves a row that says where its file is or is going,
+        which :meth:`recover` completes at the next start.
+        """
+        if self.config.quarantine.policy == "move" and any(r.state is FileState.FAILED for r in results):
+            results = self._quarantine(results, now)
+        self.ledger.record(results, now)
         for result in results:
-            if result.state is FileState.FAILED and self.config.quarantine.policy == "move":
+            self._log(result, report, now)
+
+    def _quarantine(self, results: list[Result], now: float) -> list[Result]:
+        folder = self.config.quarantine.path
+        going: dict[str, Path] = {}
+        for result in results:
+            if result.state is FileState.FAILED:
+                dest = quarantine.destination(Path(result.path), roots=self.roots, folder=folder)
+                while dest in going.values():  # two roots with the same relative path, in one batch
+                    dest = dest.with_name(dest.name + ".1")
+                going[result.path] = dest
+        self.ledger.record([replace(r, quarantine_path=str(going[r.path])) for r in results if r.path in going], now)
+        final = []
+        for result in results:
+            dest = going.get(result.path)
+            if dest is not None:
                 try:
-                    moved = quarantine.quarantine(Path(result.path), roots=self.roots,
-                                                  folder=self.config.quarantine.path,
+                    moved = quarantine.quarantine(Path(result.path), roots=self.roots, folder=folder,
                                                   kind=result.error_kind or "", reason=result.error or "",
-                                                  perms=self.config.service.permissions)
+                                                  perms=self.config.service.permissions, dest=dest)
                 except OSError as exc:
                     self.log.error("quarantine_failed", path=result.path, error=str(exc))
+                    self.ledger.mark(result.path, FileState.FAILED, quarantine_path=None)
                 else:
                     result = replace(result, state=FileState.QUARANTINED, quarantine_path=str(moved))
             final.append(result)
-        self.ledger.record(final, now)
-        for result in final:
-            self._log(result, report, now)
+        return final
+
+    def recover(self) -> None:
+        """At start: complete the quarantines a kill cut short (announced, and maybe made)."""
+        if self.config.quarantine.policy != "move":
+            return
+        for row in self.ledger.announced_quarantines():
+            source, dest = Path(row["path"]), Path(row["quarantine_path"])
+            try:
+                if os.path.lexists(source):  # not moved yet, or a copy across filesystems cut short
+                    quarantine.quarantine(source, roots=self.roots, folder=self.config.quarantine.path,
+                                          kind=row["error_kind"] or "", reason=row["error"] or "",
+                                          perms=self.config.service.permissions, dest=dest)
+                elif os.path.lexists(dest):
+                    quarantine.write_reason(dest, source, row["error_kind"] or "", row["error"] or "",
+                                            self.config.service.permissions)
+                else:
+                    self.log.error("quarantine_lost", path=str(source), quarantine_path=str(dest),
+                                   reason="neither the file nor its quarantined copy exists")
+                    self.ledger.mark(str(source), FileState.FAILED, quarantine_path=None)
+                    continue
+            except OSError as exc:
+                self.log.error("quarantine_failed", path=str(source), error=str(exc))
+                continue
+            self.ledger.mark(str(source), FileState.QUARANTINED)
+            self.log.info("quarantine_completed", path=str(source), quarantine_path=str(dest))
 
     def _log(self, result: Result, report: StepReport, now: float) -> None:
         timing = self._timing.pop(result.path, None) if result.state is not FileState.PENDING else None

@@ -46,7 +46,7 @@ from typing import Any
 from pfswatchd.service.examiner import quiet_pool
 from pfswatchd.service.settle import Hint
 from pfswatchd.service.watch import MAX_DEPTH, list_folder, too_deep
-from pfswatchd.state.ledger import Ledger
+from pfswatchd.state.ledger import FileState, Ledger
 from pfswatchd.state.ledgerdb import FINAL_STATES
 
 HOLD_ENV = "PFSWATCHD_TEST_RESCAN_HOLD"  # the test hook (see above)
@@ -55,6 +55,7 @@ IN_FLIGHT = 2  # folders being scanned at once (one being listed while the other
 BACKLOG = 20  # slices waiting in the queue before the driver pauses
 
 _FINAL = frozenset(state.value for state in FINAL_STATES)
+_DONE = frozenset({FileState.INGESTED.value, FileState.DUPLICATE.value})
 _LEDGERS: dict[str, Ledger] = {}  # one per worker process and ledger URL
 
 
@@ -68,8 +69,13 @@ class FolderScan:
     unreadable: dict[str, tuple[str, str]] = field(default_factory=dict)  # folder -> (error kind, reason)
 
 
-def scan_folder(folder: str, ledger_url: str, recursive: bool = True, roots: tuple[Path, ...] = ()) -> FolderScan:
+def scan_folder(folder: str, ledger_url: str, recursive: bool = True, roots: tuple[Path, ...] = (),
+                moves: bool = False) -> FolderScan:
     """List ``folder`` and return the files the ledger does not have as they are now (in the worker).
+
+    With ``moves`` (``transfer = "move"``), also the files recorded ingested or duplicate that are still
+    there: a kill between the ledger write and the removal of the source left them (the main loop
+    completes the move).
 
     With ``roots``, a folder that is really elsewhere (a link swapped in on the way) is not listed.
     """
@@ -93,7 +99,7 @@ def scan_folder(folder: str, ledger_url: str, recursive: bool = True, roots: tup
     hints = []
     for path, identity in identities.items():
         row = known.get(path)
-        if row is None or row[3] not in _FINAL or row[:3] != identity:
+        if row is None or row[3] not in _FINAL or row[:3] != identity or (moves and row[3] in _DONE):
             hints.append(path)
     folders: list[str] = []
     if recursive:
@@ -113,9 +119,10 @@ class Rescanner:
 
     def __init__(self, roots: tuple[Path, ...], ledger_url: str, *, recursive: bool, log: Any,
                  on_found: Callable[[], None] | None = None, slice_size: int = SLICE,
-                 in_process: bool = False, max_depth: int = MAX_DEPTH) -> None:
+                 in_process: bool = False, max_depth: int = MAX_DEPTH, moves: bool = False) -> None:
         self.roots = roots
         self.max_depth = max_depth  # folders deeper below their root are recorded, not entered
+        self.moves = moves  # transfer = "move": see scan_folder
         self.ledger_url = ledger_url
         self.recursive = recursive
         self.log = log
@@ -235,7 +242,7 @@ class Rescanner:
             context = multiprocessing.get_context("forkserver")
             self._pool = quiet_pool(1, context)  # Ctrl-C in a terminal does not reach its worker
         try:
-            return self._pool.submit(scan_folder, folder, self.ledger_url, self.recursive, self.roots)
+            return self._pool.submit(scan_folder, folder, self.ledger_url, self.recursive, self.roots, self.moves)
         except RuntimeError:  # the pool broke (its worker was killed): scan here this time, a new pool next
             self._drop_pool()
             return None
@@ -247,7 +254,7 @@ class Rescanner:
             except Exception as exc:
                 self.log.warning("rescan_worker_failed", folder=folder, error=f"{type(exc).__name__}: {exc}")
                 self._drop_pool()
-        return scan_folder(folder, self.ledger_url, self.recursive, self.roots)
+        return scan_folder(folder, self.ledger_url, self.recursive, self.roots, self.moves)
 
     def _drop_pool(self) -> None:
         if self._pool is not None:

@@ -389,6 +389,53 @@ class Ledger(ArchiveRecords, VisitRecords):
         with self.engine.begin() as conn:
             conn.execute(statement, [{"p_path": path, "p_error": reason} for path, reason in sorted(reasons)])
 
+    def vanished(self, paths: Sequence[str], now: float | None = None) -> int:
+        """Files that went (deleted, or renamed away) before they were examined: their rows, if still
+        pending or waiting and not another instance's, become ``ignored`` with that reason, so that
+        nothing retries them every second.  Their identity is cleared: a file that appears at the
+        path again, even the same one renamed back, is pending again.  Returns the rows changed."""
+        if not paths:
+            return 0
+        now = now or time.time()
+        changed = 0
+        paths = sorted(set(paths))
+        for start in range(0, len(paths), CHUNK):
+            with self.engine.begin() as conn:
+                result = conn.execute(
+                    files.update()
+                    .where(files.c.path.in_(paths[start : start + CHUNK]),
+                           files.c.state.in_([FileState.PENDING.value, FileState.WAITING.value]),
+                           free_for(files, self.instance, now))
+                    .values(state=FileState.IGNORED.value, error_kind=None, error=VANISHED, size=None,
+                            mtime_ns=None, inode=None, claimed_by=None, claim_expires=None,
+                            next_attempt_at=None, updated_at=now)
+                )
+                changed += result.rowcount or 0
+        return changed
+
+    def recorded_done(self, paths: Sequence[str]) -> dict[str, str]:
+        """{path: dataset id} for the ``paths`` recorded ingested or duplicate (a move to complete)."""
+        found: dict[str, str] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(paths), CHUNK):
+                rows = conn.execute(
+                    sa.select(files.c.path, files.c.dataset_id)
+                    .where(files.c.path.in_(list(paths[start : start + CHUNK])),
+                           files.c.state.in_([FileState.INGESTED.value, FileState.DUPLICATE.value]),
+                           files.c.dataset_id.is_not(None))
+                ).all()
+                found.update((row.path, row.dataset_id) for row in rows)
+        return found
+
+    def announced_quarantines(self) -> list[dict[str, Any]]:
+        """Rows recorded failed with the quarantine path they were about to be moved to: a kill came
+        before the move was recorded done (see Pipeline.recover)."""
+        with self.engine.connect() as conn:
+            return [dict(row) for row in conn.execute(
+                sa.select(files.c.path, files.c.quarantine_path, files.c.error_kind, files.c.error)
+                .where(files.c.state == FileState.FAILED.value, files.c.quarantine_path.is_not(None))
+            ).mappings()]
+
     # -- queries ---------------------------------------------------------------------------------
 
     def due(self, now: float | None = None, limit: int = 1000) -> list[str]:
@@ -487,6 +534,9 @@ class Ledger(ArchiveRecords, VisitRecords):
 # upsert_seen's update of a row whose identity changed (executemany); with p_reset, also back to pending.
 _SEEN_UPDATE = files.update().where(files.c.path == sa.bindparam("p_path")).values(
     size=sa.bindparam("p_size"), mtime_ns=sa.bindparam("p_mtime_ns"), inode=sa.bindparam("p_inode"))
+
+
+VANISHED = "deleted or renamed away before it was examined; not ingested (a file that appears here again is)"
 
 
 def _reset_values(now: float) -> dict[str, Any]:

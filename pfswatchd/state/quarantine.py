@@ -13,6 +13,7 @@ import shutil
 import time
 from pathlib import Path
 
+from pfswatchd import faults
 from pfswatchd.permissions import DEFAULT, Permissions
 
 REASON_SUFFIX = ".reason"
@@ -35,24 +36,40 @@ def _move(source: Path, dest: Path) -> None:
         shutil.copy2(source, dest)
         os.unlink(source)
 
-def relocate(path: Path, *, roots: tuple[Path, ...], folder: Path, perms: Permissions = DEFAULT) -> Path:
-    """Move ``path`` into ``folder``, keeping its path relative to the watched folder; never overwrite."""
+def destination(path: Path, *, roots: tuple[Path, ...], folder: Path) -> Path:
+    """Where :func:`relocate` puts ``path``: its path relative to the watched folder, under ``folder``,
+    with a suffix when that name is taken (nothing is overwritten).  Decided before the move, so that
+    the ledger can say where a file is going before it goes."""
     dest = folder / _relative(path, roots)
-    perms.makedirs(dest.parent)
     if dest.exists() or dest.is_symlink():
-        dest = dest.with_name(f"{dest.name}.{time.strftime('%Y%m%dT%H%M%S')}.{os.getpid()}")
+        dest = dest.with_name(f"{dest.name}.{time.strftime('%Y%m%dT%H%M%S')}.{os.getpid()}.{time.monotonic_ns()}")
+    return dest
+
+
+def relocate(path: Path, *, roots: tuple[Path, ...], folder: Path, perms: Permissions = DEFAULT,
+             dest: Path | None = None) -> Path:
+    """Move ``path`` into ``folder``, keeping its path relative to the watched folder; never overwrite
+    (``dest``: the :func:`destination` decided earlier; a partial copy there from a killed move is replaced)."""
+    dest = dest or destination(path, roots=roots, folder=folder)
+    perms.makedirs(dest.parent)
     _move(path, dest)
     return dest
 
 
 def quarantine(path: Path, *, roots: tuple[Path, ...], folder: Path, kind: str, reason: str,
-               perms: Permissions = DEFAULT) -> Path:
+               perms: Permissions = DEFAULT, dest: Path | None = None) -> Path:
     """Move ``path`` into ``folder`` (same relative layout) and write its reason; return the new path."""
-    dest = relocate(path, roots=roots, folder=folder, perms=perms)
-    note = dest.with_name(dest.name + REASON_SUFFIX)
-    note.write_text(f"error_kind: {kind}\nreason: {reason}\noriginal: {path}\nwhen: {time.ctime()}\n")
-    perms.file(note)
+    dest = relocate(path, roots=roots, folder=folder, perms=perms, dest=dest)
+    faults.pause("quarantine.moved")  # a test kills the service between the move and its record
+    write_reason(dest, path, kind, reason, perms)
     return dest
+
+
+def write_reason(dest: Path, original: Path, kind: str, reason: str, perms: Permissions = DEFAULT) -> None:
+    """The ``<name>.reason`` note next to a quarantined file."""
+    note = dest.with_name(dest.name + REASON_SUFFIX)
+    note.write_text(f"error_kind: {kind}\nreason: {reason}\noriginal: {original}\nwhen: {time.ctime()}\n")
+    perms.file(note)
 
 
 def release(quarantined: Path, original: Path) -> Path:

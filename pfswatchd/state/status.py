@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
 from collections.abc import Iterable
 from datetime import datetime
@@ -129,7 +130,8 @@ def retry(ledger: Ledger, *, kinds: list[str] | None, paths: list[str] | None, o
     """Re-queue failed and quarantined files (moving quarantined ones back); return how many."""
     rows = ledger.retry(kinds=kinds, paths=[str(Path(p).absolute()) for p in paths] if paths else None)
     for row in rows:
-        if row["quarantine_path"]:
+        # A quarantine announced but not made (a kill came first) left the file where it was.
+        if row["quarantine_path"] and os.path.lexists(row["quarantine_path"]):
             back = quarantine.release(Path(row["quarantine_path"]), Path(row["path"]))
             if str(back) != row["path"]:
                 ledger.move_path(row["path"], str(back))
