@@ -191,19 +191,20 @@ def test_a_kill_during_quarantine_leaves_every_file_findable_from_the_ledger(tmp
 # -- issue 12 item 13: a file that vanishes before it is examined ------------------------------------
 
 def test_a_file_deleted_before_it_is_examined_is_recorded_not_retried_forever(tmp_path):
-    """A file renamed in and deleted before it settled: its row becomes ``ignored`` with the reason,
-    and nothing hints it again; the same file put back later is ingested."""
+    """A file being written (not closed yet, so it waits for the settle time) is deleted before it
+    settled: its row becomes ``ignored`` with the reason, and nothing hints it again; the same file
+    put back later is ingested."""
     daemon = Daemon(tmp_path / "svc", watch={"paths": ["incoming"], "settle_seconds": 3.0,
                                              "rescan_interval": 30.0})
     daemon.start()
     raw = write_raw(tmp_path / "a", visit=905, arm="b")
     data = raw.read_bytes()
     path = daemon.incoming / raw.name
-    (daemon.incoming / "x.part").write_bytes(data)
-    os.utime(daemon.incoming / "x.part", ns=(0, 0))  # an old mtime: the settle time decides, not a close
-    os.rename(daemon.incoming / "x.part", path)
-    daemon.wait_until(lambda s: any(f["path"] == str(path) for f in s["files"]), 30, what="the file seen")
-    os.unlink(path)
+    with open(path, "wb") as writer:  # still open: no close says it is finished
+        writer.write(data)
+        writer.flush()
+        daemon.wait_until(lambda s: any(f["path"] == str(path) for f in s["files"]), 30, what="the file seen")
+        os.unlink(path)
     daemon.wait_until(lambda s: any(f["path"] == str(path) and f["state"] == "ignored" for f in s["files"]), 30,
                       what="the vanished file recorded")
     row = _row(daemon, path)
