@@ -217,10 +217,11 @@ ERROR_HELP: dict[ErrorKind, str] = {
     "first if the new file should replace it.",
     ErrorKind.UNSAFE_ARCHIVE: "The archive has a member that would escape the extraction folder "
     "(absolute path, '..', outside link, device or fifo). Nothing was published.",
-    ErrorKind.CORRUPT_ARCHIVE: "The archive cannot be read (bad compression, truncated tar). "
-    "Re-download it.",
+    ErrorKind.CORRUPT_ARCHIVE: "The archive cannot be read (bad compression, truncated tar, data after "
+    "its end marker that is no tar) or names one member twice. Re-download or re-create it.",
     ErrorKind.ARCHIVE_LIMIT: "The archive exceeds a configured limit (member count, size, "
-    "compression ratio, nesting). Raise [archives] limits if it is genuine.",
+    "compression ratio, nesting), or a member is more than 64 folders deep or has a path over 1,024 "
+    "bytes. Raise [archives] limits if it is genuine.",
     ErrorKind.CHECKSUM_MISMATCH: "A file does not match its md5/sha256 sidecar. Re-download it.",
     ErrorKind.UNPACK_SCRIPT: "The STARS2 zadmin/unpack.py script failed or timed out. The bundle was "
     "published without what it half-fetched; run the script by hand there (status shows the command).",

@@ -57,6 +57,7 @@ def _check_ratio(label: str, expanded: int, size: int, max_ratio: float) -> None
         )
 
 
+_ZERO_BLOCK = bytes(tarfile.BLOCKSIZE)
 _SHORT_READS = frozenset({"unexpected end of data", "empty file", "truncated header"})
 
 
@@ -73,6 +74,10 @@ class UnpackLimits:
             MiB is not counted.
         max_depth: archive levels that are opened; the top archive is level 1.
         max_member_bytes: the largest single file, or None for no limit.
+        max_path_parts: path components of a member, counted from the top archive's folder (nested
+            archives' folders included); PFS layouts are a handful deep.
+        max_path_bytes: bytes of a member's path from the top archive's folder (UTF-8), so that staging and
+            published paths stay well under PATH_MAX.
     """
 
     max_members: int = 100_000
@@ -80,6 +85,8 @@ class UnpackLimits:
     max_ratio: float = 200.0
     max_depth: int = 3
     max_member_bytes: int | None = None
+    max_path_parts: int = 64
+    max_path_bytes: int = 1024
 
 
 
@@ -119,13 +126,31 @@ class _Member(tarfile.TarInfo):
     @classmethod
     def fromtarfile(cls, tarfile_: tarfile.TarFile) -> Self:
         assert isinstance(tarfile_, _TarFile) and tarfile_.fileobj is not None
-        start = tarfile_.fileobj.tell()
+        fileobj = tarfile_.fileobj
+        start = fileobj.tell()
+        block = fileobj.read(tarfile.BLOCKSIZE)
+        zeros = 0
+        # Zero blocks end a tar; past them, another tar may follow (two tars concatenated with cat, or
+        # gzip streams of tars concatenated): read on, as `tar --ignore-zeros` does, so that no member is
+        # silently dropped.  Only zeros to the end of the data is the end of the archive.
+        while block == _ZERO_BLOCK:
+            zeros += 1
+            block = fileobj.read(tarfile.BLOCKSIZE)
+        if zeros and not block.strip(b"\0"):
+            tarfile_.end = (_EOF_HEADER("end of file header"), start, zeros)
+            raise tarfile_.end[0]
+        offset = fileobj.tell() - len(block)
         try:
-            member = cls.frombuf(tarfile_.fileobj.read(tarfile.BLOCKSIZE), tarfile_.encoding, tarfile_.errors)
+            member = cls.frombuf(block, tarfile_.encoding, tarfile_.errors)
         except tarfile.HeaderError as exc:
-            tarfile_.end = (exc, tarfile_.offset)  # offset: where the header should have been
+            tarfile_.end = (exc, offset if zeros else tarfile_.offset, zeros)  # where the header should be
+            if zeros and isinstance(exc, _INVALID_HEADER):
+                raise _Refusal(CorruptArchiveError,
+                               f"{zeros} zero blocks at byte {start} (an end-of-archive marker) are followed by "
+                               f"data that is not a tar header at byte {offset}; expected only zeros after "
+                               "the marker, or another tar") from None
             raise
-        member.offset = start
+        member.offset = offset
         if member.type == tarfile.GNUTYPE_SPARSE:  # its extension blocks are read into an unbounded list
             raise _Refusal(UnsafeArchiveError,
                            f"member {member.name!r} is a GNU sparse file; expected a plain regular file")
@@ -141,7 +166,7 @@ class _Member(tarfile.TarInfo):
 
 class _TarFile(tarfile.TarFile):
     tarinfo = _Member
-    end: tuple[Exception, int] | None = None
+    end: tuple[Exception, int, int] | None = None  # how the member list ended, where, after how many zero blocks
 
 
 class TarReader:
@@ -187,7 +212,7 @@ class TarReader:
         self._check_end()
 
     def _check_end(self) -> None:
-        error, offset = self.tar.end or (None, -1)
+        error, offset, zeros = self.tar.end or (None, -1, 0)
         if isinstance(error, _INVALID_HEADER):
             raise CorruptArchiveError(f"{self.label}: bad tar header at byte {offset} ({error}); expected a "
                                       "valid header or the end-of-archive marker")
@@ -196,10 +221,8 @@ class TarReader:
             at_member_end = isinstance(error, _EMPTY_HEADER) and offset == self.stream.produced
             if isinstance(error, _EOF_HEADER) or at_member_end:
                 return  # an end marker, or the stream ends right after the last member's data
-        elif isinstance(error, _EOF_HEADER):
-            assert self.tar.fileobj is not None
-            if self.tar.fileobj.read(tarfile.BLOCKSIZE) == bytes(tarfile.BLOCKSIZE):
-                return  # both zero blocks of the end-of-archive marker are there
+        elif isinstance(error, _EOF_HEADER) and zeros >= 2:
+            return  # both zero blocks of the end-of-archive marker are there
         length = self.size if self.stream is None else self.stream.produced
         raise ArchiveEndsEarly(f"{self.label}: the tar data stops at byte {length} before its "
                                   "end-of-archive marker (truncated, or still being written); expected a "

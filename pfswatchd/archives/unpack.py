@@ -22,15 +22,14 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import tarfile
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pfswatchd.archives.checksums import verify_tree
 from pfswatchd.archives.publish import PublishConflictError, publish
+from pfswatchd.archives.staging import new_work_folder, remove_tree
 from pfswatchd.archives.stars import ScriptResult, is_stars_bundle, run_unpack_script
 from pfswatchd.archives.tarstream import (
     ArchiveEndsEarly,
@@ -156,13 +155,17 @@ def extract(
             _extract_tree(reader, staging, (), totals, 1, (file_mode, dir_mode | 0o700))
         return Extracted(archive, staging, totals.members, totals.bytes, tuple(totals.nested))
     except OSError as exc:
-        shutil.rmtree(staging, ignore_errors=True)
+        remove_tree(staging)
         if exc.errno == errno.ENAMETOOLONG:  # the archive's fault: retrying cannot help
             raise CorruptArchiveError(f"{archive.name}: a member name is too long for this filesystem "
                                       f"({exc.filename}); expected names of at most 255 bytes") from None
         raise transient(exc, f"extracting {archive.name} into {staging}") from exc
+    except RecursionError:  # defensive: the path limits keep trees shallow, and nothing here recurses per level
+        remove_tree(staging)
+        raise CorruptArchiveError(f"{archive.name}: its tree is too deep to handle; expected at most "
+                                  f"{limits.max_path_parts} levels") from None
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        remove_tree(staging)
         raise
 
 
@@ -191,7 +194,7 @@ def unpack(
     if os.stat(staging_root).st_dev != os.stat(dest).st_dev:
         raise ValueError(f"staging folder {staging_root} is on another filesystem than {dest}; expected the "
                          "same one (files are published by rename)")
-    work = Path(tempfile.mkdtemp(prefix=f"{target.name}-", dir=staging_root))
+    work = new_work_folder(staging_root, target.name)
     try:
         extracted = extract(archive, work / "tree", limits, file_mode=file_mode, dir_mode=dir_mode)
         stars = is_stars_bundle(extracted)
@@ -207,10 +210,7 @@ def unpack(
                 # operator can run the script by hand.
                 script_error = str(exc)
                 for leftover in sorted(set(extracted.root.rglob("*")) - bundle, reverse=True):
-                    if leftover.is_dir() and not leftover.is_symlink():
-                        shutil.rmtree(leftover, ignore_errors=True)
-                    else:
-                        leftover.unlink(missing_ok=True)
+                    remove_tree(leftover)
         report = verify_tree(extracted.root) if verify else None
         published = publish(extracted, target, checksums=report, dir_mode=dir_mode)
         failed: dict[Path, str] = {}
@@ -219,7 +219,7 @@ def unpack(
         return UnpackResult(archive, target, tuple(published), tuple(failed.items()), stars,
                             extracted.members, extracted.bytes, script, script_error)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        remove_tree(work)
 
 
 def _split(path: Path | str) -> tuple[str, str]:
@@ -234,7 +234,10 @@ class _Layout:
     """The tree the members so far describe: path parts -> "d" (directory), "f" (file) or "l" (symlink)."""
 
     label: str
+    limits: UnpackLimits = UnpackLimits()
+    base: tuple[str, ...] = ()  # where this archive is expanded, from the top archive's folder (nested ones)
     kinds: dict[tuple[str, ...], str] = field(default_factory=dict)
+    explicit: set[tuple[str, ...]] = field(default_factory=set)  # names that a member of this archive made
 
     def parts(self, name: str, what: str) -> tuple[str, ...]:
         if name.startswith("/"):
@@ -254,6 +257,7 @@ class _Layout:
             raise CorruptArchiveError(f"{what} has a NUL byte in its name or link target; expected names "
                                       "without NUL bytes")
         parts = self.parts(member.name, "member")
+        self._check_length(member, parts)
         if not parts:
             if member.isdir():
                 return parts
@@ -285,10 +289,25 @@ class _Layout:
             replaced = "directory" if earlier == "d" else "file"
             raise UnsafeArchiveError(f"{what} would replace an earlier {replaced} of the same name with "
                                      "another kind; expected one kind per name")
+        if parts in self.explicit and kind != "d":
+            # tar would keep the last one and silently lose the first (tar -r appends a newer copy): which
+            # one is meant cannot be told, so neither is published.
+            raise CorruptArchiveError(f"{what} appears twice in the archive; expected each file name once")
         for end in range(1, len(parts)):
             self.kinds.setdefault(parts[:end], "d")
         self.kinds[parts] = kind
+        self.explicit.add(parts)
         return parts
+
+    def _check_length(self, member: tarfile.TarInfo, parts: tuple[str, ...]) -> None:
+        full = (*self.base, *parts)
+        if len(full) > self.limits.max_path_parts:
+            raise ArchiveLimitError(f"{self.label}: member {_shown(member.name)} is {len(full)} levels deep; "
+                                    f"limit max_path_parts = {self.limits.max_path_parts}")
+        size = len("/".join(full).encode("utf-8", "surrogateescape"))
+        if size > self.limits.max_path_bytes:
+            raise ArchiveLimitError(f"{self.label}: member {_shown(member.name)} has a path of {size} bytes; "
+                                    f"limit max_path_bytes = {self.limits.max_path_bytes}")
 
     def check_symlinks(self, root: Path) -> None:
         """Resolve every symlink on disk: chains of links inside must still land inside."""
@@ -299,6 +318,13 @@ class _Layout:
                 raise UnsafeArchiveError(f"{self.label}: symlink {'/'.join(parts)!r} resolves to {real} "
                                          "through other links, outside the extraction folder; expected a "
                                          "target inside it")
+
+
+def _shown(name: str, keep: int = 80) -> str:
+    """A member name for a one-line reason: in full when short, else its start and end."""
+    if len(name) <= keep:
+        return repr(name)
+    return f"{name[: keep // 2]!r}...{name[-keep // 2 :]!r} ({len(name)} characters)"
 
 
 def _link_inside(folder: tuple[str, ...], target: str) -> bool:
@@ -321,7 +347,7 @@ def _extract_tree(
     modes: tuple[int, int],
 ) -> None:
     """Extract one archive into the existing folder ``root``, then the archives it holds."""
-    layout = _Layout(archive.label)
+    layout = _Layout(archive.label, totals.limits, base)
     writer = MemberWriter(root, archive.label, modes)
     try:
         checked = _checked(archive, layout, totals)

@@ -81,7 +81,8 @@ NESTED_FOLDERS = st.sampled_from(["", "a/", "b/c/", "x"])  # "x": "x.tar" is exp
 FORMATS = st.sampled_from([tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT])
 LIMITS = st.one_of(st.just(UnpackLimits()), st.builds(
     UnpackLimits, max_members=st.integers(1, 12), max_total_bytes=st.integers(0, 300),
-    max_depth=st.integers(1, 3), max_member_bytes=st.none() | st.integers(0, 60)))
+    max_depth=st.integers(1, 3), max_member_bytes=st.none() | st.integers(0, 60),
+    max_path_parts=st.integers(1, 5), max_path_bytes=st.integers(1, 600)))
 
 
 class Archive:
@@ -312,5 +313,55 @@ def test_fuzzed_unpack_never_writes_outside_dest(
         assert os.listdir(dest / STAGING_DIR_NAME) == [], "staging left behind"
         for path in kept:
             assert not path.is_symlink() and path.read_bytes() == b"old", path
+    finally:
+        shutil.rmtree(sandbox)
+
+
+FILE_NAMES = st.builds("{}/{}".format, st.sampled_from(["raw", "raw/sps", "a", "é"]),
+                       st.sampled_from(["PFSA00000111.fits", "PFSA00000112.fits", "x.fits", "日本語"]))
+
+
+def _compress_parts(suffix: str, parts: list[bytes], streams: bool) -> bytes:
+    """The tars cat'ed and compressed once, or each compressed on its own and the streams cat'ed."""
+    if streams:
+        return b"".join(COMPRESS[suffix](part) for part in parts)
+    return COMPRESS[suffix](b"".join(parts))
+
+
+@_settings(150)
+@given(files=st.lists(st.tuples(FILE_NAMES, st.binary(max_size=600)), min_size=1, max_size=6),
+       cuts=st.lists(st.integers(0, 6), max_size=2), fmt=FORMATS, suffix=st.sampled_from(sorted(COMPRESS)),
+       streams=st.booleans(), padding=st.sampled_from([0, 512, 1024, 10240]))
+def test_concatenated_tars_lose_no_member_and_a_name_twice_is_refused(
+    files: list[tuple[str, bytes]], cuts: list[int], fmt: int, suffix: str, streams: bool, padding: int,
+) -> None:
+    """Files split over 1-3 tars cat'ed together (or their compressed streams, with extra zero blocks):
+    either every file is extracted with its bytes, or, when a name is used twice, the archive is refused
+    naming that member; never one member silently kept and the other dropped."""
+    bounds = sorted({min(cut, len(files)) for cut in cuts} | {0, len(files)})
+    parts = []
+    for start, end in zip(bounds, bounds[1:], strict=False):
+        members = [(_info(name, tarfile.REGTYPE, "", size=len(data)), data) for name, data in files[start:end]]
+        parts.append(_tar(members, fmt)[0] + bytes(padding))
+    sandbox, archive = _sandbox(suffix, _compress_parts(suffix, parts, streams))
+    try:
+        names = [name for name, _ in files]
+        twice = {name for name in names if names.count(name) > 1}
+        event(f"{len(parts)} tars, {'a name twice' if twice else 'distinct names'}")
+        staging = sandbox / "staging"
+        if twice:
+            try:
+                extract(archive, staging)
+            except CorruptArchiveError as exc:
+                assert "appears twice" in str(exc) and any(repr(name) in str(exc) for name in twice), exc
+            else:
+                raise AssertionError(f"{sorted(twice)} used twice and not refused")
+            assert not os.path.lexists(staging)
+        else:
+            assert archive_complete(archive)
+            extracted = extract(archive, staging)
+            found = {str(path.relative_to(staging)): path.read_bytes() for path in staging.rglob("*")
+                     if path.is_file()}
+            assert found == dict(files) and extracted.members == len(files)
     finally:
         shutil.rmtree(sandbox)

@@ -7,12 +7,14 @@ import io
 import os
 import stat
 import struct
+import subprocess
 import tarfile
 import zlib
 from pathlib import Path
 
 import pytest
 
+from pfswatchd.archives.staging import remove_tree
 from pfswatchd.archives.tarstream import MemberWriter as _Writer  # the O_NOFOLLOW layer is tested on its own below
 from pfswatchd.archives.unpack import (
     STAGING_DIR_NAME,
@@ -244,20 +246,37 @@ def test_symlink_inside_is_kept(suffix: str, tmp_path: Path) -> None:
     assert os.readlink(root / "latest") == "data/a.fits"
 
 
-def test_duplicate_name_replaces_a_symlink_without_writing_through_it(suffix: str, tmp_path: Path) -> None:
-    """A regular member named like an earlier symlink replaces the link; the link's target is untouched."""
-    archive = make_tar(
-        tmp_path / "dup",
-        [
-            entry("target.txt", b"original"),
-            entry("link", kind=tarfile.SYMTYPE, link="target.txt"),
-            entry("link", b"replacement"),
-        ],
-        suffix,
-    )
+@pytest.mark.parametrize(
+    "first, second",
+    [
+        (entry("raw/PFSA00000111.fits", b"first"), entry("raw/PFSA00000111.fits", b"second")),
+        (entry("./raw/PFSA00000111.fits", b"first"), entry("raw//PFSA00000111.fits", b"second")),
+        (entry("link", kind=tarfile.SYMTYPE, link="target.txt"), entry("link", b"replacement")),
+        (entry("raw/PFSA00000111.fits", b"first"), entry("raw/PFSA00000111.fits", kind=tarfile.LNKTYPE,
+                                                         link="target.txt")),
+    ],
+    ids=["file twice", "same name spelled twice", "file after a symlink", "hard link after a file"],
+)
+def test_a_name_used_twice_is_refused_naming_it(
+    first: tuple[tarfile.TarInfo, bytes], second: tuple[tarfile.TarInfo, bytes], suffix: str, tmp_path: Path,
+) -> None:
+    """tar keeps the last of two members of one name and loses the first: refused, naming it; nothing left."""
+    archive = make_tar(tmp_path / "dup", [entry("target.txt", b"original"), first, second], suffix)
+    staging = tmp_path / "staging"
+    with pytest.raises(CorruptArchiveError) as caught:
+        extract(archive, staging)
+    message = str(caught.value)
+    assert message.startswith("dup.") and "appears twice" in message and "\n" not in message
+    assert second[0].name in message
+    assert not staging.exists()
+
+
+def test_a_folder_named_twice_is_one_folder(suffix: str, tmp_path: Path) -> None:
+    """Directories may repeat (tar lists a folder, GNU tar -r adds it again): they are one folder."""
+    archive = make_tar(tmp_path / "dirs", [entry("raw/", kind=tarfile.DIRTYPE), entry("raw/a.fits", b"a"),
+                                           entry("raw/", kind=tarfile.DIRTYPE), entry("raw/b.fits", b"b")], suffix)
     root = extract(archive, tmp_path / "staging").root
-    assert not (root / "link").is_symlink()
-    assert ((root / "link").read_bytes(), (root / "target.txt").read_bytes()) == (b"replacement", b"original")
+    assert sorted(p.name for p in (root / "raw").iterdir()) == ["a.fits", "b.fits"]
 
 
 def test_modes_are_normalised_and_special_bits_stripped(suffix: str, tmp_path: Path) -> None:
@@ -442,6 +461,136 @@ def test_concatenated_gzip_members_are_one_archive(tmp_path: Path) -> None:
     archive.write_bytes(zlib_gzip(plain[:half]) + zlib_gzip(plain[half:]))
     assert archive_complete(archive)
     assert (extract(archive, tmp_path / "staging").root / "notes.txt").read_bytes() == b"hello"
+
+
+def concatenated(tmp_path: Path, kind: str) -> tuple[Path, set[str]]:
+    """Two tars, each with its end marker and record padding, cat'ed together (or their gzip streams)."""
+    first = make_tar(tmp_path / "first", sample_entries(), "tar").read_bytes()
+    second = make_tar(tmp_path / "second", [entry("raw/PFSA00000113.fits", os.urandom(3000)),
+                                            entry("late/notes2.txt", b"world")], "tar").read_bytes()
+    assert len(first) % tarfile.RECORDSIZE == 0 and first.endswith(bytes(1024))
+    path = tmp_path / f"cat.{kind}"
+    if kind == "tar":
+        path.write_bytes(first + second)
+    elif kind == "tar.gz streams":  # cat a.tar.gz b.tar.gz
+        path = tmp_path / "cat.tar.gz"
+        path.write_bytes(zlib_gzip(first) + zlib_gzip(second))
+    else:  # cat a.tar b.tar | gzip
+        path = tmp_path / "cat.tar.gz"
+        path.write_bytes(zlib_gzip(first + second))
+    names = {"raw/PFSA00000111.fits", "raw/PFSA00000112.fits", "notes.txt", "raw/PFSA00000113.fits",
+             "late/notes2.txt"}
+    return path, names
+
+
+@pytest.mark.parametrize("kind", ["tar", "tar.gz streams", "tar.gz one stream"])
+def test_concatenated_tars_are_read_whole_like_tar_ignore_zeros(kind: str, tmp_path: Path) -> None:
+    """Past the first tar's end marker another tar follows: its members are extracted too (as `tar -i`)."""
+    archive, names = concatenated(tmp_path, kind)
+    assert archive_complete(archive)
+    extracted = extract(archive, tmp_path / "staging")
+    found = {str(p.relative_to(extracted.root)) for p in extracted.root.rglob("*") if p.is_file()}
+    assert found == names and extracted.members == 5
+    assert (extracted.root / "late/notes2.txt").read_bytes() == b"world"
+    gnu = subprocess.run(["tar", "-tzif" if kind != "tar" else "-tif", str(archive)], capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert set(gnu) >= names  # what GNU tar --ignore-zeros lists (it also lists the folder)
+
+
+@pytest.mark.parametrize("kind", ["tar", "tar.gz streams"])
+def test_a_concatenated_tar_cut_short_is_not_complete(kind: str, tmp_path: Path) -> None:
+    """A second tar still being appended: not complete (waited for), never extracted without its members."""
+    archive, _ = concatenated(tmp_path, kind)
+    whole = archive.read_bytes()
+    if kind == "tar":  # the second tar: header, 3000 bytes of data, header, 5 bytes, end marker at +4608
+        first = len(make_tar(tmp_path / "first", sample_entries(), "tar").read_bytes())
+        cuts = (first + 100, first + 512, first + 1500, first + 4608 + 1023)
+    else:
+        first = whole.index(b"\x1f\x8b", 10)
+        cuts = (first + 10, first + 100, len(whole) - 8, len(whole) - 1)
+    for cut in cuts:
+        archive.write_bytes(whole[:cut])
+        assert not archive_complete(archive), cut
+        with pytest.raises(CorruptArchiveError):
+            extract(archive, tmp_path / "staging")
+        assert not (tmp_path / "staging").exists()
+
+
+def test_data_after_the_end_marker_is_refused(suffix: str, tmp_path: Path) -> None:
+    """Bytes after the end-of-archive marker that are no tar: refused with where they start, not ignored."""
+    plain = make_tar(tmp_path / "plain", sample_entries()).read_bytes() + b"not a tar header".ljust(512, b"!")
+    archive = tmp_path / f"trailing.{suffix}"
+    archive.write_bytes(plain if suffix == "tar" else zlib_gzip(plain))
+    with pytest.raises(CorruptArchiveError) as caught:
+        extract(archive, tmp_path / "staging")
+    message = str(caught.value)
+    assert message.startswith("trailing.") and f"not a tar header at byte {len(plain) - 512}" in message
+    assert "\n" not in message and not (tmp_path / "staging").exists()
+
+
+def deep_name(levels: int, leaf: str = "PFSA00000111.fits", part: str = "a") -> str:
+    return "/".join([part] * (levels - 1) + [leaf])
+
+
+@pytest.mark.parametrize(
+    "name, pattern",
+    [
+        (deep_name(1100), "is 1100 levels deep; limit max_path_parts = 64"),
+        (deep_name(65), "is 65 levels deep; limit max_path_parts = 64"),
+        (deep_name(20, part="d" * 60), "has a path of 1176 bytes; limit max_path_bytes = 1024"),
+    ],
+    ids=["1100 levels", "65 levels", "long path"],
+)
+def test_a_member_too_deep_or_too_long_is_refused_and_nothing_is_left(
+    name: str, pattern: str, suffix: str, tmp_path: Path,
+) -> None:
+    """Depth and path length are limited with a reason (a 1,100-level member hit a RecursionError and left
+    its staging folder); unpack leaves no staging behind."""
+    archive = make_tar(tmp_path / "deep", [entry("ok.txt", b"1"), entry(name, b"x")], suffix)
+    dest = tmp_path / "dest"
+    try:
+        with pytest.raises(ArchiveLimitError) as caught:
+            unpack(archive, dest)
+        message = str(caught.value)
+        assert message.startswith(f"{archive.name}: member 'a/a/") or message.startswith(f"{archive.name}: member 'd")
+        assert pattern in message and "\n" not in message and len(message) < 300
+        assert os.listdir(dest) == [STAGING_DIR_NAME] and os.listdir(dest / STAGING_DIR_NAME) == []
+    finally:
+        remove_tree(dest)  # iteratively: pytest's tmp cleanup (shutil.rmtree) recurses per level
+
+
+def test_the_depth_limit_counts_the_folders_of_nested_archives(tmp_path: Path) -> None:
+    """A member of a nested archive is as deep as its folder in the outer one plus its own path (9 + 1 + 10)."""
+    inner = make_tar(tmp_path / "inner", [entry(deep_name(10), b"x")], "tar.gz")
+    outer = make_tar(tmp_path / "outer", [entry(f"{deep_name(10, 'inner.tar.gz', 'b')}", inner.read_bytes())])
+    assert extract(outer, tmp_path / "ok", UnpackLimits(max_path_parts=20)).members == 2
+    with pytest.raises(ArchiveLimitError, match="is 20 levels deep; limit max_path_parts = 19"):
+        extract(outer, tmp_path / "staging", UnpackLimits(max_path_parts=19))
+    assert not (tmp_path / "staging").exists()
+
+
+def test_remove_tree_removes_any_depth_without_following_links(tmp_path: Path) -> None:
+    """remove_tree (used for staging) goes through 3,000 levels of 100-byte names, past PATH_MAX, and
+    removes links without touching what they point to."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_bytes(b"keep")
+    top = tmp_path / "deep"
+    top.mkdir()
+    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for level in range(3000):
+            os.mkdir("d" * 100, dir_fd=fd)
+            below = os.open("d" * 100, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = below
+            if level % 1000 == 0:
+                os.symlink(str(outside), "link", dir_fd=fd)
+                os.close(os.open("file", os.O_CREAT | os.O_WRONLY, 0o600, dir_fd=fd))
+    finally:
+        os.close(fd)
+    remove_tree(top)
+    assert not top.exists() and (outside / "keep.txt").read_bytes() == b"keep"
 
 
 def zlib_gzip(data: bytes) -> bytes:
