@@ -195,3 +195,59 @@ def test_a_killed_service_leaves_no_process_behind(tmp_path):
     while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in helpers):
         time.sleep(0.2)
     assert [pid for pid in helpers if Path(f"/proc/{pid}").exists()] == []
+
+
+QUARANTINE_FILES = int(os.environ.get("PFSWATCHD_CRASH_BAD_FILES", "120"))
+
+
+@pytest.mark.slow
+def test_kills_during_quarantine_leave_every_bad_file_findable(tmp_path):
+    """Bad files (not FITS) among good ones, the service killed once exactly between a quarantine move
+    and its record (fault point ``quarantine.moved``) and then at random moments: afterwards every bad
+    file is in quarantine exactly once, at the path its row names, with its reason beside it, none is
+    left in the drop folder or ``pending``, and every good file is ingested (issue 12 item 9)."""
+    rng = random.Random(SEED)
+    good = burst_files(tmp_path / "src", tmp_path / "templates", 60, first_visit=7900)
+    bad_folder = tmp_path / "bad"
+    bad_folder.mkdir()
+    bad: dict[str, bytes] = {}
+    for i in range(QUARANTINE_FILES):
+        name = f"PFSA{8000 + i // 4:06d}{i % 4 + 1}1.fits"
+        bad[name] = rng.randbytes(2880)
+        (bad_folder / name).write_bytes(bad[name])
+    daemon = Daemon(tmp_path / "svc", ingest={"batch_size": 50}, watch={"settle_seconds": 0.3})
+    marker = tmp_path / "held"
+    daemon.start(env={"PFSWATCHD_FAULT": "quarantine.moved", "PFSWATCHD_FAULT_MARKER": str(marker),
+                      "PFSWATCHD_FAULT_SECONDS": "60"})
+    arrivals = [*((bad_folder / n) for n in bad), *good]
+    rng.shuffle(arrivals)
+    chunks = [arrivals[i::KILLS + 1] for i in range(KILLS + 1)]
+    for path in chunks[0]:
+        os.rename(path, daemon.incoming / path.name)
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        assert time.monotonic() < deadline, daemon.log()[-3000:]
+        time.sleep(0.005)
+    daemon.kill()  # one file moved, its row not yet final
+    for chunk in chunks[1:]:
+        daemon.start()
+        for path in chunk:
+            os.rename(path, daemon.incoming / path.name)
+        time.sleep(rng.uniform(0.0, 0.8))
+        daemon.kill()
+    daemon.start()
+    status = daemon.wait_until(lambda s: s["counts"].get("quarantined", 0) == len(bad)
+                               and s["counts"].get("ingested", 0) == len(good), 300,
+                               what="every bad file quarantined, every good one ingested")
+    assert daemon.stop() == 0
+    assert status["counts"].get("pending", 0) == status["counts"].get("failed", 0) == 0, status["counts"]
+    rows = {Path(f["path"]).name: f for f in status["files"] if f["state"] == "quarantined"}
+    assert set(rows) == set(bad)
+    for name, data in bad.items():
+        moved = Path(rows[name]["quarantine_path"])
+        assert moved.read_bytes() == data, name
+        assert "not_fits" in moved.with_name(moved.name + ".reason").read_text()
+    in_quarantine = [p for p in daemon.quarantine.rglob("*.fits")]
+    assert len(in_quarantine) == len(bad)  # exactly once each
+    assert list(daemon.incoming.glob("PF*.fits")) == [] or all(
+        p.name not in bad for p in daemon.incoming.glob("PF*.fits"))
