@@ -122,7 +122,7 @@ class Pipeline:
         if self.archives is not None:
             self.archives.tick(now, self._identity)
         tracked = clock()
-        ready = self.settler.ready(now)
+        ready = [path for path in self.settler.ready(now) if not self._unfilled(path, now)]
         for path in ready:
             if (timing := self._timing.get(path)) is not None:
                 timing.ready = now
@@ -181,6 +181,22 @@ class Pipeline:
                 observed[path] = (identity, hint)
             self._timing.setdefault(path, _Timing(seen=now))
         return observed
+
+    def _unfilled(self, path: str, now: float) -> bool:
+        """A file that only its quiet time calls finished (no close or rename was seen) and that still has
+        a hole: a preallocating writer (aria2c, axel) set its final size and paused before filling it.
+        It waits as incomplete for its next change (reported truncated after ``truncated_after``)."""
+        if self.settler.closed(path):
+            return False
+        identity = self._identity(path)
+        if identity is None:
+            return False  # the examination will find it gone
+        hole = first_hole(path)
+        if hole is None or hole >= identity[0]:
+            return False
+        self.settler.incomplete(path, identity, f"{Path(path).name}: bytes {hole} onwards of its {identity[0]} "
+                                "were never written (a preallocated file not yet filled)", now)
+        return True
 
     def _vanished(self, path: str) -> None:
         """``path`` is gone (deleted, or renamed away) before it was examined: forget it (its row, if
@@ -570,6 +586,25 @@ class Pipeline:
             if result.quarantine_path:
                 fields["quarantine_path"] = result.quarantine_path
             self.log.error(f"file_{result.state.value}", **fields)
+
+
+def first_hole(path: str) -> int | None:
+    """Where the first hole (a range never written) of ``path`` starts, by ``SEEK_HOLE``; the file's size
+    when it has none, None when the system cannot say.  A filesystem that compresses reports its data
+    as data (unlike ``st_blocks``), and one without hole support reports none: never a false hole."""
+    seek_hole = getattr(os, "SEEK_HOLE", None)
+    if seek_hole is None:
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return None
+    try:
+        return os.lseek(fd, 0, seek_hole)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def _has_holes(path: str, identity: Identity) -> bool:

@@ -110,6 +110,11 @@ class Settler:
         elif quiet_from is not None and entry.quiet_from is None and entry.examined != identity:
             entry.quiet_from = quiet_from
 
+    def closed(self, path: str) -> bool:
+        """The writer of ``path`` was seen to finish it (a close after writing, or a rename into place)."""
+        entry = self._entries.get(path)
+        return entry is not None and entry.writer_done
+
     @property
     def new_folder_quiet(self) -> float:
         return min(NEW_FOLDER_QUIET, self.settle_seconds)

@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from lsst.daf.butler import Butler
 
 from conftest import write_config, write_raw
 from harness import BIN, Daemon, burst_files, drop, obeying_file_modes
@@ -494,3 +495,38 @@ def test_a_shutdown_that_hangs_ends_after_the_stop_timeout(daemon, tmp_path):
     assert STOP_TIMEOUT - 1 <= time.monotonic() - began < STOP_TIMEOUT + 30
     [event] = daemon.events("service_stop_timed_out")
     assert event["seconds"] == STOP_TIMEOUT
+
+
+def test_a_preallocated_file_left_open_is_not_ingested_during_its_pause(daemon, tmp_path):
+    """A downloader (aria2c, axel) writes a frame's headers, sets the final size (ftruncate), keeps the
+    file open and pauses for longer than ``settle_seconds`` before it fills the data: structurally the
+    file is whole and quiet, but its data were never written (a hole), so it must wait; once filled it
+    is ingested with every byte, still without a close (the quiet time then decides)."""
+    from pfswatchd.files.fitsheader import scan
+
+    daemon.settings["watch"]["settle_seconds"] = 0.5
+    daemon.write_config()
+    daemon.start()
+    raw = write_raw(tmp_path / "src", visit=346, arm="b")
+    data = raw.read_bytes()
+    hdus = scan(raw).hdus
+    target = daemon.incoming / raw.name
+    with open(target, "wb") as out:
+        for hdu in hdus:
+            out.seek(hdu.header_offset)
+            out.write(data[hdu.header_offset:hdu.data_offset])
+        out.truncate(len(data))
+        out.flush()
+        assert scan(target).complete
+        daemon.wait_until(lambda s: any(f["path"] == str(target) for f in s["files"]), 30, what="the file seen")
+        time.sleep(4.0)  # eight settle times
+        row = next(f for f in daemon.quick_status()["files"] if f["path"] == str(target))
+        assert row["state"] == "pending", row
+        for hdu in hdus:
+            out.seek(hdu.data_offset)
+            out.write(data[hdu.data_offset:hdu.end])
+        out.flush()
+        daemon.wait_files("ingested", 1, timeout=30)
+    [ref] = daemon.datasets()
+    with Butler.from_config(str(daemon.repo)) as butler:
+        assert Path(butler.getURI(ref).ospath).read_bytes() == data
