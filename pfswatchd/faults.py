@@ -21,7 +21,8 @@ observer thread raises on its first event and dies, as a bug or a RecursionError
 ``transfer.placing`` (a file is about to be linked or copied into the datastore, after it was
 examined), ``pipeline.recording`` (a batch is in the registry, not yet in the ledger),
 ``pipeline.recorded`` (in the ledger too; with move, the sources are not removed yet),
-``quarantine.moved`` (a file was moved to quarantine, its reason and its row not yet written).
+``quarantine.moved`` (a file was moved to quarantine, its reason and its row not yet written),
+``unpack.member`` (an archive member was written into its staging folder, the extraction not finished).
 """
 
 from __future__ import annotations

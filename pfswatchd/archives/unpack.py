@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pfswatchd import faults
 from pfswatchd.archives.checksums import verify_tree
 from pfswatchd.archives.publish import PublishConflictError, publish
 from pfswatchd.archives.staging import new_work_folder, remove_tree
@@ -355,6 +356,7 @@ def _extract_tree(
             checked = iter(list(checked))  # seekable: every header is checked before the first write
         for member, parts in checked:
             writer.write(archive, member, parts)
+            faults.pause("unpack.member")
         layout.check_symlinks(root)
         nested = [parts for parts, kind in layout.kinds.items() if kind == "f" and is_archive_name(parts[-1])]
         for parts in nested:

@@ -32,15 +32,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from pfswatchd.archives.staging import remove_abandoned
 from pfswatchd.archives.stars import operator_instructions
 from pfswatchd.archives.tarstream import ArchiveEndsEarly
-from pfswatchd.archives.unpack import UnpackResult, unpack
+from pfswatchd.archives.unpack import STAGING_DIR_NAME, UnpackResult, unpack
 from pfswatchd.config import Config
-from pfswatchd.errors import ErrorKind, PfsWatchError, transient
+from pfswatchd.errors import ErrorKind, PfsWatchError, first_line, transient
 from pfswatchd.files.names import parse_name
 from pfswatchd.service.settle import Hint, Identity, Settler
 from pfswatchd.state import quarantine
 from pfswatchd.state.ledger import ArchiveState, Ledger, Seen
+
+STAGING_CHECK_SECONDS = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +80,19 @@ class ArchiveStage:
         self._done: list[_Job] = []
         self._busy: set[str] = set()
         self._due_checked = 0.0
+        self._staging_checked = time.monotonic()
         self.observer: ArchiveObserver | None = None
+        self.remove_abandoned_staging()  # at start: a killed run's staging goes at once, not after a claim timeout
+
+    def remove_abandoned_staging(self) -> None:
+        """Remove staging folders of this host's processes that are gone (killed mid-extraction)."""
+        try:
+            removed = remove_abandoned(self.config.archives.extract_to / STAGING_DIR_NAME)
+        except OSError as exc:
+            self.log.warning("staging_not_removed", path=str(self.config.archives.extract_to), error=str(exc))
+            return
+        for folder in removed:
+            self.log.info("staging_removed", path=str(folder), reason="left by a process that is gone")
 
     # -- main thread -----------------------------------------------------------------------------
 
@@ -105,6 +120,9 @@ class ArchiveStage:
             self._busy.add(path)
             future = self._pool.submit(self._work, Path(path), identity)
             future.add_done_callback(self._finished)
+        if time.monotonic() - self._staging_checked >= STAGING_CHECK_SECONDS:
+            self._staging_checked = time.monotonic()
+            self.remove_abandoned_staging()  # another instance of this host killed mid-extraction
         if now - self._due_checked >= 1.0:
             self._due_checked = now
             for path in self.ledger.due_archives(now):
@@ -149,6 +167,11 @@ class ArchiveStage:
             return _Job(path, identity, error=exc)
         except OSError as exc:
             return _Job(path, identity, error=transient(exc, f"unpacking {path.name}"))
+        except Exception as exc:  # the one boundary of this work item: never left `extracting` forever
+            self.log.error("archive_unpack_crashed", path=str(path), exc_info=True)
+            return _Job(path, identity, error=PfsWatchError(
+                f"{path.name}: unexpected error while unpacking ({type(exc).__name__}: {first_line(exc)}); "
+                "expected none (a bug: the log has the details)"))
         return _Job(path, identity, result=result)
 
     def _finished(self, future: Future[_Job]) -> None:

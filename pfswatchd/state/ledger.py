@@ -249,8 +249,14 @@ class Ledger(ArchiveRecords, VisitRecords):
                        files.c.claimed_by.is_not(None))
                 .distinct()
             ).all()
-            dead = [r.claimed_by for r in rows if r.claimed_by and _dead_local_instance(r.claimed_by, host,
-                                                                                         self.instance)]
+            # Archives being extracted too: a process killed mid-extraction may hold no file row at all.
+            rows += conn.execute(
+                sa.select(archives.c.claimed_by)
+                .where(archives.c.state == ArchiveState.EXTRACTING.value, archives.c.claimed_by.is_not(None))
+                .distinct()
+            ).all()
+            dead = sorted({r.claimed_by for r in rows if r.claimed_by and _dead_local_instance(r.claimed_by, host,
+                                                                                                self.instance)})
             if starting:
                 dead.append(self.instance)
             condition = files.c.claim_expires < now

@@ -211,3 +211,70 @@ def test_failing_stars_script_leaves_the_bundle_for_the_operator(daemon, tmp_pat
         entry["instructions"]
     folder = daemon.base / "extracted" / "S2Query"
     assert (folder / "zadmin" / "unpack.py").exists() and not (folder / "half.fits").exists()
+
+
+def _wait_for(path: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} not created within {timeout}s"
+        time.sleep(0.05)
+
+
+def test_staging_of_a_kill_mid_extraction_is_removed_at_restart(daemon, tmp_path):
+    """SIGKILL while an archive is half extracted: the restart removes the staging folder at once (it
+    named the dead process) and extracts the archive again; every member ingested once, the row done."""
+    marker = tmp_path / "paused"
+    daemon.start(env={"PFSWATCHD_FAULT": "unpack.member", "PFSWATCHD_FAULT_MARKER": str(marker)})
+    _drop(_tar(tmp_path / "night.tar.gz", _summit(tmp_path, 910)), daemon.incoming)
+    _wait_for(marker)  # the first member is in staging, the rest not yet
+    daemon.kill()
+    staging = daemon.base / "extracted" / ".pfswatchd-staging"
+    [left] = list(staging.iterdir())
+    assert list(left.rglob("*.fits"))
+    daemon.start()  # the marker exists: no pause this time
+    status = daemon.wait_until(lambda s: s["counts"].get("ingested", 0) >= 3 and s["archives"]
+                               and s["archives"][0]["state"] == "done", 90)
+    assert [e["path"] for e in daemon.events("staging_removed")] == [str(left)]
+    assert list(staging.iterdir()) == []
+    assert {k: v for k, v in status["counts"].items() if v} == {"ingested": 3} and len(daemon.datasets()) == 2
+    assert len({f["path"] for f in status["files"]}) == 3
+
+
+def test_a_member_1100_levels_deep_is_quarantined_and_leaves_no_staging(daemon, tmp_path):
+    """Once stayed `extracting` forever with its staging folder (a RecursionError in the worker)."""
+    from pfswatchd.archives.staging import remove_tree
+
+    daemon.start()
+    members = _summit(tmp_path, 911)
+    members["/".join(["d"] * 1099 + ["PFSA09110111.fits"])] = b"x"
+    try:
+        archive = _drop(_tar(tmp_path / "deep.tar.gz", members), daemon.incoming)
+        status = daemon.wait_until(lambda s: s["archives"] and s["archives"][0]["state"] == "quarantined", 60)
+        entry = status["archives"][0]
+        assert entry["error_kind"] == "archive_limit" and "1100 levels deep" in entry["error"]
+        assert "\n" not in entry["error"] and (daemon.quarantine / archive.name).exists()
+        assert list((daemon.base / "extracted" / ".pfswatchd-staging").iterdir()) == []
+        assert status["counts"].get("ingested", 0) == 0
+    finally:
+        remove_tree(daemon.base / "extracted")  # iteratively: pytest's cleanup recurses per level
+
+
+def test_concatenated_tars_and_a_name_twice_in_the_service(daemon, tmp_path):
+    """Two tars cat'ed together: both ingested; a member name used twice: quarantined naming it."""
+    daemon.start()
+    first = _tar(tmp_path / "a.tar", dict(list(_summit(tmp_path, 912).items())[:2]), mode="w").read_bytes()
+    second = _tar(tmp_path / "b.tar", _summit(tmp_path, 913), mode="w").read_bytes()
+    (tmp_path / "cat.tar").write_bytes(first + second)
+    _drop(tmp_path / "cat.tar", daemon.incoming)
+    daemon.wait_files("ingested", 5, timeout=60)
+    members = _summit(tmp_path, 914)
+    name = next(iter(members))
+    with tarfile.open(tmp_path / "twice.tar", "w") as tar:
+        for data in (members[name], members[name][:-2880]):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    _drop(tmp_path / "twice.tar", daemon.incoming)
+    status = daemon.wait_until(lambda s: any(a["state"] == "quarantined" for a in s["archives"]), 60)
+    [entry] = [a for a in status["archives"] if a["state"] == "quarantined"]
+    assert entry["error_kind"] == "corrupt_archive" and f"member {name!r} appears twice" in entry["error"]
