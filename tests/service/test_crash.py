@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import tarfile
 import time
 from pathlib import Path
 
@@ -251,3 +252,59 @@ def test_kills_during_quarantine_leave_every_bad_file_findable(tmp_path):
     assert len(in_quarantine) == len(bad)  # exactly once each
     assert list(daemon.incoming.glob("PF*.fits")) == [] or all(
         p.name not in bad for p in daemon.incoming.glob("PF*.fits"))
+
+
+ARCHIVE_KILLS = int(os.environ.get("PFSWATCHD_ARCHIVE_KILLS", "3"))
+ARCHIVE_FILES = 12  # raws per archive (one visit)
+
+
+def _archive_of(path: Path, raws: list[Path]) -> Path:
+    """A summit-like tar of fakedata raws (every other one gzip'd, as both kinds arrive)."""
+    with tarfile.open(path, "w:gz" if path.name.endswith(".gz") else "w") as tar:
+        for raw in raws:
+            tar.add(raw, arcname=f"raw/2025-05-01/sps/{raw.name}")
+    return path
+
+
+@pytest.mark.slow
+def test_kills_during_extraction_leave_every_member_ingested_once_and_no_staging(tmp_path):
+    """SIGKILL while archives are extracted: the first kill lands mid-extraction on purpose (fault point
+    unpack.member), the others at random moments while archives keep arriving.  After the restarts every
+    member is ingested exactly once, staging is empty and every archive row is final (done)."""
+    rng = random.Random(SEED)
+    count = ARCHIVE_KILLS + 1
+    print(f"archive crash loop: seed {SEED}, {ARCHIVE_KILLS} kills, {count} archives")
+    raws = burst_files(tmp_path / "src", tmp_path / "templates", count * ARCHIVE_FILES, first_visit=8000)
+    expected = {_key(p.name): _digest(p) for p in raws}
+    archives = [_archive_of(tmp_path / f"night{i}.tar{'.gz' if i % 2 else ''}",
+                            raws[i * ARCHIVE_FILES : (i + 1) * ARCHIVE_FILES]) for i in range(count)]
+    daemon = Daemon(tmp_path / "svc", archives={"extract_to": "extracted"}, watch={"settle_seconds": 0.3})
+    marker = tmp_path / "paused"
+    daemon.start(env={"PFSWATCHD_FAULT": "unpack.member", "PFSWATCHD_FAULT_MARKER": str(marker)})
+    os.rename(archives[0], daemon.incoming / archives[0].name)
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        assert time.monotonic() < deadline, "the extraction never reached unpack.member"
+        time.sleep(0.05)
+    daemon.kill()  # deterministic: one member written into staging, the others not
+    staging = daemon.base / "extracted" / ".pfswatchd-staging"
+    assert len(list(staging.iterdir())) == 1
+    for archive in archives[1:]:
+        daemon.start()
+        os.rename(archive, daemon.incoming / archive.name)
+        time.sleep(rng.uniform(0.3, 1.5))  # settle 0.3 s, then extraction: the kill lands around it
+        daemon.kill()
+    daemon.start()
+    status = daemon.wait_until(lambda s: s["counts"].get("ingested", 0) >= len(raws) and len(s["archives"]) == count
+                               and all(a["state"] == "done" for a in s["archives"]), 300)
+    assert daemon.stop() == 0
+    registered = _registered(daemon.repo)
+    assert set(registered) == set(expected)  # every member, exactly once
+    for key, stored in registered.items():
+        assert _digest(stored) == expected[key], key
+    assert {k: v for k, v in status["counts"].items() if v} == {"ingested": len(raws)}
+    paths = [f["path"] for f in status["files"]]
+    assert len(paths) == len(set(paths)) == len(raws)
+    assert list(staging.iterdir()) == []
+    assert all(a["published"] == ARCHIVE_FILES for a in status["archives"])
+    print(f"archive crash loop done: {len(daemon.events('staging_removed'))} staging folders removed")
