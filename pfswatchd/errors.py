@@ -43,6 +43,8 @@ class ErrorKind(StrEnum):
     UNKNOWN_INSTRUMENT = "unknown_instrument"
     # Transient (added later): the file at the path is not the one examined; it is examined again.
     SOURCE_CHANGED = "source_changed"
+    # Permanent (added later).
+    BAD_NAME = "bad_name"  # a file or folder name that is not UTF-8: recorded under its escaped form, never ingested
 
 
 RETRYABLE_KINDS = frozenset(
@@ -246,6 +248,8 @@ ERROR_HELP: dict[ErrorKind, str] = {
     ErrorKind.SOURCE_CHANGED: "Another file was renamed onto the path (or the file was rewritten) after its "
     "headers were read and before it was placed: nothing of it was written, and the file now at the path "
     "is examined again. Nothing to do, unless a writer keeps replacing the file.",
+    ErrorKind.BAD_NAME: "The file or folder name is not UTF-8 (the row's path shows the bytes as \\xNN). "
+    "Rename it to a UTF-8 name: the new name is picked up as a new file (`pfswatchd retry` cannot help).",
 }
 
 assert set(ERROR_HELP) == set(ErrorKind), "every error kind needs operator help"

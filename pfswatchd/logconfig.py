@@ -35,9 +35,24 @@ def redact(text: str) -> str:
 
 def _redact_processor(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
     for key, value in event.items():
-        if isinstance(value, str) and "://" in value:
-            event[key] = redact(value)
+        if isinstance(value, str):
+            if "://" in value:
+                value = event[key] = redact(value)
+            if not value.isascii():
+                event[key] = _printable(value)
+        elif isinstance(value, list | tuple) and any(isinstance(v, str) and not v.isascii() for v in value):
+            event[key] = [_printable(v) if isinstance(v, str) else v for v in value]
     return event
+
+
+def _printable(text: str) -> str:
+    """A byte of a file name that is not UTF-8 (a lone surrogate) as ``\\xNN``: a console log line that
+    quotes such a name must not fail to print (the JSON renderer escapes it on its own)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return text
 
 
 class BurstSummary:

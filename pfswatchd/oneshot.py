@@ -42,7 +42,7 @@ from pfswatchd.errors import Interrupted
 from pfswatchd.files.classify import not_ingested
 from pfswatchd.files.corrections import NONE, HeaderCorrections
 from pfswatchd.files.examine import Examination, examine
-from pfswatchd.files.names import is_temporary, parse_name
+from pfswatchd.files.names import escaped, is_temporary, parse_name
 from pfswatchd.model import INGESTIBLE_KINDS, Classified, FileKind, Outcome, PfsConfigFile, Status
 from pfswatchd.progress import IngestProgress, on_terminal
 from pfswatchd.state.waitlist import Waiting, WaitList
@@ -414,7 +414,7 @@ class _Run:
             self._report(first)
             return
         reason = _without_path(first.message or "", first.path)
-        print(f"SKIPPED {count} files like {first.path}: {reason}", file=self.err)
+        print(escaped(f"SKIPPED {count} files like {first.path}: {reason}"), file=self.err)
 
 
 def _without_path(message: str, path: Path) -> str:

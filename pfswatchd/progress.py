@@ -90,7 +90,10 @@ class IngestProgress:
         self._update("ingest", advance=size, force=True)
 
     def print(self, line: str) -> None:
-        """A line for the user (above the bars on a terminal)."""
+        """A line for the user (above the bars on a terminal); a byte of a name that is not UTF-8 as \\xNN."""
+        from pfswatchd.files.names import escaped
+
+        line = escaped(line)
         if self._progress is not None:
             self._progress.console.print(line)
         else:

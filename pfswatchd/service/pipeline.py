@@ -26,12 +26,12 @@ from pfswatchd.butler.ingest import Ingester
 from pfswatchd.config import Config
 from pfswatchd.errors import RETRYABLE_KINDS, ErrorKind
 from pfswatchd.files.examine import Examination, examine
-from pfswatchd.files.names import parse_name
+from pfswatchd.files.names import bad_name, bad_name_reason, parse_name
 from pfswatchd.model import INGESTIBLE_KINDS, Classified, FileKind, Outcome, PfsConfigFile, Status
 from pfswatchd.service.archivestage import ArchiveStage
 from pfswatchd.service.examiner import Examiner
 from pfswatchd.service.settle import DONE_HINTS, Hint, Identity, Settler
-from pfswatchd.service.watch import WALK, WALK_MOVED, depth_below, path_limit, too_deep, walk, within
+from pfswatchd.service.watch import BAD_NAME, WALK, WALK_MOVED, depth_below, path_limit, too_deep, walk, within
 from pfswatchd.state import quarantine
 from pfswatchd.state.ledger import FileState, Ledger, Result, Seen
 
@@ -146,6 +146,11 @@ class Pipeline:
         expanded: list[tuple[str, str]] = []
         walked = dict(roots=self.roots, max_depth=self.config.watch.max_depth, unreadable=self.note_unreadable)
         for path, hint in hints:
+            bad = bad_name(path)
+            if bad is not None:  # never examined, ingested or written as it is: recorded escaped, at once
+                folder = bad != path or hint in (WALK, WALK_MOVED)
+                self.note_unreadable(Path(bad), BAD_NAME, bad_name_reason(bad, folder=folder))
+                continue
             if not self._reachable(path, hint == Hint.RETRY.value):
                 if hint == Hint.RETRY.value:
                     self._retried_folders.add(path)  # a folder recorded for its depth or length: backoff grows
@@ -238,6 +243,12 @@ class Pipeline:
         unreadable, self.unreadable = self.unreadable, {}
         retried, self._retried_folders = self._retried_folders, set()
         for folder, (kind, reason) in unreadable.items():
+            if kind == BAD_NAME:
+                key = self.ledger.bad_name(folder, reason, folder=os.path.isdir(folder) and not os.path.islink(folder),
+                                           now=now)
+                if key is not None:  # once per name: a rescan or a restart that meets it again says nothing
+                    self.log.warning(BAD_NAME, path=key, error_kind=BAD_NAME, reason=reason)
+                continue
             retry_at = self.ledger.folder_unreadable(folder, reason, self.config.ingest.retry_delay,
                                                      retry=folder in retried, now=now, error_kind=kind)
             if retry_at is not None:

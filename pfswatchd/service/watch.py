@@ -35,7 +35,7 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from pfswatchd import faults
-from pfswatchd.files.names import is_temporary
+from pfswatchd.files.names import bad_name, bad_name_reason, escaped, is_temporary
 from pfswatchd.service.settle import Hint
 
 WALK = "walk"  # pseudo-hint: walk this folder (a folder was created: its files may still be written)
@@ -232,6 +232,7 @@ PATH_MAX = 4096  # bytes, with the final NUL (Linux): a longer path cannot be op
 NAME_MAX = 255  # bytes in one name
 
 Unreadable = Callable[[Path, str, str], None]  # (folder, error kind, reason)
+BAD_NAME = "bad_name"  # the kind passed to Unreadable for a file or folder whose name is not UTF-8
 
 
 def walk(root: Path, *, recursive: bool = True, unreadable: Unreadable | None = None,
@@ -278,6 +279,10 @@ def list_folder(folder: str, unreadable: Unreadable | None = None, roots: tuple[
         if unreadable is not None:
             unreadable(Path(folder), "path_limit", too_long)
         return [], []
+    if bad_name(folder) is not None:  # not UTF-8: recorded, not entered (files/names.py says why)
+        if unreadable is not None:
+            unreadable(Path(bad_name(folder) or folder), BAD_NAME, bad_name_reason(folder, folder=True))
+        return [], []
     try:
         fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
     except (FileNotFoundError, NotADirectoryError):
@@ -310,6 +315,11 @@ def list_folder(folder: str, unreadable: Unreadable | None = None, roots: tuple[
         if len(os.fsencode(name)) > room:
             too_long += 1
             continue
+        if not name.isascii() and escaped(name) != name:
+            if unreadable is not None and not name.startswith(".") and not is_temporary(name):
+                path = os.path.join(folder, name)
+                unreadable(Path(path), BAD_NAME, bad_name_reason(path, folder=_is_folder(entry)))
+            continue
         try:
             if entry.is_dir(follow_symlinks=False):
                 if not name.startswith("."):
@@ -324,6 +334,13 @@ def list_folder(folder: str, unreadable: Unreadable | None = None, roots: tuple[
         unreadable(Path(folder), "path_limit", f"{too_long} names here would make paths longer than the "
                                                f"{PATH_MAX - 1} bytes the system allows: not handled")
     return found, folders
+
+
+def _is_folder(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir(follow_symlinks=False)
+    except OSError:
+        return False
 
 
 def _opened_path(fd: int, folder: str) -> str:

@@ -30,6 +30,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.schema import CreateIndex
 
+from pfswatchd.errors import ErrorKind
+from pfswatchd.files.names import escaped
+from pfswatchd.model import FileKind
 from pfswatchd.state.archiveledger import ArchiveRecords
 from pfswatchd.state.ledgerdb import (
     ARCHIVE_FINAL,
@@ -364,6 +367,19 @@ class Ledger(ArchiveRecords, VisitRecords):
                 conn.execute(files.update().where(files.c.path == path).values(**values))
         return retry_at
 
+    def bad_name(self, path: str, reason: str, *, folder: bool, now: float | None = None) -> str | None:
+        """Record a file or folder whose name is not UTF-8: failed, ``bad_name``, under its escaped path
+        (final: only a rename, which is a new path, changes anything).  Returns the escaped path when the
+        row is new (the caller logs it once), None when it was recorded before."""
+        now = now or time.time()
+        key = escaped(path)
+        with self.engine.begin() as conn:
+            result = conn.execute(upsert_insert(conn, files).values(
+                path=key, kind=FOLDER if folder else FileKind.OTHER.value, state=FileState.FAILED.value,
+                attempts=0, error_kind=ErrorKind.BAD_NAME.value, error=reason, seen_at=now, updated_at=now,
+            ).on_conflict_do_nothing(index_elements=["path"]))
+        return key if result.rowcount else None
+
     def folder_readable(self, path: str) -> bool:
         """Forget a folder recorded unreadable, now that it can be listed; True if there was one."""
         with self.engine.begin() as conn:
@@ -507,6 +523,9 @@ class Ledger(ArchiveRecords, VisitRecords):
         """Put failed/quarantined rows back in the queue; return them as they were."""
         now = time.time()
         condition: sa.ColumnElement[bool] = files.c.state.in_([FileState.FAILED.value, FileState.QUARANTINED.value])
+        # A name that is not UTF-8 is recorded under a path that does not exist: only a rename helps.
+        condition = sa.and_(condition, sa.or_(files.c.error_kind.is_(None),
+                                              files.c.error_kind != ErrorKind.BAD_NAME.value))
         if kinds:
             condition = sa.and_(condition, files.c.error_kind.in_(list(kinds)))
         if paths:

@@ -14,6 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from pfswatchd.errors import PfsWatchError
+from pfswatchd.files.names import escaped
 from pfswatchd.logconfig import redact
 
 SCHEMA_VERSION = 1
@@ -49,13 +50,25 @@ FINAL_STATES = frozenset(
 )
 CLAIMABLE_STATES = (FileState.PENDING.value, FileState.WAITING.value)
 
+class SafeText(sa.types.TypeDecorator[str]):
+    """TEXT that never refuses a string: a byte that is not UTF-8 (a lone surrogate, from a file name) is
+    written as ``\\xNN``.  The pipeline records such names escaped already; this is the net under every
+    other text that quotes a name (a reason, an archive member, a folder)."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> Any:
+        return escaped(value) if isinstance(value, str) else value
+
+
 metadata = sa.MetaData()
 
 files = sa.Table(
     "files",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("path", sa.Text, nullable=False, unique=True),
+    sa.Column("path", SafeText, nullable=False, unique=True),
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("state", sa.String(16), nullable=False, index=True),
     sa.Column("size", sa.BigInteger),
@@ -68,7 +81,7 @@ files = sa.Table(
     sa.Column("run", sa.String(255)),
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
     sa.Column("error_kind", sa.String(32)),
-    sa.Column("error", sa.Text),
+    sa.Column("error", SafeText),
     sa.Column("seen_at", sa.Float, nullable=False),
     sa.Column("complete_at", sa.Float),
     sa.Column("ingested_at", sa.Float),
@@ -77,7 +90,7 @@ files = sa.Table(
     sa.Column("claimed_by", sa.String(255)),
     sa.Column("claim_expires", sa.Float),
     sa.Column("archive_id", sa.Integer),
-    sa.Column("quarantine_path", sa.Text),
+    sa.Column("quarantine_path", SafeText),
     # Per-archive file counts (status) read this index alone, without a table lookup per file.
     sa.Index("ix_files_archive_state", "archive_id", "state"),
     # Changed since (status --since) without a scan of every row.
@@ -88,20 +101,20 @@ archives = sa.Table(
     "archives",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("path", sa.Text, nullable=False, unique=True),
+    sa.Column("path", SafeText, nullable=False, unique=True),
     sa.Column("state", sa.String(16), nullable=False, index=True),
     sa.Column("size", sa.BigInteger),
     sa.Column("mtime_ns", sa.BigInteger),
     sa.Column("inode", sa.BigInteger),
-    sa.Column("dest", sa.Text),
+    sa.Column("dest", SafeText),
     sa.Column("members", sa.Integer),
     sa.Column("published", sa.Integer),
     sa.Column("failed", sa.Integer),
     sa.Column("stars_bundle", sa.Boolean),
-    sa.Column("instructions", sa.Text),
+    sa.Column("instructions", SafeText),
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
     sa.Column("error_kind", sa.String(32)),
-    sa.Column("error", sa.Text),
+    sa.Column("error", SafeText),
     sa.Column("seen_at", sa.Float, nullable=False),
     sa.Column("done_at", sa.Float),
     sa.Column("updated_at", sa.Float, nullable=False),
