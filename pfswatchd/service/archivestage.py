@@ -38,7 +38,7 @@ from pfswatchd.archives.tarstream import ArchiveEndsEarly
 from pfswatchd.archives.unpack import STAGING_DIR_NAME, UnpackResult, unpack
 from pfswatchd.config import Config
 from pfswatchd.errors import ErrorKind, PfsWatchError, first_line, transient
-from pfswatchd.files.names import parse_name
+from pfswatchd.files.names import bad_name, parse_name
 from pfswatchd.service.settle import Hint, Identity, Settler
 from pfswatchd.state import quarantine
 from pfswatchd.state.ledger import ArchiveState, Ledger, Seen
@@ -208,6 +208,9 @@ class ArchiveStage:
         self._set_group(result)
         seen = []
         for published in result.published:
+            if bad_name(str(published)) is not None:  # not UTF-8: the pipeline records it, escaped, from its hint
+                self.hint(str(published), Hint.MOVED.value)
+                continue
             try:
                 st = os.stat(published)
             except OSError:

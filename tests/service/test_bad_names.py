@@ -96,6 +96,7 @@ def test_an_archive_member_whose_name_is_not_utf8_is_recorded_and_the_others_are
     assert sorted(f["error_kind"] for f in failed) == ["bad_name", "bad_name"], failed
     assert any(f["path"].endswith("PFSA\\xff00086111.fits") for f in failed), failed
     assert any(f["path"].endswith("night\\xfe") for f in failed), failed
-    assert len(daemon.datasets()) == 1
+    assert len(daemon.datasets()) == 1 and done["counts"].get("pending", 0) == 0, done["counts"]
+    assert len(daemon.events("bad_name")) == 2
     assert not daemon.events("step_failed") and not daemon.events("rescan_failed")
     assert daemon.alive() and daemon.stop() == 0
