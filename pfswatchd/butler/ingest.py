@@ -466,6 +466,10 @@ class Ingester:
         return Placement(source, stored, created=False, unlink_source_after_commit=True,
                          placed=(st.st_ino, st.st_size)).finish()
 
+    def forget_moves(self) -> None:
+        """The caller could not record the files: their sources stay (a rescan completes the moves)."""
+        self._moves_owed = []
+
     def finish_moves(self) -> list[Path]:
         """Remove the sources of the moves owed since the last call (the files are recorded); return
         the sources that now hold another file (renamed onto them since), which were left alone."""

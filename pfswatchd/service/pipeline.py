@@ -412,7 +412,12 @@ class Pipeline:
             ingested = time.perf_counter()
             results = self._results(outcomes, won, now)
             faults.pause("pipeline.recording")  # committed to the registry, not yet to the ledger
-            self._finish(results, report, time.time())
+            try:
+                self._finish(results, report, time.time())
+            except BaseException:
+                # Not recorded: the sources stay, and the rescan completes their moves once it is.
+                self.ingester.forget_moves()
+                raise
             faults.pause("pipeline.recorded")  # in the ledger; a move's sources not yet removed
             # Recorded: now the moved sources go (only those still the file placed).
             self._again.extend(str(path) for path in self.ingester.finish_moves())
