@@ -42,8 +42,9 @@ from pfswatchd.errors import Interrupted
 from pfswatchd.files.classify import not_ingested
 from pfswatchd.files.corrections import NONE, HeaderCorrections
 from pfswatchd.files.examine import Examination, examine
-from pfswatchd.files.names import escaped, is_temporary, parse_name
+from pfswatchd.files.names import is_temporary, parse_name
 from pfswatchd.model import INGESTIBLE_KINDS, Classified, FileKind, Outcome, PfsConfigFile, Status
+from pfswatchd.nametext import escaped
 from pfswatchd.progress import IngestProgress, on_terminal
 from pfswatchd.state.waitlist import Waiting, WaitList
 

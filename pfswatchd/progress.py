@@ -91,7 +91,7 @@ class IngestProgress:
 
     def print(self, line: str) -> None:
         """A line for the user (above the bars on a terminal); a byte of a name that is not UTF-8 as \\xNN."""
-        from pfswatchd.files.names import escaped
+        from pfswatchd.nametext import escaped
 
         line = escaped(line)
         if self._progress is not None:

@@ -17,8 +17,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "pfswatchd"
 # (files and state are side by side and independent) and modules of any lower layer.
 LAYERS: tuple[frozenset[str], ...] = (
     # the foundation every stage uses (progress: the one-shot commands' bar, output plumbing like logconfig;
-    # faults: the fault-injection points that only tests enable)
-    frozenset({"errors", "model", "permissions", "logconfig", "progress", "faults"}),
+    # faults: the fault-injection points that only tests enable; processes: is a pid alive; nametext:
+    # names that are not UTF-8, as text)
+    frozenset({"errors", "model", "permissions", "logconfig", "progress", "faults", "processes", "nametext"}),
     frozenset({"files", "state"}),  # the file model and the ledger, at the bottom
     frozenset({"butler"}),  # the butler-facing engine
     frozenset({"archives"}),  # safe extraction (may compare files the way the engine does)

@@ -18,6 +18,8 @@ import re
 import tempfile
 from pathlib import Path
 
+from pfswatchd.processes import alive
+
 __all__ = ["new_work_folder", "remove_abandoned", "remove_tree"]
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -39,15 +41,6 @@ def owner(name: str) -> tuple[str, int] | None:
     return (match["host"], int(match["pid"])) if match else None
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process
-    return True
-
 
 def remove_abandoned(staging_root: Path) -> list[Path]:
     """Remove the staging folders made by processes of this host that are gone; return them."""
@@ -58,7 +51,7 @@ def remove_abandoned(staging_root: Path) -> list[Path]:
     host, removed = _host(), []
     for name in sorted(names):
         made_by = owner(name)
-        if made_by is None or made_by[0] != host or made_by[1] == os.getpid() or _alive(made_by[1]):
+        if made_by is None or made_by[0] != host or made_by[1] == os.getpid() or alive(made_by[1]):
             continue
         remove_tree(staging_root / name)
         removed.append(staging_root / name)

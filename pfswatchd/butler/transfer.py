@@ -47,6 +47,7 @@ from pfswatchd import faults
 from pfswatchd.butler.filecopy import copy_data, same_bytes
 from pfswatchd.errors import ErrorKind, SourceChangedError, TransientError, transient
 from pfswatchd.permissions import DEFAULT, Permissions
+from pfswatchd.processes import alive
 
 TRANSFER_MODES: tuple[str, ...] = ("auto", "link", "symlink", "relsymlink", "hardlink", "copy", "move", "direct")
 ORPHAN_GRACE = 600.0
@@ -219,7 +220,7 @@ def clean_scratch(datastore_root: Path, *, max_age: float = 86400.0) -> int:
         owner_host, _, rest = entry.name.rpartition(".pid")
         pid = rest.split(".", 1)[0]
         stale = now - entry.stat(follow_symlinks=False).st_mtime > max_age
-        dead = owner_host == host and pid.isdigit() and not _alive(int(pid))
+        dead = owner_host == host and pid.isdigit() and not alive(int(pid))
         if stale or dead:
             try:
                 os.unlink(entry.path)
@@ -228,15 +229,6 @@ def clean_scratch(datastore_root: Path, *, max_age: float = 86400.0) -> int:
                 pass
     return removed
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _create(source: Path, dest: Path, mode: str, scratch: Path, perms: Permissions,

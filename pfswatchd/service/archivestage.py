@@ -38,7 +38,8 @@ from pfswatchd.archives.tarstream import ArchiveEndsEarly
 from pfswatchd.archives.unpack import STAGING_DIR_NAME, UnpackResult, unpack
 from pfswatchd.config import Config
 from pfswatchd.errors import ErrorKind, PfsWatchError, first_line, transient
-from pfswatchd.files.names import bad_name, parse_name
+from pfswatchd.files.names import parse_name
+from pfswatchd.nametext import bad_name
 from pfswatchd.service.settle import Hint, Identity, Settler
 from pfswatchd.state import quarantine
 from pfswatchd.state.ledger import ArchiveState, Ledger, Seen

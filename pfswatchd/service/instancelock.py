@@ -15,6 +15,8 @@ import fcntl
 import os
 from pathlib import Path
 
+from pfswatchd.processes import alive
+
 NAME = "pfswatchd.lock"
 
 
@@ -31,7 +33,7 @@ class InstanceLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             fcntl.flock(fd, fcntl.LOCK_SH)  # others hold it shared: this waits for no one
-            others = [pid for pid in _pids(fd) if pid != os.getpid() and _alive(pid)]
+            others = [pid for pid in _pids(fd) if pid != os.getpid() and alive(pid)]
             os.lseek(fd, 0, os.SEEK_END)
             os.write(fd, f"{os.getpid()}\n".encode())
             return others or [0]
@@ -52,11 +54,3 @@ def _pids(fd: int) -> list[int]:
     return [int(word) for word in data.split() if word.isdigit()]
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -26,8 +26,9 @@ from pfswatchd.butler.ingest import Ingester
 from pfswatchd.config import Config
 from pfswatchd.errors import RETRYABLE_KINDS, ErrorKind
 from pfswatchd.files.examine import Examination, examine
-from pfswatchd.files.names import bad_name, bad_name_reason, parse_name
+from pfswatchd.files.names import parse_name
 from pfswatchd.model import INGESTIBLE_KINDS, Classified, FileKind, Outcome, PfsConfigFile, Status
+from pfswatchd.nametext import bad_name, bad_name_reason
 from pfswatchd.service.archivestage import ArchiveStage
 from pfswatchd.service.examiner import Examiner
 from pfswatchd.service.settle import DONE_HINTS, Hint, Identity, Settler

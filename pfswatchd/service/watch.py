@@ -35,7 +35,8 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from pfswatchd import faults
-from pfswatchd.files.names import bad_name, bad_name_reason, escaped, is_temporary
+from pfswatchd.files.names import is_temporary
+from pfswatchd.nametext import bad_name, bad_name_reason, escaped
 from pfswatchd.service.settle import Hint
 
 WALK = "walk"  # pseudo-hint: walk this folder (a folder was created: its files may still be written)

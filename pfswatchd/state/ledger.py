@@ -31,8 +31,9 @@ import sqlalchemy as sa
 from sqlalchemy.schema import CreateIndex
 
 from pfswatchd.errors import ErrorKind
-from pfswatchd.files.names import escaped
 from pfswatchd.model import FileKind
+from pfswatchd.nametext import escaped
+from pfswatchd.processes import alive
 from pfswatchd.state.archiveledger import ArchiveRecords
 from pfswatchd.state.ledgerdb import (
     ARCHIVE_FINAL,
@@ -601,11 +602,5 @@ def _dead_local_instance(claimant: str, host: str, me: str) -> bool:
     claim_host, _, pid = claimant.rpartition(":")
     if claim_host != host or not pid.isdigit():
         return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+    return not alive(int(pid))
 

@@ -14,8 +14,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from pfswatchd.errors import PfsWatchError
-from pfswatchd.files.names import escaped
 from pfswatchd.logconfig import redact
+from pfswatchd.nametext import escaped
 
 SCHEMA_VERSION = 1
 CHUNK = 500  # rows per statement (IN lists, executemany)
