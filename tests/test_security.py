@@ -122,12 +122,7 @@ def test_a_new_folder_swapped_for_a_link_before_its_walk_is_not_followed(tmp_pat
     while not marker.exists():
         assert time.monotonic() < deadline, "the service never reached the walk of the new folder"
         time.sleep(0.01)
-    os.rename(night, daemon.incoming / "night-before")
-    os.symlink(elsewhere, night)
-    deadline = time.monotonic() + 30
-    while str(night) not in {e["path"] for e in daemon.events("link_ignored")}:
-        assert time.monotonic() < deadline, daemon.log()[-3000:]
-        time.sleep(0.1)
+    _swap_for_link(daemon, night, daemon.incoming / "night-before", elsewhere, ignored=night)
     drop(write_raw(tmp_path / "src", visit=1211), daemon.incoming)  # the service goes on
     daemon.wait_files("ingested", 1, timeout=60)
     time.sleep(1)
@@ -159,12 +154,7 @@ def test_a_settling_file_whose_folder_becomes_a_link_is_not_followed(tmp_path):
         out.flush()
         daemon.wait_until(lambda s: any(f["path"] == str(settling) for f in s["files"]), 30,
                           what="the settling file seen")
-        os.rename(night, daemon.incoming / "night-written")
-        os.symlink(elsewhere, night)
-        deadline = time.monotonic() + 30
-        while str(settling) not in {e["path"] for e in daemon.events("link_ignored")}:
-            assert time.monotonic() < deadline, daemon.log()[-3000:]
-            time.sleep(0.1)
+        _swap_for_link(daemon, night, daemon.incoming / "night-written", elsewhere, ignored=settling)
     written = daemon.incoming / "night-written" / source.name
     status = daemon.wait_until(lambda s: any(f["path"] == str(written) and f["state"] == "ingested"
                                              for f in s["files"]), 60, what="the written file ingested")
@@ -206,3 +196,14 @@ def test_no_shell_command_is_ever_built():
                 elif call.args and not isinstance(call.args[0], ast.List | ast.Name):
                     offenders.append(f"{source.name}: {name} with a non-list command")
     assert offenders == []
+
+
+def _swap_for_link(daemon, folder: Path, aside: Path, elsewhere: Path, *, ignored: Path) -> None:
+    """Rename ``folder`` to ``aside``, put a link to ``elsewhere`` in its place, and wait until the service
+    says it ignored ``ignored`` (reached through that link)."""
+    os.rename(folder, aside)
+    os.symlink(elsewhere, folder)
+    deadline = time.monotonic() + 30
+    while str(ignored) not in {e["path"] for e in daemon.events("link_ignored")}:
+        assert time.monotonic() < deadline, daemon.log()[-3000:]
+        time.sleep(0.1)
