@@ -17,14 +17,16 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pfswatchd.archives.unpack import UnpackLimits
 from pfswatchd.butler.transfer import TRANSFER_MODES, inside
 from pfswatchd.errors import ConfigError
 from pfswatchd.files.cameras import is_camera
 from pfswatchd.logconfig import redact
 from pfswatchd.permissions import Permissions
+
+if TYPE_CHECKING:
+    from pfswatchd.archives.unpack import UnpackLimits
 
 redact_url = redact  # public: cli and daemon print state.url through it
 
@@ -110,6 +112,8 @@ class ArchivesConfig:
 
     @property
     def limits(self) -> UnpackLimits:
+        from pfswatchd.archives.unpack import UnpackLimits  # here: status and retry need no extraction code
+
         return UnpackLimits(max_members=self.max_members, max_total_bytes=self.max_total_bytes,
                             max_ratio=self.max_ratio, max_depth=self.max_depth)
 

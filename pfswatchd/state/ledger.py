@@ -50,6 +50,7 @@ from pfswatchd.state.ledgerdb import (
     make_engine,
     meta,
     metadata,
+    partial_indexes,
     upsert_insert,
     visits,
 )
@@ -110,6 +111,8 @@ class Ledger(ArchiveRecords, VisitRecords):
             metadata.create_all(conn, checkfirst=True)
             for index in files.indexes:  # a ledger made by an older version gets the newer indexes
                 conn.execute(CreateIndex(index, if_not_exists=True))
+            for ddl in partial_indexes(conn.dialect.name):
+                conn.execute(sa.text(ddl))
             for name in DROPPED_INDEXES:
                 conn.execute(sa.text(f"DROP INDEX IF EXISTS {name}"))
             if files.name in existing and visits.name not in existing:

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from pfswatchd.errors import PfsWatchError
@@ -124,6 +123,9 @@ archives = sa.Table(
     sa.Column("after", sa.String(16)),
 )
 
+# The state of a file that carries a warning, as a literal in the SQL, as in ix_files_warnings (partial_indexes).
+WARNED_STATE = files.c.state == sa.literal_column(f"'{FileState.INGESTED.value}'")
+
 # Ledgers made before an index was added get it at their next start (Ledger.create), once: on 2 million
 # rows that takes a few seconds.  ix_files_archive_id was replaced by ix_files_archive_state.
 DROPPED_INDEXES = ("ix_files_archive_id",)
@@ -154,6 +156,26 @@ visits = sa.Table(
     sa.Column("hook_output", sa.Text),
     sa.Column("updated_at", sa.Float, nullable=False),
 )
+
+
+def partial_indexes(dialect: str) -> tuple[str, ...]:
+    """The partial indexes of the ledger, as DDL for ``dialect``; Ledger.create makes those missing.
+
+    Each holds the few rows one of status's questions asks for, among millions, in the order it wants
+    them.  SQLite uses a partial index only where the query's WHERE contains the index's terms as
+    written (a bound parameter does not match a literal), so the queries write the same literals.
+
+    - ix_files_warnings: ingested files that carry a warning (LedgerView.recent_warnings), newest first.
+      On SQLite it holds the columns the query reads (covering): without table statistics SQLite
+      cannot tell it is small, and a plain one ties with a scan of ix_files_updated_at, which one of
+      them wins depending on the order the indexes were made in.  PostgreSQL knows its size, and an
+      index entry there must stay under 2,704 bytes (a path and a message can be longer).
+    - ix_visits_incomplete: visits never complete (the visits_incomplete alert), oldest first.
+    """
+    warned = "updated_at, id, path, state, error_kind, error" if dialect == "sqlite" else "updated_at, id"
+    return (f"CREATE INDEX IF NOT EXISTS ix_files_warnings ON files ({warned}) "
+            f"WHERE state = '{FileState.INGESTED.value}' AND error IS NOT NULL",
+            "CREATE INDEX IF NOT EXISTS ix_visits_incomplete ON visits (first_seen_at) WHERE complete_at IS NULL")
 
 
 meta = sa.Table(
@@ -233,4 +255,6 @@ def make_engine(url: str) -> Engine:
 
 def upsert_insert(conn: Connection, table: sa.Table) -> Any:
     """An INSERT that supports ON CONFLICT DO NOTHING on both databases."""
+    from sqlalchemy.dialects import postgresql, sqlite  # here: status, which never writes, does not import them
+
     return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)

@@ -12,7 +12,8 @@ import tracemalloc
 import pytest
 import sqlalchemy as sa
 
-from pfswatchd import cli
+from pfswatchd import cli, config
+from pfswatchd.monitor import report
 from pfswatchd.state import status
 from pfswatchd.state.ledger import FileState, Ledger, Result, Seen
 from pfswatchd.state.ledgerview import FileFilter, view
@@ -139,17 +140,102 @@ class _CountingSink(io.TextIOBase):
         return len(text)
 
 
+def _warn(ledger: Ledger, path: str, when: float) -> None:
+    """An ingested file that carries a warning (as a full pfsConfig displaced by another)."""
+    ledger.upsert_seen([Seen(path, "pfsconfig", 10, 1, 1)], now=when - 10)
+    assert ledger.claim([path], now=when - 1) == {path}
+    ledger.record([Result(path, FileState.INGESTED, error="displaced by a newer full pfsConfig")], now=when)
+
+
+def _statements(ledger: Ledger, run) -> list[tuple[str, object]]:
+    """The SELECT statements (with their parameters) ``run()`` sends to the ledger's database."""
+    seen: list[tuple[str, object]] = []
+
+    def grab(_conn, _cursor, statement, parameters, _context, _many):
+        if statement.lstrip().upper().startswith("SELECT"):
+            seen.append((statement, parameters))
+
+    sa.event.listen(ledger.engine, "before_cursor_execute", grab)
+    try:
+        run()
+    finally:
+        sa.event.remove(ledger.engine, "before_cursor_execute", grab)
+    return seen
+
+
+def _plans(ledger: Ledger, statements: list[tuple[str, object]]) -> list[tuple[str, str]]:
+    """(statement, its plan as one text) of each statement.  On PostgreSQL sequential scans are switched
+    off first: a table of a few rows is always scanned, so the question asked is whether an index can
+    answer the statement at all."""
+    raw = ledger.engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        explain = "EXPLAIN QUERY PLAN " if ledger.engine.dialect.name == "sqlite" else "EXPLAIN "
+        if ledger.engine.dialect.name == "postgresql":
+            cursor.execute("SET enable_seqscan = off")
+        plans = []
+        for statement, parameters in statements:
+            cursor.execute(explain + statement, parameters)
+            plans.append((" ".join(statement.split()), " | ".join(str(row[-1]) for row in cursor.fetchall())))
+        return plans
+    finally:
+        raw.close()
+
+
+def test_status_reads_indexes_not_every_row(ledger):
+    """What status asks the database (counts, oldest pending, errors, warnings, archives, alerts, a listing
+    with --limit) is answered from indexes: at 2 million rows a statement that reads every row costs
+    seconds (the warnings query read every ingested row and sorted them, 0.94 s; GROUP BY state over
+    the state index 0.55 s).  The only whole-table statements allowed are the row count (SQLite counts an
+    index's pages) and the listing in id order, which stops at its limit."""
+    _fill(ledger)
+    for i in range(3):
+        _warn(ledger, f"/data/in/night3/pfsConfig-0x{i}.fits", 700.0 + i)
+    limits = config.default().monitor
+
+    def run() -> None:
+        found = report.alert_report(ledger, limits)
+        status.show(ledger, io.StringIO(), as_json=False, extra={"alerts": found})
+        status.show(ledger, io.StringIO(), as_json=True, wanted=FileFilter(limit=100))
+
+    plans = _plans(ledger, _statements(ledger, run))
+    sqlite = ledger.engine.dialect.name == "sqlite"
+    # A step that reads the table or a whole index of every row (a scan of the partial index is fine).
+    whole = "SCAN files" if sqlite else "Seq Scan on files"
+    bare_count = [plan for statement, plan in plans if statement == "SELECT count(*) AS count_1 FROM files"]
+    listing = [plan for statement, plan in plans if statement.startswith("SELECT files.path, files.state, files.kind")]
+    assert len(bare_count) == 2 and len(listing) == 1, plans
+    for statement, plan in plans:
+        if plan in bare_count or plan in listing:
+            continue
+        assert all(whole not in step or "ix_files_warnings" in step for step in plan.split(" | ")), (
+            f"{statement}\n  reads every row: {plan}")
+        if sqlite and "FROM files" in statement:
+            assert "TEMP B-TREE" not in plan or "files.state IN" in statement, f"{statement}\n  sorts: {plan}"
+    warnings = [plan for statement, plan in plans if "files.error IS NOT NULL" in statement]
+    assert len(warnings) == 2 and all("ix_files_warnings" in plan and "TEMP B-TREE" not in plan for plan in warnings)
+    [incomplete] = [plan for statement, plan in plans if "visits.complete_at IS NULL" in statement]
+    assert "ix_visits_incomplete" in incomplete
+    data = status.collect(ledger, FileFilter(limit=0))
+    assert [w["path"] for w in data["recent_warnings"]] == [f"/data/in/night3/pfsConfig-0x{i}.fits"
+                                                            for i in (2, 1, 0)]
+    assert data["counts"]["ingested"] == 5 and sum(data["counts"].values()) == 9
+
+
 def test_older_ledger_gets_the_new_indexes(tmp_path):
     url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
     ledger = Ledger(url)
     ledger.create()
     with ledger.engine.begin() as conn:  # as a ledger made before the indexes were added
-        for name in ("ix_files_dataset_id", "ix_files_archive_state", "ix_files_updated_at"):
+        for name in ("ix_files_dataset_id", "ix_files_archive_state", "ix_files_updated_at", "ix_files_warnings",
+                     "ix_visits_incomplete"):
             conn.execute(sa.text(f"DROP INDEX {name}"))
         conn.execute(sa.text("CREATE INDEX ix_files_archive_id ON files (archive_id)"))
     ledger.create()
-    names = {index["name"] for index in sa.inspect(ledger.engine).get_indexes("files")}
-    assert {"ix_files_dataset_id", "ix_files_archive_state", "ix_files_updated_at"} <= names
+    inspector = sa.inspect(ledger.engine)
+    names = {index["name"] for index in inspector.get_indexes("files")}
+    assert {"ix_files_dataset_id", "ix_files_archive_state", "ix_files_updated_at", "ix_files_warnings"} <= names
+    assert "ix_visits_incomplete" in {index["name"] for index in inspector.get_indexes("visits")}
     assert "ix_files_archive_id" not in names
     ledger.close()
 
