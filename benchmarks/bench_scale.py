@@ -1,7 +1,7 @@
 """Benchmark of a year of data on one host: status, restarts, rescans and memory at 2 million ledger rows.
 
     .venv/bin/python benchmarks/bench_scale.py [--files 200000] [--rows 2000000]
-        [--small-files 20000] [--small-rows 20000] [--drops 60] [--idle 60] [--keep DIR]
+        [--small-files 20000] [--small-rows 20000] [--drops 60] [--idle 60] [--rss-every 20000] [--keep DIR]
 
 A small run (about a minute): --files 2400 --rows 20000 --small-files 1200 --small-rows 1200 --drops 10 --idle 5
 
@@ -13,7 +13,8 @@ figures the big one (--files, --rows) is compared with.  At each:
    watched tree (incoming/night-NNN/) night by night, paced so that at most 4,000 wait, and ingested
    by a real ``pfswatchd run`` (link transfer, SQLite registry and ledger).  The daemon's RSS is read
    (from /proc, the main process; its worker processes apart) when ``small-files`` files and when all
-   of them are in, each time once everything renamed in is ingested, and again after ``--idle``
+   of them are in (and every ``--rss-every`` files: the slope), each time once everything renamed in is
+   ingested, and again after ``--idle``
    seconds with nothing to do (the issue asks for an hour: pass --idle 3600 for that).
 2. The daemon is stopped, and the ledger grown to ``rows`` rows with bulk SQL inserts: rows of
    ingested raws of earlier visits (copies of a real row with another path, visit, data ID, dataset
@@ -162,8 +163,9 @@ def nights(files: int) -> Iterator[tuple[int, int]]:
 
 
 def ingest_tree(work: Path, staging: Path, files: int, checkpoint: int, process: subprocess.Popen[bytes],
-                ledger: sqlite3.Connection) -> dict[str, float]:
-    """Rename the staged nights into incoming/, paced; the daemon's RSS at ``checkpoint`` and at the end."""
+                ledger: sqlite3.Connection, rss_every: int) -> dict[str, float]:
+    """Rename the staged nights into incoming/, paced; the daemon's RSS at ``checkpoint``, every
+    ``rss_every`` files and at the end."""
     figures: dict[str, float] = {}
     renamed = 0
     start = time.perf_counter()
@@ -173,7 +175,7 @@ def ingest_tree(work: Path, staging: Path, files: int, checkpoint: int, process:
         for path in sorted((staging / f"night-{night:03d}").iterdir()):
             os.rename(path, folder / path.name)
             renamed += 1
-            if renamed in (checkpoint, files):
+            if renamed in (checkpoint, files) or renamed % rss_every == 0:
                 wait_finished(ledger, renamed)
                 time.sleep(2.0)
                 figures[f"rss_at_{renamed}"] = rss_mib(process.pid)
@@ -323,7 +325,8 @@ def rescans(log: Path, since: float) -> list[tuple[float, float, int]]:
     return passes
 
 
-def scale_point(work: Path, files: int, rows: int, checkpoint: int, drops: int, idle: float) -> dict[str, float]:
+def scale_point(work: Path, files: int, rows: int, checkpoint: int, drops: int, idle: float,
+                rss_every: int) -> dict[str, float]:
     figures: dict[str, float] = {"files": files, "rows": max(rows, files)}
     templates, staging = work / "templates", work / "staging"
     (work / "incoming").mkdir(parents=True)
@@ -341,7 +344,7 @@ def scale_point(work: Path, files: int, rows: int, checkpoint: int, drops: int, 
 
     process, _, _ = start_daemon(work, config_text(3600.0, "warning"), log)
     ledger = sqlite3.connect(f"file:{work / 'state' / 'ledger.sqlite3'}?mode=ro", uri=True, timeout=30)
-    figures.update(ingest_tree(work, staging, files, min(checkpoint, files), process, ledger))
+    figures.update(ingest_tree(work, staging, files, min(checkpoint, files), process, ledger, rss_every))
     figures["rss_ingested"] = figures[f"rss_at_{files}"]
     figures["rss_checkpoint"] = figures[f"rss_at_{min(checkpoint, files)}"]
     time.sleep(idle)
@@ -430,6 +433,14 @@ def report(small: dict[str, float], big: dict[str, float]) -> None:
     row("daemon RSS after ingesting all files, MiB", "rss_ingested", ".0f")
     row("daemon RSS after the idle period, MiB", "rss_idle", ".0f")
     row("its worker processes' RSS after idle, MiB", "workers_rss_idle", ".0f")
+    at = sorted((int(k.removeprefix("rss_at_")), v) for k, v in big.items() if k.startswith("rss_at_"))
+    print("  daemon RSS in the big run by files ingested, MiB: "
+          + ", ".join(f"{n:,}: {v:.0f}" for n, v in at))
+    later = [(n, v) for n, v in at if n >= small["files"]]
+    if len(later) > 1:
+        (n0, v0), (n1, v1) = later[0], later[-1]
+        print(f"  ... slope from {n0:,} to {n1:,} files: {(v1 - v0) / (n1 - n0) * 10_000:+.1f} MiB per 10,000 files "
+              f"(a straight line to 200,000 files: {(v1 - v0) / (n1 - n0) * (200_000 - n0):+.0f} MiB)")
     growth = big["rss_ingested"] - big["rss_checkpoint"]
     print(f"  RSS growth in the big run from {int(small['files']):,} to {int(big['files']):,} files ingested: "
           f"{growth:+.0f} MiB   (target < 50 MiB); after idle {big['rss_idle'] - big['rss_checkpoint']:+.0f} MiB")
@@ -444,16 +455,20 @@ def main() -> None:
     parser.add_argument("--drops", type=int, default=60, help="files dropped one per second during rescans")
     parser.add_argument("--idle", type=float, default=60.0, help="seconds idle before the last RSS reading "
                         "(the issue's figure is after an hour: 3600)")
+    parser.add_argument("--rss-every", type=int, default=20_000, help="also read the daemon's RSS every this "
+                        "many files ingested (the slope)")
     parser.add_argument("--keep", type=Path, help="work folder to keep (default: a temporary one, removed)")
     args = parser.parse_args()
     base = args.keep or Path(tempfile.mkdtemp(prefix="pfswatchd-scale-bench-"))
     print(f"bench_scale: --files {args.files} --rows {args.rows} --small-files {args.small_files} "
-          f"--small-rows {args.small_rows} --drops {args.drops} --idle {args.idle:g}; work in {base}", flush=True)
+          f"--small-rows {args.small_rows} --drops {args.drops} --idle {args.idle:g} --rss-every {args.rss_every}; "
+          f"work in {base}", flush=True)
     try:
         points = []
         for name, files, rows in (("small", args.small_files, args.small_rows), ("big", args.files, args.rows)):
             began = time.perf_counter()
-            points.append(scale_point(base / name, files, rows, args.small_files, args.drops, args.idle))
+            points.append(scale_point(base / name, files, rows, args.small_files, args.drops, args.idle,
+                                      args.rss_every))
             print(f"{name} run ({files:,} files, {max(rows, files):,} rows) took "
                   f"{time.perf_counter() - began:.0f} s; its figures: "
                   f"{json.dumps({k: round(v, 4) for k, v in points[-1].items()})}", flush=True)

@@ -47,6 +47,7 @@ from lsst.daf.butler.registry import MissingCollectionError
 from lsst.utils import doImportType
 from sqlalchemy.engine import URL, make_url
 
+from pfswatchd.butler import statementcache
 from pfswatchd.butler.calibs import calibration_dataset_types
 from pfswatchd.butler.formatters import FORMATTERS, STORAGE_CLASSES, with_current_storage_classes
 from pfswatchd.butler.pfsraw import camera_id
@@ -257,6 +258,7 @@ def open_butler(root: str | Path, *, writeable: bool = True, metrics: ButlerMetr
     except BaseException:
         butler.close()
         raise
+    statementcache.bound(butler)
     return butler
 
 

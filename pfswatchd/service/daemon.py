@@ -46,6 +46,7 @@ from pfswatchd.config import Config
 from pfswatchd.errors import ConfigError, PfsWatchError, first_line
 from pfswatchd.files.corrections import HeaderCorrections
 from pfswatchd.monitor.monitor import Monitor
+from pfswatchd.service import memtrace
 from pfswatchd.service.archivestage import ArchiveStage
 from pfswatchd.service.examiner import Examiner
 from pfswatchd.service.instancelock import InstanceLock
@@ -95,6 +96,7 @@ class Service:
         self._waiting_after: int | None = None  # where the periodic re-check of waiting files goes on
         self._instance_lock: InstanceLock | None = None
         self._watcher_deaths: list[float] = []  # monotonic times the watcher was found dead
+        self._memtrace: memtrace.MemTrace | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -164,6 +166,9 @@ class Service:
         # sight, a full collection no longer stalls a burst for a tenth of a second.
         gc.collect()
         gc.freeze()
+        self._memtrace = memtrace.from_environment()  # tests and benchmarks only: what grows, on SIGUSR2
+        if self._memtrace is not None:
+            self._memtrace.start()
         now = time.monotonic()
         self._last = {"rescan": now, "waiting": now, "due": now, "status": 0.0, "watchdog": 0.0,
                       "abandoned": now}
@@ -259,6 +264,8 @@ class Service:
         if self._due(now, "status", 5.0) and (self._status_job is None or self._status_job.done()):
             self._status_job = self._background.submit(lambda: self.notifier.status(self._status_line()))
         logconfig.flush_summary()
+        if self._memtrace is not None:
+            self._memtrace.tick()
 
     def shutdown(self) -> None:
         # Stopping never hangs: a worker stuck on a dead network filesystem, a database that does not

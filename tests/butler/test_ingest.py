@@ -335,3 +335,41 @@ def test_copies_in_one_batch_are_duplicates_of_the_first_and_other_bytes_a_confl
     assert [o.status for o in outcomes] == [Status.INGESTED, Status.DUPLICATE, Status.DUPLICATE, Status.FAILED]
     assert outcomes[1].dataset_id == outcomes[2].dataset_id == outcomes[0].dataset_id
     assert outcomes[3].error_kind == "conflict", outcomes[3].message
+
+
+def test_the_registry_caches_only_statements_used_again_and_a_bounded_number(pfs_repo, tmp_path, monkeypatch):
+    """Each ingest call inserts through a temporary table of a new name, whose statements SQLAlchemy
+    would keep compiled (500 of them, then pruned): none of those enter the registry's cache, the
+    statements every batch uses do, and the cache holds at most 1.5 x its size."""
+    from pfswatchd.butler import repo, statementcache
+
+    monkeypatch.setattr(statementcache, "SIZE", 8)
+    butler = repo.open_butler(pfs_repo)
+    try:
+        engine = butler._registry._db._engine
+        cache = engine._execution_options.get("compiled_cache", engine._compiled_cache)  # what statements use
+        ingester = make_ingester(butler, pfs_repo)
+        for visit in range(800, 815):
+            outcome, = ingester.ingest(classified(write_raw(tmp_path / "a", visit=visit, arm="b")))
+            assert outcome.status is Status.INGESTED, outcome.message
+            statements = [str(cache[key].statement) for key in list(cache)]
+            assert not [s for s in statements if "tmp_" in s], "a temporary table's statement was cached"
+            assert len(cache) <= 12, len(cache)
+        assert len(cache) >= 8  # the statements used again are cached
+        assert engine._compiled_cache is cache or len(engine._compiled_cache) == 0  # start-up's, emptied
+    finally:
+        butler.close()
+    assert len(_datasets(pfs_repo)) == 15
+
+
+def test_a_statement_enters_the_cache_when_compiled_the_second_time():
+    from pfswatchd.butler.statementcache import ReusedStatements
+
+    cache = ReusedStatements(4, seen=3)
+    cache[("a",)] = "compiled a"
+    assert cache.get(("a",)) is None and len(cache) == 0
+    cache[("a",)] = "compiled a"
+    assert cache.get(("a",)) == "compiled a"
+    for name in "bcdef":  # seen once each: ("a",)'s first sighting would be forgotten, the cache is unchanged
+        cache[(name,)] = name
+    assert list(cache) == [("a",)] and len(cache._once) <= 3 * 1.5
