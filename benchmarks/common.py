@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -24,6 +25,11 @@ def raw_files(folder: Path, count: int, first_visit: int, template_folder: Path)
 
 def plain_butler_ingest(root: Path, paths: list[Path], transfer: str = "link") -> float:
     """Seconds for ONE Butler.ingest call of ``paths``; records and refs are made before the clock starts."""
+    return plain_butler_ingest_timed(root, paths, transfer)[0]
+
+
+def plain_butler_ingest_timed(root: Path, paths: list[Path], transfer: str = "link") -> tuple[float, float]:
+    """Wall and CPU seconds (this process) for ONE Butler.ingest call of ``paths``, as above."""
     butler = repo.create(root, instruments=["PFS"])
     raw_type, _ = repo.dataset_types(butler.dimensions)
     datasets = []
@@ -41,15 +47,48 @@ def plain_butler_ingest(root: Path, paths: list[Path], transfer: str = "link") -
         registry.insertDimensionData("dither", {"instrument": "PFS", "value": raw.dither}, skip_existing=True)
     registry.insertDimensionData("visit", *(butler.dimensions["visit"].RecordClass(**visit_values(raw))
                                             for raw in visits.values()))
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     butler.ingest(*datasets, transfer=transfer)
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - start_cpu
     butler.close()
-    return elapsed
+    return elapsed, cpu
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU seconds used so far by process ``pid`` and every process below it (from
+    /proc: None where there is none, e.g. macOS).  A figure the machine's load barely changes, unlike
+    wall time: what a service and its workers spent on a burst, next to what the plain call spent."""
+    proc = Path("/proc")
+    if not (proc / str(pid)).exists():
+        return None
+    parents: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()  # after "pid (comm) "
+        parents[int(entry.name)] = int(fields[1])
+        ticks[int(entry.name)] = int(fields[11]) + int(fields[12])  # utime, stime
+    family, frontier = {pid}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        for child, its_parent in parents.items():
+            if its_parent == parent and child not in family:
+                family.add(child)
+                frontier.append(child)
+    return sum(ticks.get(member, 0) for member in family) / os.sysconf("SC_CLK_TCK")
 
 
 def start_service(work: Path, config: str) -> subprocess.Popen[bytes]:
-    """Start `pfswatchd run` with ``config`` (TOML text) in ``work``; return once it said READY=1."""
+    """Start `pfswatchd run` with ``config`` (TOML text) in ``work``; return once it said READY=1.
+
+    To see where a benchmark's service spends its time: ``BENCH_PROFILE=FILE`` runs it under cProfile
+    (the main thread; written when it stops), ``BENCH_PREFIX="strace -f -c -o FILE"`` (or any command
+    prefix) wraps it."""
     work.mkdir(parents=True, exist_ok=True)
     path = work / "pfswatchd.toml"
     path.write_text(config)
@@ -57,7 +96,12 @@ def start_service(work: Path, config: str) -> subprocess.Popen[bytes]:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(address)
     sock.settimeout(120)
-    process = subprocess.Popen([sys.executable, "-m", "pfswatchd", "run", "--config", str(path)],
+    command = [sys.executable, "-m", "pfswatchd", "run", "--config", str(path)]
+    if os.environ.get("BENCH_PROFILE"):  # cProfile of the daemon's main thread, written at its exit
+        command[1:1] = ["-m", "cProfile", "-o", os.environ["BENCH_PROFILE"]]
+    if os.environ.get("BENCH_PREFIX"):  # e.g. "/usr/bin/time -v -o FILE" or "strace -f -c -o FILE"
+        command[:0] = shlex.split(os.environ["BENCH_PREFIX"])
+    process = subprocess.Popen(command,
                                env={**os.environ, "NOTIFY_SOCKET": address}, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     while b"READY=1" not in sock.recv(4096):

@@ -4,6 +4,13 @@
 has passed; then it takes one look (monitor/tracker.py), checks the alerts, pings the ledger and the
 registry, and publishes a new snapshot for the HTTP thread.  Hooks are polled at every turn (a
 ``poll()`` per running hook).  A failure here is logged and never stops ingest.
+
+A look costs the main loop a few hundred milliseconds when many visits changed, and it is taken on
+the main loop (it reads and writes the ledger the pipeline writes).  So while the pipeline is busy
+(``tick(busy=True)``: the step just done had files to look at, or hints are queued), the look waits,
+for at most ``BUSY_DEFER`` intervals: a burst of a night's files is ingested first, and the
+snapshot, the alerts and the visit hooks are never more than two intervals late (the endpoint calls
+a snapshot stale only after three).
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from pfswatchd.monitor.tracker import Look, VisitTracker, latest
 from pfswatchd.state.ledger import Ledger
 
 RECENT_ERRORS = 10
+BUSY_DEFER = 2.0  # while the pipeline is busy, a look waits at most this many intervals
 
 
 class Monitor:
@@ -66,14 +74,16 @@ class Monitor:
             self.log.info("http_listening", address=http.address, port=self.endpoint.port,
                           url=f"http://{_host(http.address)}:{self.endpoint.port}/")
 
-    def tick(self) -> None:
+    def tick(self, busy: bool = False) -> None:
+        """One turn of the main loop; ``busy``: the pipeline has work in hand (the look may wait)."""
         self._turned = time.monotonic()
         try:
-            if self._turned < self._next:
+            interval = self.config.monitor.interval
+            if self._turned < self._next or (busy and self._turned < self._next + (BUSY_DEFER - 1) * interval):
                 if self.hooks.running:
                     self.hooks.tick()
                 return
-            self._next = self._turned + self.config.monitor.interval
+            self._next = self._turned + interval
             self.hooks.tick()
             self._look(self.tracker.look())
         except Exception as exc:  # the ledger may be away: the service's loop deals with that; we report it

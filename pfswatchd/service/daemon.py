@@ -210,7 +210,7 @@ class Service:
                 self.log.error("service_stopped_fail_fast", reason=report.permanent_failure)
                 self.exit_code = EX_FAILED
                 self.should_exit = True
-            self.on_tick()
+            self.on_tick(busy=bool(report.hinted or report.examined or report.ingested) or not self.hints.empty())
 
     def _ledger_lost(self) -> bool:
         """A SQLite ledger deleted or replaced under the service: say so, save what it held, and stop
@@ -231,7 +231,9 @@ class Service:
         self.should_exit = True
         return True
 
-    def on_tick(self) -> None:
+    def on_tick(self, busy: bool = False) -> None:
+        """The periodic work between steps; ``busy``: the last step had files to look at, or hints
+        are queued (the monitor's look then waits a little, see pfswatchd/monitor/monitor.py)."""
         assert self.ledger is not None and self.watcher is not None
         now = time.monotonic()
         cfg = self.config
@@ -260,7 +262,7 @@ class Service:
         ):
             self.notifier.watchdog()
         if self.monitor is not None:
-            self.monitor.tick()
+            self.monitor.tick(busy)
         if self._due(now, "status", 5.0) and (self._status_job is None or self._status_job.done()):
             self._status_job = self._background.submit(lambda: self.notifier.status(self._status_line()))
         logconfig.flush_summary()

@@ -6,10 +6,11 @@ examine* when
 - a close-after-write or rename-into-place event arrived after its last
   observed change (the writer says it is done), or
 - it was found in a folder created just now (``Hint.NEW_FOLDER``: a file
-  renamed there before the folder's watch existed has no event of its own)
-  and a second stat at least ``NEW_FOLDER_QUIET`` later finds it unchanged
-  (the service's part: only if its blocks are all allocated, see
-  ``Pipeline``), or
+  renamed there before the folder's watch existed has no event of its own),
+  its blocks are all allocated (the service's part, see ``Pipeline``), and
+  either its ctime is later than its mtime (:func:`changed_after_written`:
+  renamed, linked or given its times after its last write, so at once) or a
+  second stat at least ``NEW_FOLDER_QUIET`` later finds it unchanged, or
 - its identity (size, mtime, ctime, inode) has not changed for
   ``settle_seconds`` (writers that never close, NFS, polling, rescans).
   The service asks the kernel for no per-write events, so it re-stats the
@@ -42,8 +43,9 @@ class Hint(StrEnum):
     # Found in a folder just created, by a walk made after the folder's watch was placed: it was
     # renamed or written there before the watch existed (so its own event is lost), or it is still
     # being written and its close will be reported.  Nothing on disk tells the two apart at once, so
-    # it counts as finished only when a second stat NEW_FOLDER_QUIET later finds it unchanged (a
-    # writer still at work changes its mtime); examination then decides, as for every file.
+    # it counts as finished at once when its ctime is later than its mtime (changed_after_written),
+    # otherwise when a second stat NEW_FOLDER_QUIET later finds it unchanged (a writer still at work
+    # changes its mtime); examination then decides, as for every file.
     NEW_FOLDER = "new-folder"
 
 
@@ -56,6 +58,20 @@ DONE_HINTS = frozenset({Hint.CLOSED, Hint.MOVED, Hint.RETRY})  # the writer is d
 # service looks at st_blocks; a writer that fallocates real blocks and pauses is the case left, and
 # its file is then complete only in size: issue 12).
 NEW_FOLDER_QUIET = 0.1
+
+
+def changed_after_written(identity: Identity) -> bool:
+    """The inode changed after the file's data last did: ctime later than mtime.
+
+    Every write (and ``ftruncate``, ``fallocate``) sets both to now, so a writer at work keeps them
+    equal; a rename sets the ctime alone (Linux, on every filesystem it mounts for data: ext4, XFS,
+    btrfs, tmpfs, NFS), as do ``tar``, ``cp -p`` and ``rsync`` when they set the times at the very end.
+    So a file found in a new folder whose ctime is later than its mtime was finished and then moved
+    or stamped: it needs no second stat.  Left open, as for the quiet time: a writer that changes a
+    file's mode or owner between two of its writes.  Where a system does not set the ctime on a rename
+    (POSIX leaves it open), the two stay equal and the quiet time decides, as before.
+    """
+    return identity[2] > identity[1]
 
 
 @dataclass(slots=True)
@@ -96,16 +112,17 @@ class Settler:
     def observe(self, path: str, identity: Identity, hint: Hint, now: float) -> None:
         entry = self._entries.get(path)
         quiet_from = now if hint is Hint.NEW_FOLDER else None
+        done = hint in DONE_HINTS or (hint is Hint.NEW_FOLDER and changed_after_written(identity))
         if entry is None:
-            self._entries[path] = _Entry(identity, now, hint in DONE_HINTS, now, quiet_from=quiet_from)
+            self._entries[path] = _Entry(identity, now, done, now, quiet_from=quiet_from)
             return
         entry.stat_at = now
         if identity != entry.identity:
             entry.identity = identity
             entry.changed_at = now
-            entry.writer_done = hint in DONE_HINTS
+            entry.writer_done = done
             entry.quiet_from = quiet_from  # a writer at work: its close, or the settle time, decides
-        elif hint in DONE_HINTS:
+        elif done and (hint in DONE_HINTS or entry.examined != identity):
             entry.writer_done = True
         elif quiet_from is not None and entry.quiet_from is None and entry.examined != identity:
             entry.quiet_from = quiet_from

@@ -44,3 +44,34 @@ def test_found_incomplete_it_does_not_take_the_new_folder_shortcut_again():
     settler.observe(FILE, SIZE, Hint.NEW_FOLDER, now=100.3)  # another walk of the folder
     settler.observe(FILE, SIZE, Hint.MODIFIED, now=101.0)
     assert settler.ready(101.0) == []
+
+
+RENAMED = (5760, 1_000, 5_000, 7)  # written, then renamed (or stamped): its ctime is later than its mtime
+
+
+def test_found_in_a_new_folder_after_it_was_renamed_it_is_ready_at_once():
+    settler = Settler(settle_seconds=30.0, truncated_after=60.0)
+    settler.observe(FILE, RENAMED, Hint.NEW_FOLDER, now=100.0)
+    assert settler.ready(100.0) == [FILE]  # no second stat: its writer finished before the rename
+    assert settler.closed(FILE)
+
+
+def test_a_rescan_or_a_write_event_never_takes_the_renamed_shortcut():
+    settler = Settler(settle_seconds=30.0, truncated_after=60.0)
+    settler.observe(FILE, RENAMED, Hint.RESCAN, now=100.0)  # only a new folder's walk says "no event of its own"
+    settler.observe(FILE, RENAMED, Hint.MODIFIED, now=100.5)
+    assert settler.ready(100.5) == []
+    assert settler.ready(130.0) == [FILE]  # the settle time decides
+
+
+def test_found_incomplete_as_it_is_the_renamed_shortcut_does_not_make_it_ready_again():
+    settler = Settler(settle_seconds=30.0, truncated_after=60.0)
+    settler.observe(FILE, RENAMED, Hint.NEW_FOLDER, now=100.0)
+    settler.examining([FILE])
+    settler.examined(FILE)
+    settler.incomplete(FILE, RENAMED, "has 1 HDU", now=100.1)
+    settler.observe(FILE, RENAMED, Hint.NEW_FOLDER, now=100.3)  # another walk of the folder
+    assert settler.ready(100.3) == []
+    grown = (RENAMED[0] + 2880, 6_000, 6_000, 7)  # written again: equal times, a writer at work
+    settler.observe(FILE, grown, Hint.NEW_FOLDER, now=100.4)
+    assert settler.ready(100.4) == []
