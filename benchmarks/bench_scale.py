@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_scale.py [--files 200000] [--rows 2000000]
         [--small-files 20000] [--small-rows 20000] [--drops 60] [--idle 60] [--rss-every 20000] [--keep DIR]
+    .venv/bin/python benchmarks/bench_scale.py --restart DIR/big [--repeat 3] [--drops 20] [--linked 200000]
 
 A small run (about a minute): --files 2400 --rows 20000 --small-files 1200 --small-rows 1200 --drops 10 --idle 5
 
@@ -303,26 +304,8 @@ def percentile(values: list[float], fraction: float) -> float:
 
 def rescans(log: Path, since: float) -> list[tuple[float, float, int]]:
     """(start, end, files) of the rescan passes the log reports ending after ``since`` (epoch seconds)."""
-    passes = []
-    for line in log.read_text(errors="replace").splitlines():
-        if '"rescan_done"' not in line:
-            continue
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        stamp = event.get("timestamp") or event.get("ts") or event.get("time")
-        if isinstance(stamp, str):
-            import datetime
-
-            end = datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-        elif isinstance(stamp, int | float):
-            end = float(stamp)
-        else:
-            continue
-        if end >= since:
-            passes.append((end - float(event.get("seconds", 0.0)), end, int(event.get("files", 0))))
-    return passes
+    return [(end - float(str(event.get("seconds", 0.0))), end, int(str(event.get("files", 0))))
+            for end, event in events(log, "rescan_done", since)]
 
 
 def scale_point(work: Path, files: int, rows: int, checkpoint: int, drops: int, idle: float,
@@ -365,6 +348,15 @@ def scale_point(work: Path, files: int, rows: int, checkpoint: int, drops: int, 
     figures["json_s"], figures["json_mib"], figures["json_bytes"] = run_status(config, "--json", "--limit", "100")
 
     tonight = work / "incoming" / f"night-{max(n for n, _ in nights(files)):03d}"
+    figures.update(restart(work, tonight, extra))
+    return figures
+
+
+def restart(work: Path, tonight: Path, extra: list[Path]) -> dict[str, float]:
+    """Restart the daemon on ``work`` (rescan_interval 1 s): start -> READY, -> ``extra[0]`` ingested, then
+    ``extra[1:]`` dropped one per second into ``tonight`` during the rescans; the figures."""
+    figures: dict[str, float] = {}
+    log = work / "daemon.log"
     wall_start = time.time()
     process, started, ready = start_daemon(work, config_text(1.0, "info"), log)
     ledger = sqlite3.connect(f"file:{work / 'state' / 'ledger.sqlite3'}?mode=ro", uri=True, timeout=30)
@@ -386,6 +378,7 @@ def scale_point(work: Path, files: int, rows: int, checkpoint: int, drops: int, 
         time.sleep(max(0.0, sent + 1.0 - time.time()))
     ledger.close()
     stop_daemon(process)
+    figures.update(startup_phases(log, wall_start, wall_start + (ready - started)))
     passes = rescans(log, wall_start)
     latencies = [done - sent for sent, done in drop_times]
     inside = sum(any(begin <= sent <= end for begin, end, _ in passes) for sent, _ in drop_times)
@@ -394,6 +387,84 @@ def scale_point(work: Path, files: int, rows: int, checkpoint: int, drops: int, 
                    pass_s=statistics.median([end - begin for begin, end, _ in passes]) if passes else 0.0,
                    pass_files=max((n for _, _, n in passes), default=0))
     return figures
+
+
+def events(log: Path, name: str, since: float) -> Iterator[tuple[float, dict[str, object]]]:
+    """(epoch seconds, event) of the log's ``name`` events logged at or after ``since``."""
+    import datetime
+
+    for line in log.read_text(errors="replace").splitlines():
+        if f'"{name}"' not in line:
+            continue
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        stamp = event.get("timestamp") or event.get("ts") or event.get("time")
+        if isinstance(stamp, str):
+            when = datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+        elif isinstance(stamp, int | float):
+            when = float(stamp)
+        else:
+            continue
+        if when >= since:
+            yield when, event
+
+
+def startup_phases(log: Path, since: float, ready: float) -> dict[str, float]:
+    """The daemon's startup_phase events: seconds from the process start to the end of each phase
+    (``phase_<name>_s``), and what came before the first one (interpreter, imports)."""
+    figures: dict[str, float] = {}
+    for when, event in events(log, "startup_phase", since):
+        figures[f"phase_{event.get('phase')}_s"] = when - since
+    if figures:
+        figures["ready_after_phases_s"] = ready - since
+    return figures
+
+
+def link_rows(work: Path, count: int) -> None:
+    """Put ``count`` of the synthesised rows' files on disk (so that rescans have that many to look at): hard
+    links to the real raws in turn, and those rows given the size, mtime and inode of their file (ingested
+    files as they are)."""
+    db = sqlite3.connect(work / "state" / "ledger.sqlite3")
+    sources = [p for p in sorted((work / "incoming").glob("night-*/*.fits")) if os.stat(p).st_nlink < 60_000]
+    rows = db.execute("SELECT id, path FROM files WHERE path LIKE ? ORDER BY id LIMIT ?",
+                      (f"{work / 'incoming'}/year-%", count)).fetchall()
+    start = time.perf_counter()
+    made = 0
+    identities = []
+    for number, (row_id, path) in enumerate(rows):
+        target = Path(path)
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.link(sources[number % len(sources)], target)  # ext4 allows 65,000 links to a file
+            made += 1
+        st = os.stat(target)
+        identities.append((st.st_size, st.st_mtime_ns, st.st_ino, row_id))
+    with db:
+        db.executemany("UPDATE files SET size = ?, mtime_ns = ?, inode = ? WHERE id = ?", identities)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    progress(f"{len(rows):,} synthesised rows on disk ({made:,} links made) in {time.perf_counter() - start:.0f} s")
+
+
+def restart_only(work: Path, drops: int, repeat: int, linked: int = 0) -> None:
+    """Restart the daemon ``repeat`` times on a point folder kept by an earlier --keep run."""
+    if linked:
+        link_rows(work, linked)
+    ledger = sqlite3.connect(work / "state" / "ledger.sqlite3")
+    (visit,), = ledger.execute("SELECT max(visit) FROM files").fetchall()
+    ledger.close()
+    used = work / "bench-visits-used"  # a ledger put back between runs does not know the repository has them
+    visit = max(visit, int(used.read_text()) if used.exists() else 0)
+    tonight = max((work / "incoming").glob("night-*"))
+    for run in range(repeat):
+        visit += 1 + (drops + 12) // 12
+        used.write_text(str(visit + (drops + 12) // 12))
+        extra = fakedata.clone_burst(work / "staging" / f"new-{visit}", drops + 1, visit, work / "templates")
+        print(f" {os.popen('uptime').read().strip()}", flush=True)
+        figures = restart(work, tonight, extra)
+        print(f"restart {run + 1}: " + json.dumps({k: round(v, 3) for k, v in figures.items()}), flush=True)
 
 
 def report(small: dict[str, float], big: dict[str, float]) -> None:
@@ -458,7 +529,15 @@ def main() -> None:
     parser.add_argument("--rss-every", type=int, default=20_000, help="also read the daemon's RSS every this "
                         "many files ingested (the slope)")
     parser.add_argument("--keep", type=Path, help="work folder to keep (default: a temporary one, removed)")
+    parser.add_argument("--restart", type=Path, metavar="POINT", help="only restart the daemon on a point "
+                        "folder an earlier --keep run left (e.g. KEEP/big): READY, first file, drops; --repeat times")
+    parser.add_argument("--repeat", type=int, default=1, help="restarts with --restart")
+    parser.add_argument("--linked", type=int, default=0, help="with --restart: first put that many synthesised "
+                        "rows' files on disk (hard links to one raw), for rescans of a large tree")
     args = parser.parse_args()
+    if args.restart:
+        restart_only(args.restart, args.drops, args.repeat, args.linked)
+        return
     base = args.keep or Path(tempfile.mkdtemp(prefix="pfswatchd-scale-bench-"))
     print(f"bench_scale: --files {args.files} --rows {args.rows} --small-files {args.small_files} "
           f"--small-rows {args.small_rows} --drops {args.drops} --idle {args.idle:g} --rss-every {args.rss_every}; "

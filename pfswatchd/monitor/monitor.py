@@ -54,6 +54,8 @@ class Monitor:
         self.endpoint: Endpoint | None = None
         self._turned = time.monotonic()
         self._next = 0.0
+        # Files per state and visits complete/incomplete, as last counted by count() (see there).
+        self._counted: tuple[dict[str, int], dict[str, int]] | None = None
 
     # -- lifecycle (main loop) -------------------------------------------------------------------
 
@@ -65,6 +67,7 @@ class Monitor:
         self.alerted = self.ledger.alerted_visits()
         self.rate.seed(self.ledger.ingested_times(now - RATE_SPAN))
         self._look(self.tracker.start())
+        self._next = time.monotonic() + self.config.monitor.interval  # the first tick does not look again
         http = self.config.monitor.http
         if http.enabled:
             self.endpoint = Endpoint(http.address, http.port, metrics=self.metrics, snapshot=lambda: self.snapshot,
@@ -94,6 +97,18 @@ class Monitor:
         self.hooks.close()
         if self.endpoint is not None:
             self.endpoint.close()
+
+    def count(self) -> None:
+        """Count files per state and visits complete and incomplete, for the snapshots and the STATUS line.
+
+        The service calls this in its status thread, never on the main loop: over two million rows the
+        count reads a whole index (a few tenths of a second), which a file that just arrived must not wait
+        for.  The counts the snapshot shows are the last ones counted (a few seconds old at most).
+        """
+        try:
+            self._counted = (self.ledger.counts(), self.ledger.visit_counts())
+        except Exception as exc:  # the ledger may be away: the look reports that; the counts are kept
+            self.log.debug("count_failed", error=f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
 
     def last_turn_age(self) -> float:
         return time.monotonic() - self._turned
@@ -133,11 +148,12 @@ class Monitor:
                 self.log.warning("registry_unavailable", error=str(exc).splitlines()[0] if str(exc) else repr(exc))
         self.ledger.ping()
         oldest = self.ledger.oldest_unfinished()
+        counts, visit_counts = self._counted or (self.snapshot.counts, self.snapshot.visit_counts)
         self.snapshot = Snapshot(
-            taken_at=now, counts=self.ledger.counts(), oldest_pending_age=None if oldest is None else now - oldest,
+            taken_at=now, counts=counts, oldest_pending_age=None if oldest is None else now - oldest,
             hints_queued=self.hints_queued() if self.hints_queued else 0,
             visits=latest(self.ledger, cfg.page_visits, cfg.default_cameras),
-            visit_counts=self.ledger.visit_counts(), alerts=tuple(found),
+            visit_counts=visit_counts, alerts=tuple(found),
             recent_errors=self.ledger.recent_errors(RECENT_ERRORS), archives_active=self.ledger.active_archives(),
             rate=self.rate.series(now), ledger_ok=True, registry_ok=registry_ok, checked_at=now,
             instance=self.ledger.instance)
@@ -168,7 +184,8 @@ class Monitor:
     def status_line(self) -> str:
         """The systemd STATUS line: files per state, then the alerts raised."""
         snap = self.snapshot
-        line = ", ".join(f"{state} {count}" for state, count in sorted(snap.counts.items())) or "no files yet"
+        counts = self._counted[0] if self._counted is not None else snap.counts
+        line = ", ".join(f"{state} {count}" for state, count in sorted(counts.items())) or "no files yet"
         if not snap.ledger_ok and snap.checked_at:
             line = "ledger unavailable"
         if snap.alerts:

@@ -1,9 +1,12 @@
 """The service: startup -> main loop -> shutdown, with signals and systemd.
 
-- ``startup``: open the ledger (release claims of dead instances), open or
-  create the repository, start the watchers and wait until their watches are
-  placed, start a rescan of every folder in the background
-  (:mod:`pfswatchd.service.rescan`), READY=1: new files flow from then on.
+- ``startup``: open the ledger (release claims of dead instances), start the
+  examiner's workers in the background, open or create the repository, start
+  the watchers and wait until their watches are placed, start a rescan of
+  every folder in the background (:mod:`pfswatchd.service.rescan`), READY=1:
+  new files flow from then on (examined in the main thread until the
+  examiner's workers are up).  Nothing on this path reads every ledger row;
+  ``startup_phase`` events say how long each part took.
 - ``main_loop``: wait for hints (or the next deadline), run one pipeline
   step on every event that arrived plus at most one slice of rescan hints,
   then housekeeping (``on_tick``): due retries, pfsConfigs waiting for raws,
@@ -97,6 +100,8 @@ class Service:
         self._instance_lock: InstanceLock | None = None
         self._watcher_deaths: list[float] = []  # monotonic times the watcher was found dead
         self._memtrace: memtrace.MemTrace | None = None
+        self._examiner: Examiner | None = None
+        self._began = time.monotonic()  # startup() began (startup_phase events)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -114,6 +119,8 @@ class Service:
 
     def startup(self) -> None:
         cfg = self.config
+        self._began = time.monotonic()
+        self._phase("begin")  # after the imports and the configuration
         # watchdog places inotify watches with os.walk, which recurses once per folder level (Python
         # 3.11): a tree 1,100 levels deep killed its thread with RecursionError.  A path can be at most
         # PATH_MAX (4096) bytes, so at most ~2,048 levels: this limit covers every tree that can exist.
@@ -129,17 +136,21 @@ class Service:
         self.ledger.create()
         self._ledger_file = ledgerfile.hold(cfg.state.url)
         released = self.ledger.release_abandoned(starting=True)
+        self._phase("ledger")
+        # The examiner's workers start in the background, while the repository opens (their fork server
+        # imports in a process of its own); READY does not wait for them (see Examiner).
+        examiner = self._examiner = Examiner(cfg.ingest.examine_workers, on_done=self._wake, log=self.log,
+                                             corrections=HeaderCorrections.standard(cfg.ingest.header_corrections))
         self._butler = self._open_repository()
         ingester = self._make_ingester()
-        self.pipeline = Pipeline(cfg, self.ledger, ingester, self.log,
-                                 examiner=Examiner(cfg.ingest.examine_workers, on_done=self._wake,
-                                                   corrections=HeaderCorrections.standard(
-                                                       cfg.ingest.header_corrections)),
+        self._phase("repository")
+        self.pipeline = Pipeline(cfg, self.ledger, ingester, self.log, examiner=examiner,
                                  archives=ArchiveStage(cfg, self.ledger, self.log, self._hint, self._wake))
         self.monitor = Monitor(cfg, self.ledger, self.log, butler_metrics=self._butler_metrics,
                                ping_registry=lambda: repo.ping(self._butler), hints_queued=self.hints.qsize)
         self.pipeline.observer = self.monitor
         self.pipeline.recover()  # what a kill cut short: quarantine moves the ledger had announced
+        self._phase("recover")
         if self.pipeline.archives is not None:
             self.pipeline.archives.observer = self.monitor
         self.watcher = Watcher(cfg.watch_roots, self._hint, recursive=cfg.watch.recursive, mode=cfg.watch.mode,
@@ -148,6 +159,7 @@ class Service:
         if not self.watcher.wait_started(timeout=WATCHES_TIMEOUT):
             self.log.warning("watches_not_ready", seconds=WATCHES_TIMEOUT,
                              reason="the rescan finds files that arrive before the watches are placed")
+        self._phase("watches")
         self.rescanner = Rescanner(cfg.watch_roots, cfg.state.url, recursive=cfg.watch.recursive, log=self.log,
                                    on_found=self._wake, max_depth=cfg.watch.max_depth,
                                    moves=cfg.ingest.transfer == "move")
@@ -159,13 +171,18 @@ class Service:
                       released_claims=released,
                       missing_folders=[str(p) for p in missing])
         self._rescan()  # in the background: READY does not wait for it
+        self._phase("rescan_started")
         for path in self.ledger.due(limit=100_000):
             self._hint(path, Hint.RETRY.value)
+        self._phase("due")
         self.monitor.start()
-        # The butler, astropy and SQLAlchemy leave ~10^6 long-lived objects: out of the collector's
-        # sight, a full collection no longer stalls a burst for a tenth of a second.
-        gc.collect()
+        self._phase("monitor")
+        # The butler, astropy and SQLAlchemy leave long-lived objects (~180,000): out of the collector's
+        # sight, a full collection no longer stalls a burst for a tenth of a second.  No collection first:
+        # it found ~9,000 objects of start-up garbage (kept for good, a megabyte or so) and took 0.2-0.9 s
+        # of the start on a loaded host.
         gc.freeze()
+        self._phase("gc")
         self._memtrace = memtrace.from_environment()  # tests and benchmarks only: what grows, on SIGUSR2
         if self._memtrace is not None:
             self._memtrace.start()
@@ -173,6 +190,10 @@ class Service:
         self._last = {"rescan": now, "waiting": now, "due": now, "status": 0.0, "watchdog": 0.0,
                       "abandoned": now}
         self.notifier.ready(self._status_line())
+
+    def _phase(self, name: str) -> None:
+        """Log how long start-up has taken so far (``startup_phase``: where a slow start spends its time)."""
+        self.log.info("startup_phase", phase=name, seconds=round(time.monotonic() - self._began, 3))
 
     def main_loop(self) -> None:
         assert self.pipeline is not None and self.ledger is not None
@@ -264,7 +285,7 @@ class Service:
         if self.monitor is not None:
             self.monitor.tick(busy)
         if self._due(now, "status", 5.0) and (self._status_job is None or self._status_job.done()):
-            self._status_job = self._background.submit(lambda: self.notifier.status(self._status_line()))
+            self._status_job = self._background.submit(self._send_status)
         logconfig.flush_summary()
         if self._memtrace is not None:
             self._memtrace.tick()
@@ -284,10 +305,11 @@ class Service:
         if self.rescanner is not None:
             self.rescanner.close()
         self._background.shutdown(wait=True)
-        if self.pipeline is not None:
-            self.pipeline.examiner.close()
-            if self.pipeline.archives is not None:
-                self.pipeline.archives.close()
+        examiner = self.pipeline.examiner if self.pipeline is not None else self._examiner
+        if examiner is not None:
+            examiner.close()
+        if self.pipeline is not None and self.pipeline.archives is not None:
+            self.pipeline.archives.close()
         if self._butler is not None:
             self._butler.close()
         if self.ledger is not None:
@@ -419,6 +441,12 @@ class Service:
             self._last[name] = now
             return True
         return False
+
+    def _send_status(self) -> None:
+        """The STATUS line, counted afresh (in the status thread: see Monitor.count)."""
+        if self.monitor is not None:
+            self.monitor.count()
+        self.notifier.status(self._status_line())
 
     def _status_line(self) -> str:
         if self.monitor is not None:

@@ -13,6 +13,8 @@ So a pass runs elsewhere, and the main loop only sees its conclusions:
   mtime and inode and a final state is done and is dropped there; only new files, changed files and
   unfinished ones come back as hints.  A process, not a thread: a thread doing this would hold
   Python's lock for 5 ms slices and every database or file call of the main loop would wait for one.
+  The worker runs ``NICE`` steps below the service's CPU priority: on two busy cores a pass would
+  otherwise take the core the main loop needs for a file that just arrived.
 - *A driver thread* (:class:`Rescanner`) walks the tree folder by folder (the most recently changed
   folders first: after a restart the new files are in tonight's folder), keeps two folders in
   flight, and queues the hints; it stops queueing while many are waiting (bounded memory).
@@ -53,6 +55,7 @@ HOLD_ENV = "PFSWATCHD_TEST_RESCAN_HOLD"  # the test hook (see above)
 SLICE = 1000  # rescan hints the main loop takes per step
 IN_FLIGHT = 2  # folders being scanned at once (one being listed while the other's result is queued)
 BACKLOG = 20  # slices waiting in the queue before the driver pauses
+NICE = 10  # the worker's CPU priority below the service's (os.nice)
 
 _FINAL = frozenset(state.value for state in FINAL_STATES)
 _DONE = frozenset({FileState.INGESTED.value, FileState.DUPLICATE.value})
@@ -240,7 +243,9 @@ class Rescanner:
         if self._pool is None:
             # forkserver: the service has threads, which fork() must not copy (as for the examiner).
             context = multiprocessing.get_context("forkserver")
-            self._pool = quiet_pool(1, context)  # Ctrl-C in a terminal does not reach its worker
+            # Ctrl-C in a terminal does not reach its worker; niced: on a busy host a pass takes longer,
+            # the files that arrive meanwhile do not (ingest runs at the service's priority).
+            self._pool = quiet_pool(1, context, nice=NICE)
         try:
             return self._pool.submit(scan_folder, folder, self.ledger_url, self.recursive, self.roots, self.moves)
         except RuntimeError:  # the pool broke (its worker was killed): scan here this time, a new pool next

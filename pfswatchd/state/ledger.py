@@ -109,7 +109,7 @@ class Ledger(ArchiveRecords, VisitRecords):
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(7270315)"))
             existing = set(sa.inspect(conn).get_table_names())
             metadata.create_all(conn, checkfirst=True)
-            for index in files.indexes:  # a ledger made by an older version gets the newer indexes
+            for index in (*files.indexes, *visits.indexes):  # a ledger made by an older version gets the newer indexes
                 conn.execute(CreateIndex(index, if_not_exists=True))
             for ddl in partial_indexes(conn.dialect.name):
                 conn.execute(sa.text(ddl))

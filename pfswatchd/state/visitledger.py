@@ -241,7 +241,9 @@ class VisitRecords:
             return [dict(row) for row in conn.execute(query).mappings()]
 
     def ingested_times(self, since: float) -> list[float]:
-        query = sa.select(files.c.ingested_at).where(files.c.ingested_at > since)
+        # updated_at is written with every ingested_at (and later changes only raise it), so its index
+        # finds the rows: ingested_at has none, and a scan of 2 million rows took a second at start-up.
+        query = sa.select(files.c.ingested_at).where(files.c.updated_at > since, files.c.ingested_at > since)
         with self.engine.connect() as conn:
             return [float(row.ingested_at) for row in conn.execute(query)]
 

@@ -222,6 +222,9 @@ def test_status_reads_indexes_not_every_row(ledger):
     assert data["counts"]["ingested"] == 5 and sum(data["counts"].values()) == 9
 
 
+VISIT_INDEXES = ("ix_visits_updated_at", "ix_visits_alerted_at", "ix_visits_hook_state", "ix_visits_complete")
+
+
 def test_older_ledger_gets_the_new_indexes(tmp_path):
     url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
     ledger = Ledger(url)
@@ -231,12 +234,15 @@ def test_older_ledger_gets_the_new_indexes(tmp_path):
                      "ix_visits_incomplete"):
             conn.execute(sa.text(f"DROP INDEX {name}"))
         conn.execute(sa.text("CREATE INDEX ix_files_archive_id ON files (archive_id)"))
+        for name in VISIT_INDEXES:
+            conn.execute(sa.text(f"DROP INDEX {name}"))
     ledger.create()
     inspector = sa.inspect(ledger.engine)
     names = {index["name"] for index in inspector.get_indexes("files")}
     assert {"ix_files_dataset_id", "ix_files_archive_state", "ix_files_updated_at", "ix_files_warnings"} <= names
     assert "ix_visits_incomplete" in {index["name"] for index in inspector.get_indexes("visits")}
     assert "ix_files_archive_id" not in names
+    assert set(VISIT_INDEXES) <= {index["name"] for index in sa.inspect(ledger.engine).get_indexes("visits")}
     ledger.close()
 
 
