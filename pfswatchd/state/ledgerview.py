@@ -131,7 +131,13 @@ class LedgerView:
         if wanted.states:
             query = query.where(files.c.state.in_(sorted(wanted.states)))
         if wanted.since is not None:
-            query = query.where(files.c.updated_at >= wanted.since)
+            changed: sa.ColumnElement[bool] = files.c.updated_at >= wanted.since
+            if self.dialect == "sqlite":
+                # Without table statistics SQLite would read the whole table in id order (1.3 s at 2M rows)
+                # rather than the range of ix_files_updated_at and a sort of what it holds; likelihood()
+                # says the range is narrow, as a --since asks for the files changed lately.
+                changed = sa.func.likelihood(changed, sa.literal_column("0.001"))
+            query = query.where(changed)
         if wanted.prefix:
             query = query.where(prefix_condition(files.c.path, wanted.prefix, self.dialect))
         if wanted.limit is not None:
