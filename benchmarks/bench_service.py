@@ -42,7 +42,7 @@ def start_watching(work: Path) -> tuple[subprocess.Popen[bytes], Path]:
     process = start_service(work, (
         '[repository]\nroot = "repo"\n[watch]\npaths = ["incoming"]\nrescan_interval = 3600.0\n'
         '[ingest]\ntransfer = "link"\n[state]\npath = "state"\n[quarantine]\npath = "quarantine"\n'
-        '[log]\nformat = "json"\nlevel = "warning"\n'
+        '[log]\nformat = "json"\nlevel = "' + os.environ.get("BENCH_LOG_LEVEL", "warning") + '"\n'
     ))
     return process, work / "state" / "ledger.sqlite3"
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from lsst.daf.butler import DatasetIdGenEnum, DatasetRef, FileDataset
 
@@ -88,7 +89,7 @@ def start_service(work: Path, config: str) -> subprocess.Popen[bytes]:
 
     To see where a benchmark's service spends its time: ``BENCH_PROFILE=FILE`` runs it under cProfile
     (the main thread; written when it stops), ``BENCH_PREFIX="strace -f -c -o FILE"`` (or any command
-    prefix) wraps it."""
+    prefix) wraps it, and ``BENCH_LOG=FILE`` keeps its output (the log level is the benchmark's)."""
     work.mkdir(parents=True, exist_ok=True)
     path = work / "pfswatchd.toml"
     path.write_text(config)
@@ -101,9 +102,10 @@ def start_service(work: Path, config: str) -> subprocess.Popen[bytes]:
         command[1:1] = ["-m", "cProfile", "-o", os.environ["BENCH_PROFILE"]]
     if os.environ.get("BENCH_PREFIX"):  # e.g. "/usr/bin/time -v -o FILE" or "strace -f -c -o FILE"
         command[:0] = shlex.split(os.environ["BENCH_PREFIX"])
-    process = subprocess.Popen(command,
-                               env={**os.environ, "NOTIFY_SOCKET": address}, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    log: Any = subprocess.DEVNULL
+    if os.environ.get("BENCH_LOG"):
+        log = open(os.environ["BENCH_LOG"], "ab")  # noqa: SIM115 (the service's, for as long as it runs)
+    process = subprocess.Popen(command, env={**os.environ, "NOTIFY_SOCKET": address}, stdout=log, stderr=log)
     while b"READY=1" not in sock.recv(4096):
         pass
     sock.close()
