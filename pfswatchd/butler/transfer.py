@@ -145,7 +145,7 @@ def place(source: Path, dest: Path, mode: str, *, datastore_root: Path, replace_
                 if not os.path.exists(source):
                     raise
                 with _made_lock:
-                    _made.pop(dest.parent, None)  # the folder was removed since we made it
+                    _made.pop(str(dest.parent), None)  # the folder was removed since we made it
                 _make_parent(dest, perms)
                 _create(source, dest, mode, scratch, perms, expect)
             created = True
@@ -183,20 +183,21 @@ def check_source(source: Path, expect: Identity | None) -> None:
 
 
 # Folders this process made (a visit's files share one): the most recent ones, so that a year of
-# visits does not grow the set without bound.
-_made: LRUCache[Path, bool] = LRUCache(maxsize=4096)
+# visits does not grow the set without bound.  Kept as text (a Path keeps its parts too: ~1 KiB each).
+_made: LRUCache[str, bool] = LRUCache(maxsize=4096)
 _made_lock = threading.Lock()  # several copies are placed at once (the cache itself is not thread-safe)
 
 
 def _make_parent(dest: Path, perms: Permissions) -> None:
     """Create ``dest``'s folder once per process (a visit's files share it)."""
     parent = dest.parent
+    key = str(parent)
     with _made_lock:
-        if parent in _made:
+        if key in _made:
             return
     perms.makedirs(parent)  # safe when another thread or process makes it at the same moment
     with _made_lock:
-        _made[parent] = True
+        _made[key] = True
 
 
 SCRATCH = ".pfswatchd-tmp"  # in the datastore root: copies are written here, then linked into place

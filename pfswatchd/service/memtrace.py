@@ -78,7 +78,7 @@ class MemTrace:
                 continue
             temporary = sum("tmp_" in str(cache[key].statement) for key in list(cache))
             lines.append(f"  engine {engine.url}: {len(cache)} compiled statements cached, {temporary} of them "
-                         "of temporary tables")
+                         f"of temporary tables; pool: {engine.pool.status()}")
             for key in list(cache)[-3:]:
                 lines.append(f"      {' '.join(str(cache[key].statement).split())[:300]}")
         if self._snapshot is not None:

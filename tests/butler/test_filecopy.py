@@ -98,3 +98,25 @@ def test_copy_and_move_from_another_filesystem_into_a_repository(butler, pfs_rep
             stored = Path(reader.getURI(ref).ospath)
             assert stored.read_bytes() == data[source] and os.stat(stored).st_nlink == 1
     assert list((pfs_repo / ".pfswatchd-tmp").iterdir()) == []  # no temporary copy left
+
+
+def test_folders_made_are_remembered_by_name_a_bounded_number_and_made_again_when_removed(tmp_path, monkeypatch):
+    """The service makes a datastore folder per visit: it remembers the most recent ones as text
+    (a Path keeps its parts too, ~1 KiB each), and one removed since is made again."""
+    import shutil
+
+    from cachetools import LRUCache
+
+    from pfswatchd.butler import transfer
+
+    monkeypatch.setattr(transfer, "_made", LRUCache(maxsize=3))
+    root = tmp_path / "datastore"
+    root.mkdir()
+    source = tmp_path / "a.fits"
+    source.write_bytes(b"x" * 2880)
+    for visit in range(5):
+        transfer.place(source, root / f"v{visit}" / "a.fits", "link", datastore_root=root)
+    assert list(transfer._made) == [str(root / f"v{visit}") for visit in (2, 3, 4)]
+    shutil.rmtree(root / "v4")
+    transfer.place(source, root / "v4" / "a.fits", "link", datastore_root=root)
+    assert (root / "v4" / "a.fits").read_bytes() == source.read_bytes()
