@@ -258,8 +258,9 @@ def grow_ledger(ledger_path: Path, rows: int, root: Path, first_visit: int) -> t
     return n_visits, time.perf_counter() - start
 
 
-def measured(argv: list[str]) -> tuple[float, float, bytes, int]:
-    """Run ``argv``: wall seconds, its peak RSS in MiB, its stdout and its exit status.
+def measured(argv: list[str]) -> tuple[float, float, bytes, int, float]:
+    """Run ``argv``: wall seconds, its peak RSS in MiB, its stdout, its exit status and its CPU seconds
+    (user + system: on a loaded machine the wall time is mostly waiting for a core).
 
     The peak is measured by /usr/bin/time (a small process that forks it): a child of this process would
     report at least this process's own peak (Linux keeps ru_maxrss across exec, and subprocess uses vfork),
@@ -268,22 +269,25 @@ def measured(argv: list[str]) -> tuple[float, float, bytes, int]:
     """
     timer = Path("/usr/bin/time")
     with tempfile.NamedTemporaryFile(prefix="pfswatchd-rss-") as peak:
-        wrapped = [str(timer), "-q", "-f", "%M", "-o", peak.name, *argv] if timer.exists() else argv
+        wrapped = [str(timer), "-q", "-f", "%M %U %S", "-o", peak.name, *argv] if timer.exists() else argv
         start = time.perf_counter()
         process = subprocess.Popen(wrapped, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         out = process.stdout.read() if process.stdout else b""
         _, code, usage = os.wait4(process.pid, 0)
         seconds = time.perf_counter() - start
         text = Path(peak.name).read_text().split()
-        mib = int(text[-1]) / 1024 if timer.exists() and text else usage.ru_maxrss / 1024
-    return seconds, mib, out, os.waitstatus_to_exitcode(code)
+        if timer.exists() and len(text) >= 3:
+            mib, cpu = int(text[-3]) / 1024, float(text[-2]) + float(text[-1])
+        else:
+            mib, cpu = usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
+    return seconds, mib, out, os.waitstatus_to_exitcode(code), cpu
 
 
 def run_status(config: Path, *extra: str, runs: int = 3) -> tuple[float, float, int]:
     """Median wall seconds, max peak RSS (MiB) and output bytes of `pfswatchd status` ``extra``."""
     times, peaks, size = [], [], 0
     for _ in range(runs):
-        seconds, mib, out, code = measured([sys.executable, "-m", "pfswatchd", "status", "--config", str(config),
+        seconds, mib, out, code, _ = measured([sys.executable, "-m", "pfswatchd", "status", "--config", str(config),
                                             *extra])
         if code != 0:
             raise RuntimeError(f"status {' '.join(extra)} exited {code}")

@@ -9,7 +9,7 @@ bench_scale.grow_ledger (ingested raws of earlier visits, their visits rows, the
 pfsConfig is).  An existing ledger in ``--work`` is reused, so the same one can be measured before and
 after a change.  Then, ``--runs`` times each, as subprocesses (interpreter start-up included): ``python -c
 pass``, ``python -c "import sqlalchemy"``, ``pfswatchd --version``, ``pfswatchd status`` and ``pfswatchd
-status --json --limit 100``: median wall seconds and peak RSS (by /usr/bin/time, see
+status --json --limit 100``: median wall and CPU seconds and peak RSS (by /usr/bin/time, see
 bench_scale.measured).  Target (issue 14): status < 1 s and < 200 MiB at 2M rows.
 
 The pfswatchd package the commands import (PYTHONPATH decides which: a checkout of another commit can be
@@ -62,17 +62,18 @@ def build(work: Path, files: int, rows: int, warnings: int) -> None:
     print(f"  ledger grown to {rows:,} rows ({n_visits:,} visits) in {seconds:.0f} s", flush=True)
 
 
-def timed(argv: list[str], runs: int) -> tuple[float, float, int]:
-    """Median wall seconds, max peak RSS (MiB) and output bytes of ``argv``."""
-    times, peaks, size = [], [], 0
+def timed(argv: list[str], runs: int) -> tuple[float, float, float, int]:
+    """Median wall seconds, median CPU seconds, max peak RSS (MiB) and output bytes of ``argv``."""
+    times, cpus, peaks, size = [], [], [], 0
     for _ in range(runs):
-        seconds, mib, out, code = measured(argv)
+        seconds, mib, out, code, cpu = measured(argv)
         if code != 0:
             raise SystemExit(f"{' '.join(argv)} exited {code}")
         times.append(seconds)
+        cpus.append(cpu)
         peaks.append(mib)
         size = len(out)
-    return statistics.median(times), max(peaks), size
+    return statistics.median(times), statistics.median(cpus), max(peaks), size
 
 
 def main() -> None:
@@ -101,8 +102,9 @@ def main() -> None:
             ("pfswatchd status", [python, "-m", "pfswatchd", "status", "--config", config]),
             ("pfswatchd status --json --limit 100",
              [python, "-m", "pfswatchd", "status", "--config", config, "--json", "--limit", "100"])):
-        seconds, mib, size = timed(argv, args.runs)
-        print(f"  {name:40s} {seconds:6.2f} s  {mib:6.1f} MiB peak  {size:>7,} bytes out", flush=True)
+        seconds, cpu, mib, size = timed(argv, args.runs)
+        print(f"  {name:40s} {seconds:6.2f} s wall  {cpu:5.2f} s CPU  {mib:6.1f} MiB peak  {size:>7,} bytes out",
+              flush=True)
 
 
 if __name__ == "__main__":
