@@ -9,6 +9,9 @@ Three figures for the small files:
 - the same engine in-process (examine every file's headers, check visits, refs, place, one transaction);
 - the reference: one `Butler.ingest(*datasets, transfer="link")` with refs and dimension records made
   beforehand (not timed), into a second fresh repository.
+Next to their wall times, the CPU seconds of each (this process, or the command and its workers): on a
+shared machine the wall times move with the load and CPU seconds barely do, so they are the figure to
+compare two versions by.
 
 Two for full-size files (12 per visit: 8 CCD frames of 4300 x 4416, 4 NIR ramps of 4096^2, ~570 MB):
 - `--transfer copy` (the engine in-process: headers, kernel copy, fsync of every file, one
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -38,19 +42,20 @@ from pfswatchd.butler.ingest import Ingester, IngestSettings
 from pfswatchd.files.examine import examine
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import plain_butler_ingest, raw_files  # noqa: E402
+from common import plain_butler_ingest_timed, raw_files  # noqa: E402
 
 
-def engine_in_process(root: Path, paths: list[Path]) -> float:
+def engine_in_process(root: Path, paths: list[Path]) -> tuple[float, float]:
+    """Wall and CPU seconds of the engine in this process: headers read, then one ingest call."""
     butler = repo.create(root, instruments=["PFS"])
     ingester = Ingester(butler, root, IngestSettings(transfer="link"))
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     classified = [examine(path).classified for path in paths]
     outcomes = ingester.ingest(classified)
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - start_cpu
     assert all(o.status == "ingested" for o in outcomes), {o.status for o in outcomes}
     butler.close()
-    return elapsed
+    return elapsed, cpu
 
 
 def engine_transfer(root: Path, paths: list[Path], transfer: str, warm_up: Path) -> float:
@@ -168,15 +173,18 @@ def _fs(path: Path) -> str:
     return kind
 
 
-def command_line(root: Path, data: Path, count: int) -> float:
+def command_line(root: Path, data: Path, count: int) -> tuple[float, float]:
+    """Wall and CPU seconds (the command and its workers) of one ``pfswatchd ingest-raws``."""
     subprocess.run([sys.executable, "-m", "pfswatchd", "create", str(root), "--instrument", "PFS"], check=True,
                    capture_output=True)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     result = subprocess.run([sys.executable, "-m", "pfswatchd", "ingest-raws", str(root), str(data),
                              "--transfer", "link"], capture_output=True, text=True)
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     assert result.returncode == 0 and f"{count} ingested" in result.stdout, result.stdout + result.stderr
-    return elapsed
+    return elapsed, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
 
 def main() -> None:
@@ -195,15 +203,17 @@ def main() -> None:
     print(f"wrote {len(paths)} files ({size / 2**20:.1f} MiB) in {time.perf_counter() - t0:.1f} s")
     for name in ("plain", "engine", "cli"):
         shutil.rmtree(work / name, ignore_errors=True)
-    plain = plain_butler_ingest(work / "plain", paths)
-    engine = engine_in_process(work / "engine", paths)
-    cli = command_line(work / "cli", data, len(paths))
+    plain, plain_cpu = plain_butler_ingest_timed(work / "plain", paths)
+    engine, engine_cpu = engine_in_process(work / "engine", paths)
+    cli, cli_cpu = command_line(work / "cli", data, len(paths))
     n = len(paths)
     print(f"{'plain Butler.ingest (1 call, refs precomputed)':48s} {plain:7.2f} s  {n / plain:7.0f} files/s")
     print(f"{'pfswatchd engine in-process (headers+ingest)':48s} {engine:7.2f} s  {n / engine:7.0f} files/s"
           f"  ({engine / plain:.2f}x plain)")
     print(f"{'pfswatchd ingest-raws (subprocess, with start-up)':48s} {cli:7.2f} s  {n / cli:7.0f} files/s"
           f"  ({cli / plain:.2f}x plain)")
+    print(f"CPU seconds (load-independent, unlike wall time): plain {plain_cpu:.2f} s, engine {engine_cpu:.2f} s "
+          f"({engine_cpu / plain_cpu:.2f}x), ingest-raws {cli_cpu:.2f} s ({cli_cpu / plain_cpu:.2f}x)")
     if args.full_visits:
         full_size(work, args.full_visits)
     if args.keep is None:
