@@ -82,7 +82,9 @@ class Monitor:
         self._turned = time.monotonic()
         try:
             interval = self.config.monitor.interval
-            if self._turned < self._next or (busy and self._turned < self._next + (BUSY_DEFER - 1) * interval):
+            catching_up = self.tracker.behind and not busy  # a restart's backlog: a slice each idle turn
+            if not catching_up and (
+                    self._turned < self._next or (busy and self._turned < self._next + (BUSY_DEFER - 1) * interval)):
                 if self.hooks.running:
                     self.hooks.tick()
                 return

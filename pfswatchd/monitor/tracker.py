@@ -4,7 +4,9 @@ Each look reads the raw and pfsConfig rows written since the previous one (an in
 ``updated_at``, re-reading a margin so that a row another instance committed late is not missed),
 summarises the visits they belong to from all of their rows, writes the summaries that changed, and
 marks the visits that are complete for the first time.  After a restart it picks up where the visits
-table was last written; a ledger without visit summaries is summarised once, visit by visit.
+table was last written (the visits of the files changed shortly before are summarised again, a slice
+per look, so that READY never waits on them); a ledger without visit summaries is summarised once,
+visit by visit.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pfswatchd.state.visitledger import HOOK_BEFORE, HOOK_DUE, HOOK_OFF
 MARGIN = 30.0  # seconds of rows read again at each look
 RESTART_MARGIN = 300.0  # ... and after a restart
 BATCH = 500  # visits summarised at once when a whole ledger is read
+CATCH_UP = 200  # visits of a restart's backlog summarised per look (~0.1 s): READY never waits on them
 HISTORY_WINDOW = 86400.0  # seconds of an upgraded ledger's files summarised at its first start
 
 
@@ -42,15 +45,25 @@ class VisitTracker:
         self.log = log
         self.mark: float | None = None
         self.history_before: float | None = None
+        self.backlog: list[int] = []  # visits to summarise again after a restart, newest first
+
+    @property
+    def behind(self) -> bool:
+        """Visits of a restart's backlog are still to be summarised (a look each turn takes some)."""
+        return bool(self.backlog)
 
     def start(self) -> Look:
         """The first look of this process: from the last summary written, or the whole ledger."""
         self.history_before = self.ledger.history_before()
         mark = self.ledger.visits_watermark()
-        if mark is not None:
-            self.mark = mark - RESTART_MARGIN
-            return self.look()
         began = time.time()
+        if mark is not None:
+            # The visits of the files changed since shortly before the last summary was written are
+            # summarised again, CATCH_UP per look, newest first: after a burst that margin can hold
+            # tens of thousands of files, and the service must not wait on them to become ready.
+            self.backlog = self.ledger.changed_visit_numbers(mark - RESTART_MARGIN)
+            self.mark = began - MARGIN
+            return self.look()
         # Rows recorded before names gave them a visit get their name's visit (found by visit from now on).
         unnamed = {path: visit for path in self.ledger.unnamed_visit_files()
                    if (visit := parse_name(path).visit) is not None}
@@ -72,7 +85,11 @@ class VisitTracker:
         rows = self.ledger.changed_files(self.mark)
         if rows:
             self.mark = max(self.mark, max(row["updated_at"] for row in rows) - MARGIN)
-        return self._summarise(group_by_visit(rows).keys())
+        numbers = set(group_by_visit(rows).keys())
+        if self.backlog:
+            numbers.update(self.backlog[:CATCH_UP])
+            del self.backlog[:CATCH_UP]
+        return self._summarise(numbers)
 
     def _whole_ledger(self) -> Look:
         numbers = self.ledger.all_visit_numbers()

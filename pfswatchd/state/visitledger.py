@@ -43,6 +43,13 @@ class VisitRecords:
         with self.engine.connect() as conn:
             return [dict(row) for row in conn.execute(query).mappings()]
 
+    def changed_visit_numbers(self, since: float) -> list[int]:
+        """The visits of raws and pfsConfigs written after ``since``, newest first (by updated_at's index)."""
+        query = (sa.select(files.c.visit).distinct()
+                 .where(files.c.updated_at > since, files.c.kind.in_(INGESTIBLE), files.c.visit.is_not(None)))
+        with self.engine.connect() as conn:
+            return sorted((int(row.visit) for row in conn.execute(query)), reverse=True)
+
     def visit_files(self, visit_numbers: Iterable[int]) -> list[dict[str, Any]]:
         numbers = sorted(set(visit_numbers))
         out: list[dict[str, Any]] = []

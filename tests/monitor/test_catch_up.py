@@ -1,0 +1,51 @@
+"""After a restart, the visits of the files changed shortly before are summarised again a slice per look."""
+
+from __future__ import annotations
+
+import time
+
+import structlog
+
+from pfswatchd.monitor import tracker as tracker_module
+from pfswatchd.monitor.tracker import CATCH_UP, VisitTracker
+from pfswatchd.state.ledger import FileState, Ledger, Result, Seen
+
+CAMERAS = ("b1", "r1")
+
+
+def _ledger_with_visits(tmp_path, visits: int) -> Ledger:
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite3'}", instance="test")
+    ledger.create()
+    now = time.time() - 120  # ingested two minutes ago: before the margin a look reads again, inside a restart's
+    paths = {f"/in/PFSA{visit:06d}11.fits": visit for visit in range(1000, 1000 + visits)}
+    ledger.upsert_seen([Seen(path, "raw_ccd", 100, 1, i, visit=visit) for i, (path, visit) in enumerate(paths.items())],
+                       now)
+    ledger.record([Result(path=path, state=FileState.INGESTED, kind="raw_ccd", instrument="PFS", visit=visit,
+                          data_id={"arm": "b", "spectrograph": 1}) for path, visit in paths.items()], now)
+    return ledger
+
+
+def test_a_restart_summarises_its_backlog_a_slice_per_look_newest_first(tmp_path):
+    visits = 2 * CATCH_UP + 7
+    ledger = _ledger_with_visits(tmp_path, visits)
+    first = VisitTracker(ledger, CAMERAS, hook=False, log=structlog.get_logger())
+    assert len(first.start().summaries) == visits  # a ledger that had the table from the start: all at once
+    assert not first.behind
+
+    restarted = VisitTracker(ledger, CAMERAS, hook=False, log=structlog.get_logger())
+    look = restarted.start()  # the files changed within RESTART_MARGIN of the last summary: a backlog
+    assert len(look.summaries) == CATCH_UP and restarted.behind
+    assert min(look.summaries) == 1000 + visits - CATCH_UP  # the newest visits first
+    seen = set(look.summaries)
+    while restarted.behind:
+        seen |= set(restarted.look().summaries)
+    assert seen == set(range(1000, 1000 + visits))  # every visit of the backlog, each summarised again
+    assert restarted.look().summaries == {}  # and then only what changes
+
+
+def test_without_a_backlog_a_restart_looks_only_at_what_changed(tmp_path, monkeypatch):
+    ledger = _ledger_with_visits(tmp_path, 5)
+    VisitTracker(ledger, CAMERAS, hook=False, log=structlog.get_logger()).start()
+    monkeypatch.setattr(tracker_module, "RESTART_MARGIN", -3600.0)  # nothing changed near the last summary
+    restarted = VisitTracker(ledger, CAMERAS, hook=False, log=structlog.get_logger())
+    assert restarted.start().summaries == {} and not restarted.behind
