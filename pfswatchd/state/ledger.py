@@ -54,6 +54,7 @@ from pfswatchd.state.ledgerdb import (
     upsert_insert,
     visits,
 )
+from pfswatchd.state.ledgerview import LedgerView
 from pfswatchd.state.visitledger import HISTORY_KEY, VisitRecords
 
 __all__ = ["ARCHIVE_FINAL", "ArchiveState", "FileState", "Ledger", "Result", "Seen"]
@@ -519,9 +520,10 @@ class Ledger(ArchiveRecords, VisitRecords):
             return [dict(row) for row in conn.execute(query).mappings()]
 
     def counts(self) -> dict[str, int]:
+        """Files per state, the states that have files only (counted as ``status`` counts them, by index)."""
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(files.c.state, sa.func.count()).group_by(files.c.state)).all()
-        return {state: int(count) for state, count in rows}
+            counted = LedgerView(conn).counts()
+        return {state: count for state, count in counted.items() if count}
 
     def retry(self, *, kinds: Iterable[str] | None = None, paths: Iterable[str] | None = None) -> list[dict[str, Any]]:
         """Put failed/quarantined rows back in the queue; return them as they were."""

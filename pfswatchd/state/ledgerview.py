@@ -4,7 +4,7 @@ A year on one data host is some 2 million rows, nearly all of them ingested.  No
 them all, into Python or in the database: the counts are the table's row count (SQLite counts an
 index's pages) less a ``GROUP BY`` over the state index of every state but ingested; the oldest
 pending file and the recent errors are ``ORDER BY ... LIMIT`` over the few rows that are not final;
-the recent warnings are read from a partial index of the warned rows alone (ledgerdb.WARNED); and
+the recent warnings are read from a partial index of the warned rows alone (ledgerdb.WARNED_STATE); and
 the file listing is a cursor read in batches (:meth:`LedgerView.files`), filtered by state, change
 time and path prefix in SQL.  tests/state/test_status.py checks the query plans.
 
