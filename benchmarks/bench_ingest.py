@@ -42,7 +42,7 @@ from pfswatchd.butler.ingest import Ingester, IngestSettings
 from pfswatchd.files.examine import examine
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import plain_butler_ingest_timed, raw_files  # noqa: E402
+from common import plain_butler_ingest, raw_files  # noqa: E402
 
 
 def engine_in_process(root: Path, paths: list[Path]) -> tuple[float, float]:
@@ -203,7 +203,7 @@ def main() -> None:
     print(f"wrote {len(paths)} files ({size / 2**20:.1f} MiB) in {time.perf_counter() - t0:.1f} s")
     for name in ("plain", "engine", "cli"):
         shutil.rmtree(work / name, ignore_errors=True)
-    plain, plain_cpu = plain_butler_ingest_timed(work / "plain", paths)
+    plain, plain_cpu = plain_butler_ingest(work / "plain", paths)
     engine, engine_cpu = engine_in_process(work / "engine", paths)
     cli, cli_cpu = command_line(work / "cli", data, len(paths))
     n = len(paths)

@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import cpu_seconds, plain_butler_ingest_timed, raw_files, start_service  # noqa: E402
+from common import cpu_seconds, plain_butler_ingest, raw_files, start_service  # noqa: E402
 
 
 def start_watching(work: Path) -> tuple[subprocess.Popen[bytes], Path]:
@@ -70,7 +70,7 @@ def main() -> None:
         singles = raw_files(work / "singles", args.singles, 10_000, work / "templates")
         fresh = raw_files(work / "fresh", args.new_folders, 15_000, work / "templates")
         burst = raw_files(work / "burst", args.burst, 20_000, work / "templates")
-        plain, plain_cpu = plain_butler_ingest_timed(work / "plain", raw_files(work / "plain-src", args.burst,
+        plain, plain_cpu = plain_butler_ingest(work / "plain", raw_files(work / "plain-src", args.burst,
                                                                                 20_000, work / "templates"))
         process, ledger_path = start_watching(work / "svc")
         incoming = work / "svc" / "incoming"

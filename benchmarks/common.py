@@ -24,13 +24,9 @@ def raw_files(folder: Path, count: int, first_visit: int, template_folder: Path)
     return fakedata.clone_burst(folder, count, first_visit, template_folder)
 
 
-def plain_butler_ingest(root: Path, paths: list[Path], transfer: str = "link") -> float:
-    """Seconds for ONE Butler.ingest call of ``paths``; records and refs are made before the clock starts."""
-    return plain_butler_ingest_timed(root, paths, transfer)[0]
-
-
-def plain_butler_ingest_timed(root: Path, paths: list[Path], transfer: str = "link") -> tuple[float, float]:
-    """Wall and CPU seconds (this process) for ONE Butler.ingest call of ``paths``, as above."""
+def plain_butler_ingest(root: Path, paths: list[Path], transfer: str = "link") -> tuple[float, float]:
+    """Wall and CPU seconds (this process) for ONE Butler.ingest call of ``paths``; records and refs are
+    made before the clock starts."""
     butler = repo.create(root, instruments=["PFS"])
     raw_type, _ = repo.dataset_types(butler.dimensions)
     datasets = []
