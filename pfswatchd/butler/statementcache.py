@@ -8,8 +8,10 @@ down by thousands of objects with every prune.
 
 :func:`bound` gives the registry's engine a cache that takes a statement only the second time it is
 compiled (the first time only its hash is noted, in a bounded list): the temporary tables' statements
-never enter it, the few dozen a batch uses again do, at the cost of one more compilation each.  The
-cache itself is bounded too (:data:`SIZE`).
+never enter it, the few dozen a batch uses again do, at the cost of one more compilation each.  A
+statement of a temporary table that one batch compiles twice (seen in a run of small batches: seven
+of one table's statements) is not admitted either: its key names the table (``tmp_``, daf_butler's
+prefix for them).  The cache itself is bounded too (:data:`SIZE`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 from sqlalchemy.util import LRUCache
 
 SIZE = 300  # compiled statements kept (SQLAlchemy prunes at 1.5 x); a batch uses a few dozen
+TEMPORARY = "'tmp_"  # how a temporary table's name starts in a statement's cache key
 SEEN = 2000  # hashes of statements compiled once, kept to tell a second compilation
 
 
@@ -31,10 +34,10 @@ class ReusedStatements(LRUCache[Any, Any]):
 
     def __setitem__(self, key: Any, value: Any) -> None:
         digest = hash(key)
-        if self._once.get(digest):
-            super().__setitem__(key, value)
-        else:
+        if not self._once.get(digest):
             self._once[digest] = True
+        elif TEMPORARY not in str(key):  # only on a second compilation: rare, and the key is short
+            super().__setitem__(key, value)
 
 
 def bound(butler: Any, size: int | None = None) -> None:
