@@ -329,7 +329,7 @@ def scale_point(work: Path, files: int, rows: int, checkpoint: int, drops: int, 
     log = work / "daemon.log"
     config = work / "pfswatchd.toml"
 
-    process, _, _ = start_daemon(work, config_text(3600.0, "warning"), log)
+    process, _, _ = start_daemon(work, config_text(3600.0, os.environ.get("BENCH_LOG_LEVEL", "warning")), log)
     ledger = sqlite3.connect(f"file:{work / 'state' / 'ledger.sqlite3'}?mode=ro", uri=True, timeout=30)
     figures.update(ingest_tree(work, staging, files, min(checkpoint, files), process, ledger, rss_every))
     figures["rss_ingested"] = figures[f"rss_at_{files}"]

@@ -52,6 +52,7 @@ from pfswatchd.monitor.monitor import Monitor
 from pfswatchd.service import memtrace
 from pfswatchd.service.archivestage import ArchiveStage
 from pfswatchd.service.examiner import Examiner
+from pfswatchd.service.heaptrim import HeapTrim
 from pfswatchd.service.instancelock import InstanceLock
 from pfswatchd.service.pipeline import Pipeline
 from pfswatchd.service.rescan import Rescanner
@@ -100,6 +101,7 @@ class Service:
         self._instance_lock: InstanceLock | None = None
         self._watcher_deaths: list[float] = []  # monotonic times the watcher was found dead
         self._memtrace: memtrace.MemTrace | None = None
+        self._heap = HeapTrim()  # the heap a burst freed goes back to the system when it is over
         self._examiner: Examiner | None = None
         self._began = time.monotonic()  # startup() began (startup_phase events)
 
@@ -287,6 +289,10 @@ class Service:
         if self._due(now, "status", 5.0) and (self._status_job is None or self._status_job.done()):
             self._status_job = self._background.submit(self._send_status)
         logconfig.flush_summary()
+        trimmed = self._heap.tick(busy)
+        if trimmed is not None:
+            self.log.debug("heap_trimmed", seconds=round(trimmed.seconds, 4), rss_before_mib=trimmed.rss_before_mib,
+                           rss_after_mib=trimmed.rss_after_mib)
         if self._memtrace is not None:
             self._memtrace.tick()
 
