@@ -314,7 +314,7 @@ def rescans(log: Path, since: float) -> list[tuple[float, float, int]]:
 
 def scale_point(work: Path, files: int, rows: int, checkpoint: int, drops: int, idle: float,
                 rss_every: int) -> dict[str, float]:
-    figures: dict[str, float] = {"files": files, "rows": max(rows, files)}
+    figures: dict[str, float] = {"files": files, "rows": max(rows, files), "idle": idle}
     templates, staging = work / "templates", work / "staging"
     (work / "incoming").mkdir(parents=True)
     first_visit = 400_000
@@ -334,7 +334,10 @@ def scale_point(work: Path, files: int, rows: int, checkpoint: int, drops: int, 
     figures.update(ingest_tree(work, staging, files, min(checkpoint, files), process, ledger, rss_every))
     figures["rss_ingested"] = figures[f"rss_at_{files}"]
     figures["rss_checkpoint"] = figures[f"rss_at_{min(checkpoint, files)}"]
-    time.sleep(idle)
+    idle_start = time.perf_counter()
+    for share in range(1, 7):  # the RSS six times over the idle period: flat, or growing while nothing happens
+        time.sleep(max(0.0, idle_start + idle * share / 6 - time.perf_counter()))
+        figures[f"rss_idle_{share}"] = rss_mib(process.pid)
     progress(f"ingested in {figures['ingest_seconds']:.0f} s; idle {idle:g} s")
     figures["rss_idle"] = rss_mib(process.pid)
     figures["workers_rss_idle"] = children_rss_mib(process.pid)
@@ -508,6 +511,9 @@ def report(small: dict[str, float], big: dict[str, float]) -> None:
     row("daemon RSS after ingesting all files, MiB", "rss_ingested", ".0f")
     row("daemon RSS after the idle period, MiB", "rss_idle", ".0f")
     row("its worker processes' RSS after idle, MiB", "workers_rss_idle", ".0f")
+    print("  daemon RSS in the big run over the idle period, MiB: "
+          + ", ".join(f"{big['idle'] * share / 6 / 60:.3g} min: {big[f'rss_idle_{share}']:.0f}" for share in range(1, 7)
+                      if f"rss_idle_{share}" in big))
     at = sorted((int(k.removeprefix("rss_at_")), v) for k, v in big.items() if k.startswith("rss_at_"))
     print("  daemon RSS in the big run by files ingested, MiB: "
           + ", ".join(f"{n:,}: {v:.0f}" for n, v in at))
