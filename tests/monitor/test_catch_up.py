@@ -49,3 +49,29 @@ def test_without_a_backlog_a_restart_looks_only_at_what_changed(tmp_path, monkey
     monkeypatch.setattr(tracker_module, "RESTART_MARGIN", -3600.0)  # nothing changed near the last summary
     restarted = VisitTracker(ledger, CAMERAS, hook=False, log=structlog.get_logger())
     assert restarted.start().summaries == {} and not restarted.behind
+
+
+def test_an_idle_service_summarises_nothing_again_and_stops_reading_the_margin(tmp_path, monkeypatch):
+    """The mark once stayed MARGIN before the newest row: idle after a burst, every look read and
+    summarised the burst's last MARGIN seconds of files again, all day."""
+    ledger = _ledger_with_visits(tmp_path, 3)
+    tracker = VisitTracker(ledger, CAMERAS, hook=False, log=structlog.get_logger())
+    tracker.start()
+    now = time.time()
+    paths = {f"/in/PFSA{visit:06d}12.fits": visit for visit in (2000, 2001)}
+    ledger.upsert_seen([Seen(path, "raw_ccd", 100, 1, 50 + i, visit=visit) for i, (path, visit) in
+                        enumerate(paths.items())], now)
+    ledger.record([Result(path=path, state=FileState.INGESTED, kind="raw_ccd", instrument="PFS", visit=visit,
+                          data_id={"arm": "b", "spectrograph": 1}) for path, visit in paths.items()], now)
+    assert set(tracker.look().summaries) == {2000, 2001}  # just written: summarised
+    read = []
+    changed_files = ledger.changed_files
+    monkeypatch.setattr(ledger, "changed_files", lambda since: read.append(r := changed_files(since)) or r)
+    assert tracker.look().summaries == {}  # inside the margin, read again, but not summarised again
+    assert len(read[-1]) == 2
+    ledger.record([Result(path="/in/PFSA00200012.fits", state=FileState.FAILED, kind="raw_ccd", instrument="PFS",
+                          visit=2000, error_kind="bad_header", error="cut")], time.time())
+    assert set(tracker.look().summaries) == {2000}  # a row written again: its visit, and only it
+    monkeypatch.setattr(tracker_module.time, "time", lambda: now + tracker_module.MARGIN + 5)
+    assert tracker.look().summaries == {}
+    assert tracker.look().summaries == {} and read[-1] == []  # past the margin: the rows are not read again
