@@ -71,6 +71,9 @@ class RawFile:
     header: Mapping[str, Any] = field(repr=False, compare=False, hash=False)
     # (size, mtime_ns, ctime_ns, inode) when its headers were read: what is placed must be this file.
     examined: tuple[int, int, int, int] | None = field(default=None, repr=False, compare=False, hash=False)
+    # Its visit record's values (files.visitrecord.visit_values), when they were computed where it was
+    # examined: a burst's worker processes do that for the first raw of each visit, off the service's thread.
+    visit_values: Mapping[str, Any] | None = field(default=None, repr=False, compare=False, hash=False)
 
     @property
     def data_id(self) -> dict[str, Any]:

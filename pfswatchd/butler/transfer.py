@@ -235,11 +235,10 @@ def clean_scratch(datastore_root: Path, *, max_age: float = 86400.0) -> int:
 def _create(source: Path, dest: Path, mode: str, scratch: Path, perms: Permissions,
             expect: Identity | None = None) -> None:
     """Create ``dest`` exclusively (FileExistsError when it is already there) from the examined file."""
-    real = os.path.realpath(source)
     if mode in ("hardlink", "link", "move"):
         faults.pause("transfer.placing")  # a test renames another file onto the source here
         try:
-            os.link(real, dest)
+            os.link(source, dest)  # follows a link at the source, as linking its real path would
         except FileExistsError:
             raise
         except OSError as exc:
@@ -250,17 +249,20 @@ def _create(source: Path, dest: Path, mode: str, scratch: Path, perms: Permissio
                 os.unlink(dest)  # the link is the very inode now at the source: not the one examined
                 raise _changed(source)
             return
+        real = os.path.realpath(source)
         if mode == "link":
             _symlink(real, real, dest, source, expect)
             return
         _copy_exclusive(Path(real), dest, scratch, perms, verify=True, expect=expect)  # move across filesystems
     elif mode == "symlink":
+        real = os.path.realpath(source)
         _symlink(real, real, dest, source, expect)
     elif mode == "relsymlink":
+        real = os.path.realpath(source)
         _symlink(os.path.relpath(real, dest.parent), real, dest, source, expect)
     elif mode == "copy":
         faults.pause("transfer.placing")
-        _copy_exclusive(Path(real), dest, scratch, perms, verify=False, expect=expect)
+        _copy_exclusive(Path(os.path.realpath(source)), dest, scratch, perms, verify=False, expect=expect)
     else:
         raise ValueError(f"transfer mode {mode!r}; expected one of {', '.join(TRANSFER_MODES)}")
 

@@ -66,7 +66,8 @@ class VisitRecords:
         Raises:
             BadHeaderError: the record cannot be computed, or a value does not fit its column.
         """
-        values = {k: v for k, v in visit_values(raw).items() if k in self.fields}
+        computed = raw.visit_values if raw.visit_values is not None else visit_values(raw)  # by the examiner
+        values = {k: v for k, v in computed.items() if k in self.fields}
         for name, limit in self.string_limits.items():
             value = values.get(name)
             if isinstance(value, str) and len(value) > limit:

@@ -40,6 +40,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping
+from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
@@ -311,6 +312,24 @@ def visit_values(raw: RawFile) -> dict[str, Any]:
             f"{raw.path.name}: the visit record cannot be computed from {cards} ({type(exc).__name__}: "
             f"{first_line(exc)}); expected cards obs_pfs can compute a visit record from"
         ) from None
+
+
+def with_visit_values(raw: RawFile) -> RawFile:
+    """``raw`` with its visit values attached (``RawFile.visit_values``), the times already in TAI, the
+    scale the registry stores them in (daf_butler's Timespan converts to TAI itself: the record is the
+    same, bit for bit).  A raw whose values cannot be computed comes back as it is: the ingest step
+    computes them again and gives the file its reason there.
+
+    For the service's examiner workers: about 1 ms a visit (astropy's time scales and its FK5 to ICRS
+    transform), which the service's own thread would otherwise spend while a burst waits behind it.
+    """
+    try:
+        values = visit_values(raw)
+    except BadHeaderError:
+        return raw
+    for key in ("datetime_begin", "datetime_end"):
+        values[key] = values[key].tai
+    return replace(raw, visit_values=values)
 
 
 def _values(raw: RawFile, header: Mapping[str, Any]) -> dict[str, Any]:

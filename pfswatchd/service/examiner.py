@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import replace
 from multiprocessing import resource_tracker
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,8 @@ from typing import Any
 from pfswatchd import faults
 from pfswatchd.files.corrections import NONE, HeaderCorrections
 from pfswatchd.files.examine import Examination, examine
+from pfswatchd.files.visitrecord import with_visit_values
+from pfswatchd.model import RawFile
 
 CHUNK = 64
 EARLY = 64  # files examined at once in the service's thread per submission while the workers start
@@ -33,7 +36,19 @@ STARTING_TIMEOUT = 20.0  # close() waits this long for workers still starting
 
 
 def examine_many(paths: list[str], corrections: HeaderCorrections = NONE) -> list[Examination]:
-    return [examine(Path(path), corrections=corrections) for path in paths]
+    """Examine ``paths``; the first raw of each visit among them also gets its visit values computed
+    (:func:`~pfswatchd.files.visitrecord.with_visit_values`): in a worker, that is work the service's
+    thread does not do (the visit's other raws need none, and a visit already registered ignores them)."""
+    results = []
+    visits: set[tuple[str, int]] = set()
+    for path in paths:
+        found = examine(Path(path), corrections=corrections)
+        raw = found.classified
+        if isinstance(raw, RawFile) and (raw.instrument, raw.visit) not in visits:
+            visits.add((raw.instrument, raw.visit))
+            found = replace(found, classified=with_visit_values(raw))
+        results.append(found)
+    return results
 
 
 def exit_with_service(service_pid: int, nice: int = 0) -> None:

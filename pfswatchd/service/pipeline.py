@@ -100,12 +100,16 @@ class Pipeline:
         self.ingester.defer_moves = config.ingest.transfer == "move"
         self._again: list[str] = []  # paths to look at again next step: another file is there now
         self._gone: list[str] = []  # paths that vanished before they were examined, until recorded
+        self._within: dict[str, bool] = {}  # folder -> inside the watched folders, for one step
+        self._root_texts = frozenset(str(root).rstrip(os.sep) for root in self.roots)
 
     # -- the step --------------------------------------------------------------------------------
 
     def step(self, hints: Iterable[tuple[str, str]], now: float | None = None) -> StepReport:
         report = StepReport()
         now = now or time.time()
+        self._within.clear()
+        self._root_texts = frozenset(str(root).rstrip(os.sep) for root in self.roots)  # (reload may change them)
         clock = time.perf_counter
         began = clock()
         if self._again:
@@ -260,18 +264,28 @@ class Pipeline:
         try:
             st = os.lstat(path)
             # Links are resolved in every folder of the path, not only its last name: a folder swapped
-            # for a link to elsewhere must not lead out of the watched folders.
-            if not within(Path(path), self.roots):
+            # for a link to elsewhere must not lead out of the watched folders.  A file that is no link
+            # is inside when its folder is, which is looked at once per step (a burst shares a folder).
+            link = stat.S_ISLNK(st.st_mode)
+            if not (within(Path(path), self.roots) if link else self._folder_within(os.path.dirname(path))):
                 self.log.warning(LINK_IGNORED, path=path, reason="reached through a link out of the watched "
                                  "folders: not read, moved or deleted")
                 return None
-            if stat.S_ISLNK(st.st_mode):
+            if link:
                 st = os.stat(path)
         except OSError:
             return None
         if not stat.S_ISREG(st.st_mode):
             return None
         return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+    def _folder_within(self, folder: str) -> bool:
+        """Whether ``folder`` is a watched folder or really inside one (watch.within), remembered for
+        the rest of this step."""
+        inside = self._within.get(folder)
+        if inside is None:
+            inside = self._within[folder] = folder in self._root_texts or within(Path(folder), self.roots)
+        return inside
 
     def _track(self, observed: dict[str, tuple[Identity, Hint]], now: float) -> None:
         """Record sightings in the ledger; put files that still need work into the settler."""

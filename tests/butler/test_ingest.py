@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 
 import pytest
 from lsst.daf.butler import Butler
 from lsst.daf.butler.registry import MissingCollectionError
+from lsst.utils.introspection import get_full_type_name
 
 from conftest import DESIGN, classified, make_ingester, write_config, write_raw
 from pfswatchd.butler.transfer import TRANSFER_MODES
@@ -373,3 +375,22 @@ def test_a_statement_enters_the_cache_when_compiled_the_second_time():
     for name in "bcdef":  # seen once each: ("a",)'s first sighting would be forgotten, the cache is unchanged
         cache[(name,)] = name
     assert list(cache) == [("a",)] and len(cache._once) <= 3 * 1.5
+
+
+def test_the_formatter_the_datastore_chose_first_is_recorded_for_every_later_file(butler, pfs_repo, tmp_path):
+    """The datastore looks up (or imports) a formatter for each file it is not given a class for; the
+    ingester hands it the class it chose for the first file of a dataset type and instrument: every file
+    records the same formatter either way, and reads back with it."""
+    ingester = make_ingester(butler, pfs_repo)
+    first = classified(*(write_raw(tmp_path / "a", visit=4100, arm=arm) for arm in "br"))
+    later = classified(*(write_raw(tmp_path / "b", visit=4101, arm=arm) for arm in "bn"))
+    assert {o.status for o in ingester.ingest(first)} == {Status.INGESTED}
+    learned = dict(ingester._chosen_formatters)
+    assert [key[0] for key in learned] == ["raw"], learned
+    assert {o.status for o in ingester.ingest(later)} == {Status.INGESTED}
+    with sqlite3.connect(pfs_repo / "gen3.sqlite3") as db:
+        recorded = db.execute("SELECT formatter, count(*) FROM file_datastore_records GROUP BY formatter").fetchall()
+    assert recorded == [(get_full_type_name(next(iter(learned.values()))), 4)]
+    with Butler.from_config(str(pfs_repo), collections="PFS/raw/sps") as reader:
+        back = reader.get("raw", instrument="PFS", visit=4101, arm="n", spectrograph=1)
+    assert back.dataId["visit"] == 4101 and not back.isCcd()  # the NIR ramp, read by that formatter

@@ -19,6 +19,7 @@ from conftest import DESIGN, classified, make_ingester, write_raw
 from official import official_header, official_visit
 from pfswatchd import fakedata
 from pfswatchd.model import Status
+from pfswatchd.service.examiner import examine_many
 
 
 def _bits(value):
@@ -41,8 +42,17 @@ def _differences(stored, expected: dict) -> list[str]:
     return found
 
 
-def _ingest_and_compare(butler, root, paths: list[Path]) -> None:
-    outcomes = make_ingester(butler, root).ingest(classified(*paths))
+def _examined_by_the_service(paths: list[Path]):
+    """As the service's examiner workers hand them over: the first raw of each visit with its visit
+    values computed there (times in TAI), the others without."""
+    found = examine_many([str(p) for p in paths])
+    assert all(f.classified is not None for f in found), [(f.path.name, f.error) for f in found]
+    return [f.classified for f in found]
+
+
+def _ingest_and_compare(butler, root, paths: list[Path], examined_by=classified) -> None:
+    files = examined_by(paths) if examined_by is _examined_by_the_service else examined_by(*paths)
+    outcomes = make_ingester(butler, root).ingest(files)
     assert all(o.status is Status.INGESTED for o in outcomes), [o.message for o in outcomes if not o.ok]
     columns = {m.name for m in butler.dimensions["visit"].metadata}
     assert "irp_ratio" in columns  # the 18-column shape (the 17-column one: tests/butler/test_official_repo.py)
@@ -80,7 +90,8 @@ CASES = {
 }
 
 
-def test_documented_cases_equal_the_official_records(butler, pfs_repo, tmp_path):
+@pytest.mark.parametrize("examined_by", [classified, _examined_by_the_service], ids=["one-shot", "service"])
+def test_documented_cases_equal_the_official_records(butler, pfs_repo, tmp_path, examined_by):
     paths = []
     for number, (case, cards) in enumerate(CASES.items()):
         cards = dict(cards)
@@ -88,7 +99,7 @@ def test_documented_cases_equal_the_official_records(butler, pfs_repo, tmp_path)
         path = write_raw(tmp_path / case, visit=1000 + number, arm="r", spectrograph=2, **cards)
         paths.append(path)
     paths.append(write_raw(tmp_path / "nir", visit=1100, arm="n", spectrograph=1, extra_cards={"W_H4IRPN": 4}))
-    _ingest_and_compare(butler, pfs_repo, paths)
+    _ingest_and_compare(butler, pfs_repo, paths, examined_by)
     [nir] = butler.query_dimension_records("visit", instrument="PFS", visit=1100)
     [iis] = butler.query_dimension_records("visit", instrument="PFS", visit=1000)
     [lower] = butler.query_dimension_records("visit", instrument="PFS", visit=1002)
@@ -99,7 +110,8 @@ def test_documented_cases_equal_the_official_records(butler, pfs_repo, tmp_path)
     assert high.zenith_angle == 0.0
 
 
-def test_500_random_positions_equal_the_official_records(butler, pfs_repo, tmp_path):
+@pytest.mark.parametrize("examined_by", [classified, _examined_by_the_service], ids=["one-shot", "service"])
+def test_500_random_positions_equal_the_official_records(butler, pfs_repo, tmp_path, examined_by):
     """FK5 -> ICRS through astropy per position: a cached rotation differs in the last bit for ~36%."""
     rng = random.Random(20261111)
     template = write_raw(tmp_path / "template", visit=1, arm="b", spectrograph=1)
@@ -112,7 +124,7 @@ def test_500_random_positions_equal_the_official_records(butler, pfs_repo, tmp_p
                  "MJD-STR": 60800.0 + rng.random() * 300}
         paths.append(fakedata.clone_raw(template, tmp_path / "many", visit=2000 + number, pfs_design_id=DESIGN,
                                         cards=cards))
-    _ingest_and_compare(butler, pfs_repo, paths)
+    _ingest_and_compare(butler, pfs_repo, paths, examined_by)
 
 
 def test_a_value_too_long_for_its_column_is_a_reason_not_a_cut(butler, pfs_repo, tmp_path):
@@ -143,3 +155,17 @@ def test_where_obs_pfs_itself_fails_the_raw_gets_a_reason(butler, pfs_repo, tmp_
     [outcome] = make_ingester(butler, pfs_repo).ingest([found.classified])
     assert (outcome.status, outcome.error_kind) == (Status.FAILED, "bad_header")
     assert expected in outcome.message and "\n" not in outcome.message
+
+
+def test_the_examiner_computes_each_visit_once_and_leaves_a_bad_one_to_the_ingest(butler, pfs_repo, tmp_path):
+    """The worker computes the visit values of the first raw of each visit only; a raw whose values cannot
+    be computed comes without them, and the ingest gives it its reason as it would have anyway."""
+    good = [write_raw(tmp_path / "good", visit=3000, arm=arm, spectrograph=1) for arm in "br"]
+    other = write_raw(tmp_path / "other", visit=3001, arm="b", spectrograph=1)
+    bad = write_raw(tmp_path / "bad", visit=3002, arm="b", spectrograph=1, extra_cards={"RA2000": "not a position"})
+    files = _examined_by_the_service([*good, other, bad])
+    assert [f.visit_values is not None for f in files] == [True, False, True, False]
+    assert files[0].visit_values["datetime_begin"].scale == "tai"
+    outcomes = make_ingester(butler, pfs_repo).ingest(files)
+    assert [o.status for o in outcomes] == [Status.INGESTED] * 3 + [Status.FAILED]
+    assert "RA2000" in outcomes[3].message and "visit record cannot be computed" in outcomes[3].message
