@@ -366,7 +366,8 @@ def restart(work: Path, tonight: Path, extra: list[Path]) -> dict[str, float]:
     figures: dict[str, float] = {}
     log = work / "daemon.log"
     wall_start = time.time()
-    process, started, ready = start_daemon(work, config_text(1.0, "info"), log)
+    level = os.environ.get("BENCH_RESTART_LOG_LEVEL", "info")  # debug: every step's timings, heap trims
+    process, started, ready = start_daemon(work, config_text(1.0, level), log)
     ledger = sqlite3.connect(f"file:{work / 'state' / 'ledger.sqlite3'}?mode=ro", uri=True, timeout=30)
     sent = time.time()
     first = tonight / extra[0].name

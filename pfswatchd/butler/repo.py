@@ -24,8 +24,10 @@ importable.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sqlite3
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -47,7 +49,7 @@ from lsst.daf.butler.registry import MissingCollectionError
 from lsst.utils import doImportType
 from sqlalchemy.engine import URL, make_url
 
-from pfswatchd.butler import statementcache
+from pfswatchd.butler import sqlitestats, statementcache
 from pfswatchd.butler.calibs import calibration_dataset_types
 from pfswatchd.butler.formatters import FORMATTERS, STORAGE_CLASSES, with_current_storage_classes
 from pfswatchd.butler.pfsraw import camera_id
@@ -247,6 +249,10 @@ def open_butler(root: str | Path, *, writeable: bool = True, metrics: ButlerMetr
         with Butler.from_config(config, writeable=False) as reader:
             check_universe(reader, root)
         _check_writable(Path(root))
+        registry = sqlitestats.registry_file(str(config["registry", "db"]), root)
+        if registry is not None and registry.exists():
+            with contextlib.suppress(sqlite3.Error):  # busy now: the next start writes them
+                sqlitestats.fit(registry)
     try:
         butler = Butler.from_config(config, writeable=writeable, metrics=metrics)
     except Exception as exc:

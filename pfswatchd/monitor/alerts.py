@@ -28,11 +28,13 @@ def evaluate(ledger: Ledger, limits: MonitorConfig, now: float | None = None) ->
     now = time.time() if now is None else now
     alerts: list[Alert] = []
     if limits.visit_incomplete_after:
-        late = ledger.incomplete_visits(now - limits.visit_incomplete_after)
-        if late:
-            alerts.append(Alert("visits_incomplete", len(late),
-                                f"{len(late)} visit(s) incomplete {limits.visit_incomplete_after:g} s after their "
-                                "first file", tuple(describe_visit(row) for row in late[:SHOWN])))
+        before = now - limits.visit_incomplete_after
+        count = ledger.incomplete_visit_count(before)
+        if count:
+            late = ledger.incomplete_visits(before, limit=SHOWN)
+            alerts.append(Alert("visits_incomplete", count,
+                                f"{count} visit(s) incomplete {limits.visit_incomplete_after:g} s after their "
+                                "first file", tuple(describe_visit(row) for row in late)))
     for name, states, after, what in (
             ("pfsconfig_waiting", (FileState.WAITING,), limits.waiting_after, "pfsConfig(s) waiting for raws"),
             ("files_pending", (FileState.PENDING, FileState.INGESTING), limits.pending_after, "file(s) pending")):

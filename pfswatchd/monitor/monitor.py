@@ -112,6 +112,11 @@ class Monitor:
         except Exception as exc:  # the ledger may be away: the look reports that; the counts are kept
             self.log.debug("count_failed", error=f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
 
+    @property
+    def behind(self) -> bool:
+        """A restart's backlog of visits is still being summarised (a slice at each idle turn)."""
+        return self.tracker.behind
+
     def last_turn_age(self) -> float:
         return time.monotonic() - self._turned
 
@@ -164,7 +169,8 @@ class Monitor:
         after = self.config.monitor.visit_incomplete_after
         if not after:
             return
-        late = [row for row in self.ledger.incomplete_visits(now - after) if row["visit"] not in self.alerted]
+        late = [row for row in self.ledger.incomplete_visits(now - after, unalerted=True)
+                if row["visit"] not in self.alerted]
         for row in late:
             self.log.warning("visit_incomplete", visit=row["visit"], instrument=row["instrument"],
                              missing=[m for m in (row["missing"] or "").split(",") if m],

@@ -72,6 +72,7 @@ WATCHER_WINDOW = 600.0
 WATCHER_START_TIMEOUT = 10.0  # a restarted watcher's watches: the main loop waits this long at most
 STOP_TIMEOUT = 30.0  # seconds from the end of the main loop to the end of the process
 WAITING_PAGE = 500  # waiting files re-checked per tick
+CATCH_UP_TURN = 0.02  # seconds between the turns that summarise a restart's backlog of visits
 _WAKE = ("", "wake")
 
 
@@ -404,6 +405,8 @@ class Service:
         timeout = 1.0 if deadline is None else min(1.0, deadline + 0.01)
         if self.notifier.watchdog_interval:
             timeout = min(timeout, self.notifier.watchdog_interval)
+        if self.monitor is not None and self.monitor.behind:
+            timeout = CATCH_UP_TURN  # a slice of the backlog at each turn, a file that arrives between them
         return max(0.01, timeout)
 
     def _rescan(self) -> None:

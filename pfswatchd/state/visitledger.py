@@ -45,10 +45,12 @@ class VisitRecords:
 
     def changed_visit_numbers(self, since: float) -> list[int]:
         """The visits of raws and pfsConfigs written after ``since``, newest first (by updated_at's index)."""
-        query = (sa.select(files.c.visit).distinct()
-                 .where(files.c.updated_at > since, files.c.kind.in_(INGESTIBLE), files.c.visit.is_not(None)))
+        # Neither DISTINCT nor "visit IS NOT NULL" in the query: with either, SQLite (no statistics) walks the
+        # visit index, every row of the ledger (0.44 s at 2,000,000 rows, at each start), not the rows after
+        # ``since`` by updated_at's index.
+        query = sa.select(files.c.visit).where(files.c.updated_at > since, files.c.kind.in_(INGESTIBLE))
         with self.engine.connect() as conn:
-            return sorted((int(row.visit) for row in conn.execute(query)), reverse=True)
+            return sorted({int(row.visit) for row in conn.execute(query) if row.visit is not None}, reverse=True)
 
     def visit_files(self, visit_numbers: Iterable[int]) -> list[dict[str, Any]]:
         numbers = sorted(set(visit_numbers))
@@ -152,12 +154,24 @@ class VisitRecords:
                 conn.execute(visits.update().where(visits.c.visit.in_(numbers[start : start + CHUNK]))
                              .values(alerted_at=now))
 
-    def incomplete_visits(self, before: float) -> list[dict[str, Any]]:
-        """Visits first seen before ``before`` and never complete (for the incomplete alert), oldest first."""
-        query = (sa.select(visits).where(visits.c.complete_at.is_(None), visits.c.first_seen_at < before)
-                 .order_by(visits.c.first_seen_at))
+    def incomplete_visits(self, before: float, *, limit: int | None = None,
+                          unalerted: bool = False) -> list[dict[str, Any]]:
+        """Visits first seen before ``before`` and never complete (for the incomplete alert), oldest first;
+        ``limit``: that many at most; ``unalerted``: only those not alerted yet.  (Every look asks: a year
+        can leave thousands of visits incomplete, which no look must read again each time.)"""
+        condition = sa.and_(visits.c.complete_at.is_(None), visits.c.first_seen_at < before)
+        if unalerted:
+            condition = sa.and_(condition, visits.c.alerted_at.is_(None))
+        query = sa.select(visits).where(condition).order_by(visits.c.first_seen_at).limit(limit)
         with self.engine.connect() as conn:
             return [dict(row) for row in conn.execute(query).mappings()]
+
+    def incomplete_visit_count(self, before: float) -> int:
+        """How many visits first seen before ``before`` are not complete (counted by the database)."""
+        query = sa.select(sa.func.count()).select_from(visits).where(visits.c.complete_at.is_(None),
+                                                                     visits.c.first_seen_at < before)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar() or 0)
 
     def latest_visits(self, limit: int) -> list[dict[str, Any]]:
         query = sa.select(visits).order_by(visits.c.visit.desc()).limit(limit)

@@ -25,7 +25,8 @@ def _ledger_with_visits(tmp_path, visits: int) -> Ledger:
     return ledger
 
 
-def test_a_restart_summarises_its_backlog_a_slice_per_look_newest_first(tmp_path):
+def test_a_restart_summarises_its_backlog_a_slice_per_look_newest_first(tmp_path, monkeypatch):
+    monkeypatch.setattr(tracker_module, "CATCH_UP_SECONDS", 0.0)  # one slice per look
     visits = 2 * CATCH_UP + 7
     ledger = _ledger_with_visits(tmp_path, visits)
     first = VisitTracker(ledger, CAMERAS, hook=False, log=structlog.get_logger())
@@ -75,3 +76,28 @@ def test_an_idle_service_summarises_nothing_again_and_stops_reading_the_margin(t
     monkeypatch.setattr(tracker_module.time, "time", lambda: now + tracker_module.MARGIN + 5)
     assert tracker.look().summaries == {}
     assert tracker.look().summaries == {} and read[-1] == []  # past the margin: the rows are not read again
+
+
+def test_a_look_at_a_backlog_stops_after_its_time_slice(tmp_path, monkeypatch):
+    """A look goes on with more of the backlog only for CATCH_UP_SECONDS: a file that arrives meanwhile
+    waits for that, not for the whole backlog (200 visits at once took 0.38 s at 2,000,000 rows)."""
+    visits = 10 * CATCH_UP
+    ledger = _ledger_with_visits(tmp_path, visits)
+    VisitTracker(ledger, CAMERAS, hook=False, log=structlog.get_logger()).start()
+    restarted = VisitTracker(ledger, CAMERAS, hook=False, log=structlog.get_logger())
+    slow = restarted._summarise
+
+    def slower(numbers):
+        time.sleep(0.02)  # a slice as slow as on a large ledger
+        return slow(numbers)
+
+    monkeypatch.setattr(restarted, "_summarise", slower)
+    monkeypatch.setattr(tracker_module, "CATCH_UP_SECONDS", 0.05)
+    began = time.monotonic()
+    look = restarted.start()
+    assert time.monotonic() - began < 0.05 + 2 * 0.02 + 0.05  # the slice, the one under way, the reads
+    assert CATCH_UP < len(look.summaries) <= 4 * CATCH_UP and restarted.behind
+    seen = set(look.summaries)
+    while restarted.behind:
+        seen |= set(restarted.look().summaries)
+    assert seen == set(range(1000, 1000 + visits))
