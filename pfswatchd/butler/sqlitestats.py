@@ -15,8 +15,9 @@ table, what SQLite assumes without statistics (about 10 rows per value of the fi
 for more, one for a unique index) except the number of rows, which it says is :data:`ROWS`, more than
 any temporary table.  The planner then starts from the temporary table and looks each new dataset up
 by index: 40-65 ms per single-file ingest at 200,000 raws (most of what remains is daf_butler's own
-``DELETE ... IN (SELECT id FROM dataset)``, 14-35 ms, which SQLite 3.40 runs over the whole index
-whatever the statistics: it assumes a subquery yields 25 rows).  Nothing else in the registry changes, and a registry that is not SQLite is left alone.
+``DELETE ... IN (SELECT id FROM dataset)``, 14-21 ms, which SQLite 3.40 runs over the whole index
+whatever the statistics: it assumes a subquery yields 25 rows).  Nothing else in the registry changes,
+and a registry that is not SQLite is left alone.
 The rows are written again whenever they are missing (a new dataset table, or an ``ANALYZE`` run by
 hand replaced them), each time a writeable butler is opened; a new connection reads them.
 """

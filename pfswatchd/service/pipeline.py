@@ -101,7 +101,6 @@ class Pipeline:
         self._again: list[str] = []  # paths to look at again next step: another file is there now
         self._gone: list[str] = []  # paths that vanished before they were examined, until recorded
         self._within: dict[str, bool] = {}  # folder -> inside the watched folders, for one step
-        self._root_texts = frozenset(str(root).rstrip(os.sep) for root in self.roots)
 
     # -- the step --------------------------------------------------------------------------------
 
@@ -109,7 +108,6 @@ class Pipeline:
         report = StepReport()
         now = now or time.time()
         self._within.clear()
-        self._root_texts = frozenset(str(root).rstrip(os.sep) for root in self.roots)  # (reload may change them)
         clock = time.perf_counter
         began = clock()
         if self._again:
@@ -284,7 +282,8 @@ class Pipeline:
         the rest of this step."""
         inside = self._within.get(folder)
         if inside is None:
-            inside = self._within[folder] = folder in self._root_texts or within(Path(folder), self.roots)
+            roots = {str(root).rstrip(os.sep) for root in self.roots}  # (a reload may change them)
+            inside = self._within[folder] = folder in roots or within(Path(folder), self.roots)
         return inside
 
     def _track(self, observed: dict[str, tuple[Identity, Hint]], now: float) -> None:
