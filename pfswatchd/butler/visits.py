@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import cast
 
-from lsst.daf.butler import DimensionRecord, DimensionUniverse
+from lsst.daf.butler import DimensionRecord, DimensionUniverse, Timespan
 
 from pfswatchd.errors import BadHeaderError, first_line
-from pfswatchd.files.visitrecord import compared_values, visit_values
+from pfswatchd.files.visitrecord import TIMESPAN_NSEC, compared_values, visit_values
 from pfswatchd.model import FileKind, RawFile
 
 
@@ -68,6 +68,10 @@ class VisitRecords:
         """
         computed = raw.visit_values if raw.visit_values is not None else visit_values(raw)  # by the examiner
         values = {k: v for k, v in computed.items() if k in self.fields}
+        nsec = computed.get(TIMESPAN_NSEC)
+        if nsec is not None:  # worked out by the examiner: the Timespan without astropy's arithmetic here
+            values["timespan"] = Timespan.model_validate(nsec)
+            del values["datetime_begin"], values["datetime_end"]
         for name, limit in self.string_limits.items():
             value = values.get(name)
             if isinstance(value, str) and len(value) > limit:

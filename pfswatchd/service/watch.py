@@ -37,6 +37,7 @@ from watchdog.observers.polling import PollingObserver
 from pfswatchd import faults
 from pfswatchd.files.names import is_temporary
 from pfswatchd.nametext import bad_name, bad_name_reason, escaped
+from pfswatchd.service import inotifymoves
 from pfswatchd.service.settle import Hint
 
 WALK = "walk"  # pseudo-hint: walk this folder (a folder was created: its files may still be written)
@@ -114,6 +115,7 @@ def _native_observer(poll_interval: float) -> tuple[BaseObserver, str | None]:
             return PollingObserver(timeout=poll_interval), (
                 f"no native file-system events on this platform: polling every {poll_interval} s instead")
         return observer, None
+    inotifymoves.install()  # watchdog's move pairing without a scan of its queue per rename
     return InotifyObserver(generate_full_events=True), None
 
 

@@ -12,12 +12,15 @@ import random
 import struct
 from pathlib import Path
 
+import astropy.units as u
 import pytest
+from astropy.time import Time
 from lsst.daf.butler import Timespan
 
 from conftest import DESIGN, classified, make_ingester, write_raw
 from official import official_header, official_visit
 from pfswatchd import fakedata
+from pfswatchd.files.visitrecord import TIMESPAN_NSEC, timespan_nsec
 from pfswatchd.model import Status
 from pfswatchd.service.examiner import examine_many
 
@@ -166,6 +169,29 @@ def test_the_examiner_computes_each_visit_once_and_leaves_a_bad_one_to_the_inges
     files = _examined_by_the_service([*good, other, bad])
     assert [f.visit_values is not None for f in files] == [True, False, True, False]
     assert files[0].visit_values["datetime_begin"].scale == "tai"
+    assert files[0].visit_values[TIMESPAN_NSEC] is not None  # the registry side builds no astropy Time
     outcomes = make_ingester(butler, pfs_repo).ingest(files)
     assert [o.status for o in outcomes] == [Status.INGESTED] * 3 + [Status.FAILED]
     assert "RA2000" in outcomes[3].message and "visit record cannot be computed" in outcomes[3].message
+
+
+@pytest.mark.parametrize(("mjd", "seconds"), [
+    (60800.123456789, 900.0), (60800.5, 0.0), (60800.5, 1e-10), (61234.999999, 3600.5),
+    (40587.0, 1.0), (40587.0 + 1e-12, 1.0), (40586.9, 86400.0), (88068.99, 600.0), (88069.0, 0.0),
+])
+def test_the_examiners_time_span_is_the_one_daf_butler_makes(mjd, seconds):
+    """Nanoseconds worked out in the worker make, through Timespan's serialised form, the Timespan its
+    constructor makes from the same times (or None, where the constructor clips at 1970 or 2100)."""
+    begin = Time(mjd, format="mjd", scale="tai")
+    end = begin + seconds * u.s
+    nsec = timespan_nsec(begin, end)
+    try:
+        expected = Timespan(begin, end)
+    except ValueError:  # e.g. an instant at 2100: the constructor's own reason, which the record gives
+        assert nsec is None
+        return
+    if nsec is None:  # only where the constructor clipped a bound (then read back as unbounded)
+        assert expected.begin is None or expected.end is None, (mjd, seconds, expected.nsec)
+        return
+    rebuilt = Timespan.model_validate(nsec)
+    assert rebuilt == expected and rebuilt.nsec == expected.nsec
