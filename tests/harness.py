@@ -120,11 +120,23 @@ class Daemon:
         with contextlib.suppress(TimeoutError):
             self.messages.append(self.notify.recv(4096).decode())
 
+    def drain_notify(self) -> None:
+        """Read what the service has sent so far, without waiting, as systemd keeps reading (the socket's
+        queue holds 10 datagrams; the service drops its periodic ones while it is full)."""
+        if self.notify is None:
+            return
+        while True:
+            try:
+                self.messages.append(self.notify.recv(4096, socket.MSG_DONTWAIT).decode())
+            except (BlockingIOError, TimeoutError):
+                return
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
         assert self.process is not None
         self.process.send_signal(sig)
         code = self.process.wait(timeout=timeout)
         self._close()
+        self._say_why(code)
         return code
 
     def interrupt(self, timeout: float = 60) -> int:
@@ -146,6 +158,13 @@ class Daemon:
         if self.alive():
             self.kill()
         self._close()
+
+    def _say_why(self, code: int) -> None:
+        """A stop that did not end with status 0: the log's last lines go to stderr, which pytest shows
+        with the failure (CI keeps nothing else of the service's run)."""
+        if code != 0:
+            print(f"service exited with status {code}; the last lines of its log:\n{self.log()[-4000:]}",
+                  file=sys.stderr)
 
     def _close(self) -> None:
         if self.notify is not None:
@@ -201,6 +220,7 @@ class Daemon:
                     return last
             if self.process is not None and self.process.poll() is not None:
                 break
+            self.drain_notify()
             time.sleep(0.1)
         counts = last.get("counts")
         raise AssertionError(f"{what} not reached within {timeout}s: counts {counts}\n{self.log()[-4000:]}")

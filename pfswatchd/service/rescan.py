@@ -210,6 +210,8 @@ class Rescanner:
         in_flight: collections.deque[tuple[str, int, Future[FolderScan] | None]] = collections.deque()
         folders = files = hinted = 0
         while stack or in_flight:
+            if self._closing:
+                return  # the service is stopping: the pass ends here (the next start rescans anyway)
             while stack and len(in_flight) < IN_FLIGHT:
                 folder, depth = stack.pop()
                 in_flight.append((folder, depth, self._submit(folder)))
@@ -240,31 +242,45 @@ class Rescanner:
     def _submit(self, folder: str) -> Future[FolderScan] | None:
         if self._in_process:
             return None
-        if self._pool is None:
+        pool = self._pool
+        if pool is None:
             # forkserver: the service has threads, which fork() must not copy (as for the examiner).
-            context = multiprocessing.get_context("forkserver")
             # Ctrl-C in a terminal does not reach its worker; niced: on a busy host a pass takes longer,
-            # the files that arrive meanwhile do not (ingest runs at the service's priority).
-            self._pool = quiet_pool(1, context, nice=NICE)
+            # the files that arrive meanwhile do not (ingest runs at the service's priority).  Started
+            # outside the lock: starting can take seconds (the fork server's imports), and the main
+            # loop takes hints under it.
+            pool = quiet_pool(1, multiprocessing.get_context("forkserver"), nice=NICE)
+            with self._lock:
+                closing = self._closing
+                if not closing:
+                    self._pool = pool
+            if closing:  # close() began meanwhile: a pool kept now would outlive the service's exit
+                pool.shutdown(wait=False, cancel_futures=True)
+                return None
         try:
-            return self._pool.submit(scan_folder, folder, self.ledger_url, self.recursive, self.roots, self.moves)
+            return pool.submit(scan_folder, folder, self.ledger_url, self.recursive, self.roots, self.moves)
         except RuntimeError:  # the pool broke (its worker was killed): scan here this time, a new pool next
             self._drop_pool()
             return None
 
     def _result(self, folder: str, future: Future[FolderScan] | None) -> FolderScan:
+        if self._closing and future is None:
+            return FolderScan()  # submitted as close() began: not scanned (the pass ends)
         if future is not None:
             try:
                 return future.result()
             except Exception as exc:
+                if self._closing:  # close() shut the pool down under this pass: nothing to report
+                    return FolderScan()
                 self.log.warning("rescan_worker_failed", folder=folder, error=f"{type(exc).__name__}: {exc}")
                 self._drop_pool()
         return scan_folder(folder, self.ledger_url, self.recursive, self.roots, self.moves)
 
     def _drop_pool(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def _queue(self, hints: list[str]) -> bool:
         """Queue ``hints``, waiting while the backlog is full; False when closing."""

@@ -124,3 +124,26 @@ def test_ready_new_files_and_watchdog_do_not_wait_for_a_rescan(tmp_path):
     assert {f["path"] for f in daemon.quick_status()["files"]} == {str(dropped), *map(str, before)}
     assert len(daemon.events("rescan_done")) == 1
     assert daemon.stop() == 0
+
+
+def test_a_pass_under_way_ends_when_the_service_stops(tmp_path, monkeypatch):
+    """close() in the middle of a pass (held after its first folder): the pass stops there rather than
+    scan the rest, the driver thread ends, and no worker pool is started after close (one that was
+    outlived the service's exit, which then waited for it until the stop timeout: exit status 1)."""
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+    Ledger(url).create()
+    for night in range(200):
+        (tmp_path / "in" / f"night{night:03d}").mkdir(parents=True)
+    hold = tmp_path / "hold"
+    hold.touch()
+    monkeypatch.setenv(HOLD_ENV, str(hold))
+    rescanner = Rescanner((tmp_path / "in",), url, recursive=True, log=logconfig.get())
+    rescanner.start_pass()
+    deadline = time.monotonic() + 60
+    while rescanner._pool is None and time.monotonic() < deadline:  # the real worker, started by the pass
+        time.sleep(0.01)
+    assert rescanner._pool is not None and rescanner.busy
+    rescanner.close()
+    assert not rescanner._thread.is_alive()
+    time.sleep(0.3)
+    assert rescanner._pool is None and rescanner.passes == 0
