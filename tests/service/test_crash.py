@@ -34,8 +34,12 @@ def _digest(path: Path) -> str:
 
 
 def _registered(repo: Path) -> dict[str, Path]:
-    """Registered raws: data-ID string -> file in the datastore."""
-    with Butler.from_config(str(repo), collections="PFS/raw/sps") as butler:
+    """Registered raws: data-ID string -> file in the datastore.
+
+    Opened writeable: a kill inside a registry transaction leaves SQLite's hot journal
+    (gen3.sqlite3-journal), which a read-only connection cannot roll back ("attempt to write a readonly
+    database", seed 1011); the restarted service, or any writer, rolls it back on opening, as here."""
+    with Butler.from_config(str(repo), collections="PFS/raw/sps", writeable=True) as butler:
         refs = butler.query_datasets("raw", collections="PFS/raw/sps", find_first=False, limit=None,
                                      explain=False)
         return {f"{r.dataId['visit']}-{r.dataId['arm']}{r.dataId['spectrograph']}": Path(butler.getURI(r).ospath)
